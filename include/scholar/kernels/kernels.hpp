@@ -1,0 +1,215 @@
+// scholar/kernels/kernels.hpp: SIMD loops on raw spans, chosen once per process.
+//
+// Each kernel exists three times: an AVX-512 and an AVX2 build of one xsimd source, and a plain
+// scalar reference twin (scholar/kernels/reference.hpp) that is also the fallback on CPUs without
+// AVX2. The first call picks the best instruction set the CPU and OS support, or the one named by
+// the environment variable SCHOLAR_ISA (scalar, avx2 or avx512); system_info() says which.
+//
+// Calling convention (as in llm.c): outputs first, then saved statistics, then inputs, then sizes.
+// Pointers need no alignment. An elementwise output may be the same array as an input (in place),
+// but must not partially overlap one. Backward kernels ACCUMULATE (+=) into their gradient outputs,
+// so gradients of reused values add up. Reductions accumulate in float with several independent
+// partial sums; the reference twins accumulate in double.
+//
+// Shape legend used across scholar: B batch, T time (sequence), C channels, V vocabulary, H heads,
+// D head dimension, N a generic length.
+//
+// Thread-safety: every kernel is a pure function of its arguments and may run concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "scholar/error.hpp"
+
+namespace scholar::kernels {
+
+/// Instruction sets the kernels are compiled for.
+enum class Isa : uint8_t { scalar, avx2, avx512 };
+
+/// "scalar", "avx2" or "avx512".
+std::string_view isa_name(Isa isa);
+
+/// Parses an ISA name (as accepted in SCHOLAR_ISA); throws ValueError for anything else.
+Isa parse_isa(std::string_view name);
+
+/// How rotary position embeddings pair the D dimensions of a head.
+enum class RopeStyle : uint8_t {
+  half,        ///< (x[i], x[i + D/2]): Hugging Face "rotate_half", GPT-NeoX, Qwen2
+  interleaved  ///< (x[2i], x[2i+1]): GPT-J, Meta's original Llama, llama.cpp's default layout
+};
+
+/// One implementation of every kernel. All tables have the same entries; only speed differs.
+struct KernelTable {
+  Isa isa;
+
+  // --- elementwise, N elements: out[i] = a[i] op b[i] -------------------------------------------
+  void (*add)(float* out, const float* a, const float* b, size_t n);
+  void (*sub)(float* out, const float* a, const float* b, size_t n);
+  void (*mul)(float* out, const float* a, const float* b, size_t n);
+  void (*div)(float* out, const float* a, const float* b, size_t n);
+  void (*maximum)(float* out, const float* a, const float* b, size_t n);
+  /// out[i] = a[i] + s
+  void (*add_scalar)(float* out, const float* a, float s, size_t n);
+  /// out[i] = a[i] * s
+  void (*scale)(float* out, const float* a, float s, size_t n);
+  /// y[i] += alpha * x[i]
+  void (*axpy)(float* y, float alpha, const float* x, size_t n);
+
+  // --- reductions -------------------------------------------------------------------------------
+  /// sum a[i] * b[i] (the inner product)
+  float (*dot)(const float* a, const float* b, size_t n);
+  /// sum (a[i] - b[i])^2
+  float (*l2_squared)(const float* a, const float* b, size_t n);
+  float (*sum)(const float* x, size_t n);
+  /// max x[i]; -inf for n == 0; NaN if any x[i] is NaN
+  float (*max)(const float* x, size_t n);
+
+  // --- rows -------------------------------------------------------------------------------------
+  /// out = exp(x - max x) / sum exp(x - max x), over one row of n values
+  void (*softmax)(float* out, const float* x, size_t n);
+  /// out = x - max x - log sum exp(x - max x)
+  void (*log_softmax)(float* out, const float* x, size_t n);
+  /// One row of C: out = (x - mean) * rstd * weight + bias; writes the row's mean and
+  /// rstd = 1 / sqrt(var + eps) (biased variance) when those pointers are not null. bias may be
+  /// null.
+  void (*layernorm_forward)(float* out, float* mean, float* rstd, const float* x,
+                            const float* weight, const float* bias, size_t C, float eps);
+  /// Accumulates dx, dweight and dbias (each may be null) for one row, given its saved mean, rstd.
+  void (*layernorm_backward)(float* dx, float* dweight, float* dbias, const float* dout,
+                             const float* x, const float* weight, float mean, float rstd, size_t C);
+  /// One row of C: out = x * rstd * weight with rstd = 1 / sqrt(mean(x^2) + eps) (written if not
+  /// null).
+  void (*rmsnorm_forward)(float* out, float* rstd, const float* x, const float* weight, size_t C,
+                          float eps);
+  /// Accumulates dx and dweight (each may be null) for one row, given its saved rstd.
+  void (*rmsnorm_backward)(float* dx, float* dweight, const float* dout, const float* x,
+                           const float* weight, float rstd, size_t C);
+
+  // --- activations (N elements) -----------------------------------------------------------------
+  /// GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+  void (*gelu_forward)(float* out, const float* x, size_t n);
+  /// dx += dout * GELU'(x)
+  void (*gelu_backward)(float* dx, const float* dout, const float* x, size_t n);
+  /// SiLU: x * sigmoid(x)
+  void (*silu_forward)(float* out, const float* x, size_t n);
+  /// dx += dout * SiLU'(x)
+  void (*silu_backward)(float* dx, const float* dout, const float* x, size_t n);
+  /// SwiGLU: out = silu(gate) * up
+  void (*swiglu_forward)(float* out, const float* gate, const float* up, size_t n);
+  /// dgate += dout * up * SiLU'(gate); dup += dout * silu(gate)
+  void (*swiglu_backward)(float* dgate, float* dup, const float* dout, const float* gate,
+                          const float* up, size_t n);
+
+  // --- rotary position embedding ----------------------------------------------------------------
+  /// Rotates one head vector of D = 2 * n_pairs values: pair p = (a, b) becomes
+  /// (a cos[p] - b sin[p], a sin[p] + b cos[p]); with inverse, the rotation by -angle (the backward
+  /// pass of the forward rotation). cos and sin hold n_pairs values for this position.
+  void (*rope)(float* out, const float* x, const float* cos, const float* sin, size_t n_pairs,
+               RopeStyle style, bool inverse);
+
+  // --- conversions (round to nearest even; NaN stays NaN) ---------------------------------------
+  void (*f32_to_bf16)(uint16_t* out, const float* x, size_t n);
+  void (*bf16_to_f32)(float* out, const uint16_t* x, size_t n);
+  void (*f32_to_f16)(uint16_t* out, const float* x, size_t n);
+  void (*f16_to_f32)(float* out, const uint16_t* x, size_t n);
+};
+
+/// The table every scholar operation uses. Chosen on first use: SCHOLAR_ISA if set (a ValueError if
+/// the name is unknown or the CPU lacks that instruction set), else the best the CPU supports.
+const KernelTable& active();
+
+/// The table for one ISA, or nullptr if this build or this CPU cannot run it. Tests use this to
+/// check every path in one run.
+const KernelTable* table_for(Isa isa);
+
+/// The best instruction set this build and CPU support.
+Isa best_isa();
+
+/// Makes `isa` the active table for the whole process (throws ValueError if unsupported). Not for
+/// use while other threads are running kernels.
+void set_isa(Isa isa);
+
+/// CPU features that matter to scholar, as a space-separated list ("AVX2 FMA F16C AVX512F ...").
+std::string_view cpu_features();
+
+// --- Span wrappers: check sizes, then call the active table
+// ---------------------------------------
+
+namespace detail {
+inline void check_same(const char* op, size_t a, size_t b) {
+  if (a != b) fail<ShapeError>("kernels::", op, ": span sizes differ (", a, " vs ", b, ")");
+}
+}  // namespace detail
+
+/// out = a + b
+inline void add(std::span<float> out, std::span<const float> a, std::span<const float> b) {
+  detail::check_same("add", out.size(), a.size());
+  detail::check_same("add", a.size(), b.size());
+  active().add(out.data(), a.data(), b.data(), out.size());
+}
+/// out = a * b
+inline void mul(std::span<float> out, std::span<const float> a, std::span<const float> b) {
+  detail::check_same("mul", out.size(), a.size());
+  detail::check_same("mul", a.size(), b.size());
+  active().mul(out.data(), a.data(), b.data(), out.size());
+}
+/// y += alpha * x
+inline void axpy(std::span<float> y, float alpha, std::span<const float> x) {
+  detail::check_same("axpy", y.size(), x.size());
+  active().axpy(y.data(), alpha, x.data(), y.size());
+}
+/// out = s * x
+inline void scale(std::span<float> out, std::span<const float> x, float s) {
+  detail::check_same("scale", out.size(), x.size());
+  active().scale(out.data(), x.data(), s, out.size());
+}
+/// sum a[i] * b[i]
+inline float dot(std::span<const float> a, std::span<const float> b) {
+  detail::check_same("dot", a.size(), b.size());
+  return active().dot(a.data(), b.data(), a.size());
+}
+/// The inner product (same as dot): the similarity used by inner-product vector search.
+inline float inner_product(std::span<const float> a, std::span<const float> b) {
+  detail::check_same("inner_product", a.size(), b.size());
+  return active().dot(a.data(), b.data(), a.size());
+}
+/// sum (a[i] - b[i])^2
+inline float l2_squared(std::span<const float> a, std::span<const float> b) {
+  detail::check_same("l2_squared", a.size(), b.size());
+  return active().l2_squared(a.data(), b.data(), a.size());
+}
+inline float sum(std::span<const float> x) {
+  return active().sum(x.data(), x.size());
+}
+inline float max(std::span<const float> x) {
+  return active().max(x.data(), x.size());
+}
+
+/// Softmax over each row of a rows x cols row-major block.
+void softmax_rows(float* out, const float* x, size_t rows, size_t cols);
+/// Log-softmax over each row of a rows x cols row-major block.
+void log_softmax_rows(float* out, const float* x, size_t rows, size_t cols);
+
+/// Fills cos/sin (n_pairs each) for one position: angle[p] = pos * theta_base^(-2p / (2 n_pairs)),
+/// computed in double and rounded once. theta_base is 10000 for GPT-NeoX/Llama 2, 500000 for
+/// Llama 3.
+void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double theta_base);
+
+// --- GEMM (row-major, the BLAS chosen at build time)
+// ----------------------------------------------
+
+/// C = alpha * op(A) * op(B) + beta * C, all row-major: op(A) is M x K, op(B) is K x N, C is M x N;
+/// op(X) = X or X^T as trans_x says; lda/ldb/ldc are row strides in elements. Large products are
+/// split over the thread pool (BLAS itself runs one thread per task). beta = 0 ignores C's
+/// contents.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+/// "OpenBLAS 0.3.21 (Haswell)" or "Eigen 3.4.0 (avx512)": what gemm() runs.
+std::string gemm_backend();
+
+}  // namespace scholar::kernels

@@ -1,0 +1,59 @@
+// scholar/kernels/reference.hpp: the scalar reference twin of every kernel.
+//
+// Plain loops, written for clarity: reductions and transcendental functions are computed in double
+// and rounded once. They are the oracle the SIMD paths are tested against, and the "scalar" path on
+// CPUs without AVX2. Signatures match the entries of KernelTable (scholar/kernels/kernels.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "scholar/kernels/kernels.hpp"
+
+namespace scholar::kernels::ref {
+
+void add(float* out, const float* a, const float* b, size_t n);
+void sub(float* out, const float* a, const float* b, size_t n);
+void mul(float* out, const float* a, const float* b, size_t n);
+void div(float* out, const float* a, const float* b, size_t n);
+void maximum(float* out, const float* a, const float* b, size_t n);
+void add_scalar(float* out, const float* a, float s, size_t n);
+void scale(float* out, const float* a, float s, size_t n);
+void axpy(float* y, float alpha, const float* x, size_t n);
+
+float dot(const float* a, const float* b, size_t n);
+float l2_squared(const float* a, const float* b, size_t n);
+float sum(const float* x, size_t n);
+float max(const float* x, size_t n);
+
+void softmax(float* out, const float* x, size_t n);
+void log_softmax(float* out, const float* x, size_t n);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* weight,
+                       const float* bias, size_t C, float eps);
+void layernorm_backward(float* dx, float* dweight, float* dbias, const float* dout, const float* x,
+                        const float* weight, float mean, float rstd, size_t C);
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, size_t C,
+                     float eps);
+void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
+                      const float* weight, float rstd, size_t C);
+
+void gelu_forward(float* out, const float* x, size_t n);
+void gelu_backward(float* dx, const float* dout, const float* x, size_t n);
+void silu_forward(float* out, const float* x, size_t n);
+void silu_backward(float* dx, const float* dout, const float* x, size_t n);
+void swiglu_forward(float* out, const float* gate, const float* up, size_t n);
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, size_t n);
+
+void rope(float* out, const float* x, const float* cos, const float* sin, size_t n_pairs,
+          RopeStyle style, bool inverse);
+
+void f32_to_bf16(uint16_t* out, const float* x, size_t n);
+void bf16_to_f32(float* out, const uint16_t* x, size_t n);
+void f32_to_f16(uint16_t* out, const float* x, size_t n);
+void f16_to_f32(float* out, const uint16_t* x, size_t n);
+
+/// The scalar table: these functions, gathered.
+const KernelTable& table();
+
+}  // namespace scholar::kernels::ref

@@ -1,0 +1,79 @@
+// scholar/parallel.hpp: the process-wide thread pool.
+//
+// scholar runs all of its parallel work on one pool per process, sized by the user (default: the
+// number of hardware threads, or SCHOLAR_NUM_THREADS). The calling thread takes part in the work,
+// so a pool of n threads starts n - 1 workers. Idle workers sleep on a condition variable: they
+// never spin, so they do not steal a core from other work on a small machine. OpenBLAS is held to
+// one thread and called from inside the pool's tasks, so BLAS and scholar never oversubscribe the
+// cores.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <utility>
+
+namespace scholar {
+
+/// A fixed-size pool of sleeping worker threads that run fork-join loops.
+///
+/// Thread-safety: run() and parallel_for() may be called from any thread. A call made while the
+/// pool is busy with another caller's loop, or from inside one of the pool's own tasks, runs inline
+/// on the calling thread (so nested parallel loops never deadlock).
+class ThreadPool {
+ public:
+  /// Starts a pool of n_threads (>= 1) threads, counting the caller: n_threads - 1 workers.
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  /// Number of threads that take part in a loop, the caller included.
+  int size() const noexcept;
+
+  /// Calls task(i) once for every i in [0, n_tasks), spread over the pool; returns when all are
+  /// done. If tasks throw, the first exception is rethrown here after the others finish.
+  void run(int64_t n_tasks, const std::function<void(int64_t)>& task);
+
+  /// Splits [begin, end) into at most size() contiguous chunks of at least `grain` items and calls
+  /// body(chunk_begin, chunk_end) for each. Runs inline when the range is smaller than 2 * grain.
+  template <class Body>
+  void parallel_for(int64_t begin, int64_t end, int64_t grain, Body&& body) {
+    const int64_t n = end - begin;
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t chunks = n / grain;
+    if (chunks > size()) chunks = size();
+    if (chunks <= 1) {
+      body(begin, end);
+      return;
+    }
+    run(chunks, [&](int64_t c) {
+      const int64_t b = begin + n * c / chunks;
+      const int64_t e = begin + n * (c + 1) / chunks;
+      body(b, e);
+    });
+  }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The process-wide pool (created on first use).
+ThreadPool& thread_pool();
+
+/// Resizes the process-wide pool to n threads (n >= 1; 0 means the number of hardware threads).
+/// Must not be called while another thread is running work on the pool.
+void set_num_threads(int n);
+
+/// Threads in the process-wide pool.
+int num_threads();
+
+/// Shorthand for thread_pool().parallel_for(begin, end, grain, body).
+template <class Body>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, Body&& body) {
+  thread_pool().parallel_for(begin, end, grain, std::forward<Body>(body));
+}
+
+}  // namespace scholar

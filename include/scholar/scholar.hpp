@@ -1,0 +1,37 @@
+// scholar/scholar.hpp: everything in one include.
+//
+// scholar builds, trains, shrinks, adapts, searches with and runs small language models on a CPU.
+// A first taste of the base layers:
+//
+//   #include <scholar/scholar.hpp>
+//   using namespace scholar;
+//
+//   std::puts(system_info().c_str());                 // SIMD path, threads, GEMM backend
+//   Generator gen(42);                                // reproducible on every platform
+//   auto x = randn({4, 768}, gen);                    // Tensor<float> [4, 768]
+//   auto w = randn({3072, 768}, gen, 0.0f, 0.02f);
+//   auto h = gelu(matmul(x, w.t()));                  // [4, 3072]; w.t() is a view, no copy
+//   auto p = softmax(h, -1);                          // each row sums to 1
+//   std::cout << p.slice(1, 0, 5) << "\n";            // first 5 columns of each row
+//
+// Shape legend used in comments across scholar: B batch, T time (sequence position), C channels
+// (model width), V vocabulary, H heads, D head dimension, N a generic length.
+//
+// Layers, each using only those above it: tensor (types, views, ops, RNG), kernels (SIMD loops,
+// GEMM), io (files). See docs/ for a guide per layer.
+#pragma once
+
+#include "scholar/error.hpp"
+#include "scholar/io/file.hpp"
+#include "scholar/io/json.hpp"
+#include "scholar/io/safetensors.hpp"
+#include "scholar/kernels/kernels.hpp"
+#include "scholar/parallel.hpp"
+#include "scholar/system.hpp"
+#include "scholar/tensor/dtype.hpp"
+#include "scholar/tensor/eigen.hpp"
+#include "scholar/tensor/ops.hpp"
+#include "scholar/tensor/random.hpp"
+#include "scholar/tensor/shape.hpp"
+#include "scholar/tensor/tensor.hpp"
+#include "scholar/version.hpp"

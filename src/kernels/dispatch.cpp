@@ -1,0 +1,205 @@
+// Chooses the kernel table once per process from the CPU's features (or SCHOLAR_ISA).
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "scholar/error.hpp"
+#include "scholar/kernels/kernels.hpp"
+#include "scholar/kernels/reference.hpp"
+
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+#include <cpuid.h>
+namespace scholar::kernels::avx2 {
+const KernelTable& table();
+}
+namespace scholar::kernels::avx512 {
+const KernelTable& table();
+}
+#endif
+
+namespace scholar::kernels {
+
+namespace {
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false, avx512cd = false;
+  bool avx512_vnni = false, avx512_bf16 = false, avx_vnni = false;
+  bool os_avx = false, os_avx512 = false;  // the OS saves the wider registers on context switch
+  std::string names;
+};
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(1, 0, a, b, c, d);
+  const bool osxsave = (c >> 27) & 1;
+  f.fma = (c >> 12) & 1;
+  f.f16c = (c >> 29) & 1;
+  if (osxsave) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    f.os_avx = (lo & 0x6) == 0x6;
+    f.os_avx512 = (lo & 0xe6) == 0xe6;
+  }
+  __cpuid_count(7, 0, a, b, c, d);
+  f.avx2 = (b >> 5) & 1;
+  f.avx512f = (b >> 16) & 1;
+  f.avx512dq = (b >> 17) & 1;
+  f.avx512cd = (b >> 28) & 1;
+  f.avx512bw = (b >> 30) & 1;
+  f.avx512vl = (b >> 31) & 1;
+  f.avx512_vnni = (c >> 11) & 1;
+  const unsigned max_sub = a;
+  if (max_sub >= 1) {
+    __cpuid_count(7, 1, a, b, c, d);
+    f.avx_vnni = (a >> 4) & 1;
+    f.avx512_bf16 = (a >> 5) & 1;
+  }
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!f.names.empty()) f.names += ' ';
+    f.names += name;
+  };
+  add(f.avx2, "AVX2");
+  add(f.fma, "FMA");
+  add(f.f16c, "F16C");
+  add(f.avx_vnni, "AVX_VNNI");
+  add(f.avx512f, "AVX512F");
+  add(f.avx512bw, "AVX512BW");
+  add(f.avx512dq, "AVX512DQ");
+  add(f.avx512vl, "AVX512VL");
+  add(f.avx512cd, "AVX512CD");
+  add(f.avx512_vnni, "AVX512_VNNI");
+  add(f.avx512_bf16, "AVX512_BF16");
+  if (f.names.empty()) f.names = "none";
+#else
+  f.names = "none (not x86-64)";
+#endif
+  return f;
+}
+
+const CpuFeatures& features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+bool supported(Isa isa) {
+  const CpuFeatures& f = features();
+  switch (isa) {
+    case Isa::scalar:
+      return true;
+    case Isa::avx2:
+      return f.os_avx && f.avx2 && f.fma && f.f16c;
+    case Isa::avx512:
+      return f.os_avx512 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx512cd &&
+             f.avx2 && f.fma && f.f16c;
+  }
+  return false;
+}
+
+std::atomic<const KernelTable*> g_active{nullptr};
+std::mutex g_choose_mutex;
+
+const KernelTable& choose() {
+  std::lock_guard lock(g_choose_mutex);
+  if (const KernelTable* t = g_active.load()) return *t;
+  Isa isa = best_isa();
+  if (const char* env = std::getenv("SCHOLAR_ISA"); env && *env) {
+    isa = parse_isa(env);
+    if (!table_for(isa))
+      fail<ValueError>("SCHOLAR_ISA=", env,
+                       ": this CPU does not support it (CPU features: ", features().names, ")");
+  }
+  const KernelTable* t = table_for(isa);
+  g_active.store(t);
+  return *t;
+}
+
+}  // namespace
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar:
+      return "scalar";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+Isa parse_isa(std::string_view name) {
+  if (name == "scalar") return Isa::scalar;
+  if (name == "avx2") return Isa::avx2;
+  if (name == "avx512") return Isa::avx512;
+  fail<ValueError>("unknown instruction set '", name, "': expected scalar, avx2 or avx512");
+}
+
+const KernelTable* table_for(Isa isa) {
+  if (!supported(isa)) return nullptr;
+  switch (isa) {
+    case Isa::scalar:
+      return &ref::table();
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+    case Isa::avx2:
+      return &avx2::table();
+    case Isa::avx512:
+      return &avx512::table();
+#else
+    default:
+      return nullptr;
+#endif
+  }
+  return nullptr;
+}
+
+Isa best_isa() {
+  if (table_for(Isa::avx512)) return Isa::avx512;
+  if (table_for(Isa::avx2)) return Isa::avx2;
+  return Isa::scalar;
+}
+
+const KernelTable& active() {
+  if (const KernelTable* t = g_active.load(std::memory_order_acquire)) return *t;
+  return choose();
+}
+
+void set_isa(Isa isa) {
+  const KernelTable* t = table_for(isa);
+  if (!t)
+    fail<ValueError>("set_isa(", isa_name(isa),
+                     "): this CPU does not support it (CPU features: ", features().names, ")");
+  g_active.store(t, std::memory_order_release);
+}
+
+std::string_view cpu_features() {
+  return features().names;
+}
+
+void softmax_rows(float* out, const float* x, size_t rows, size_t cols) {
+  const KernelTable& k = active();
+  for (size_t r = 0; r < rows; ++r) k.softmax(out + r * cols, x + r * cols, cols);
+}
+
+void log_softmax_rows(float* out, const float* x, size_t rows, size_t cols) {
+  const KernelTable& k = active();
+  for (size_t r = 0; r < rows; ++r) k.log_softmax(out + r * cols, x + r * cols, cols);
+}
+
+void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double theta_base) {
+  const double dim = 2.0 * static_cast<double>(n_pairs);
+  for (size_t p = 0; p < n_pairs; ++p) {
+    const double inv_freq = std::pow(theta_base, -2.0 * static_cast<double>(p) / dim);
+    const double angle = pos * inv_freq;
+    cos[p] = static_cast<float>(std::cos(angle));
+    sin[p] = static_cast<float>(std::sin(angle));
+  }
+}
+
+}  // namespace scholar::kernels

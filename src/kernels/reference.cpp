@@ -1,0 +1,250 @@
+// Scalar reference twins of the SIMD kernels: clear loops, double-precision arithmetic where it
+// matters, rounded to float once. See scholar/kernels/reference.hpp.
+#include "scholar/kernels/reference.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "scholar/tensor/dtype.hpp"
+
+namespace scholar::kernels::ref {
+
+namespace {
+constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
+constexpr double kGeluCubic = 0.044715;
+
+double sigmoid(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
+}  // namespace
+
+void add(float* out, const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+void sub(float* out, const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] - b[i];
+}
+void mul(float* out, const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+void div(float* out, const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] / b[i];
+}
+void maximum(float* out, const float* a, const float* b, size_t n) {
+  // NaN propagates, as in torch.maximum.
+  for (size_t i = 0; i < n; ++i) out[i] = (a[i] != a[i] || a[i] > b[i]) ? a[i] : b[i];
+}
+void add_scalar(float* out, const float* a, float s, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] + s;
+}
+void scale(float* out, const float* a, float s, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = a[i] * s;
+}
+void axpy(float* y, float alpha, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+float dot(const float* a, const float* b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += double{a[i]} * double{b[i]};
+  return static_cast<float>(s);
+}
+float l2_squared(const float* a, const float* b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = double{a[i]} - double{b[i]};
+    s += d * d;
+  }
+  return static_cast<float>(s);
+}
+float sum(const float* x, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += x[i];
+  return static_cast<float>(s);
+}
+float max(const float* x, size_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < n; ++i) {
+    if (x[i] != x[i]) return x[i];
+    if (x[i] > m) m = x[i];
+  }
+  return m;
+}
+
+void softmax(float* out, const float* x, size_t n) {
+  if (n == 0) return;
+  const double m = max(x, n);
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += std::exp(double{x[i]} - m);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(std::exp(double{x[i]} - m) / s);
+}
+void log_softmax(float* out, const float* x, size_t n) {
+  if (n == 0) return;
+  const double m = max(x, n);
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += std::exp(double{x[i]} - m);
+  const double lse = m + std::log(s);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(double{x[i]} - lse);
+}
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* weight,
+                       const float* bias, size_t C, float eps) {
+  double m = 0;
+  for (size_t i = 0; i < C; ++i) m += x[i];
+  m /= static_cast<double>(C);
+  double v = 0;
+  for (size_t i = 0; i < C; ++i) v += (x[i] - m) * (x[i] - m);
+  v /= static_cast<double>(C);
+  const double r = 1.0 / std::sqrt(v + eps);
+  for (size_t i = 0; i < C; ++i) {
+    const double y = (x[i] - m) * r * weight[i] + (bias ? bias[i] : 0.0);
+    out[i] = static_cast<float>(y);
+  }
+  if (mean) *mean = static_cast<float>(m);
+  if (rstd) *rstd = static_cast<float>(r);
+}
+
+void layernorm_backward(float* dx, float* dweight, float* dbias, const float* dout, const float* x,
+                        const float* weight, float mean, float rstd, size_t C) {
+  // With n = (x - mean) * rstd and g = weight * dout:
+  // dx = rstd * (g - mean(g) - n * mean(g * n)), dweight = dout * n, dbias = dout.
+  double g_mean = 0, gn_mean = 0;
+  for (size_t i = 0; i < C; ++i) {
+    const double n = (double{x[i]} - mean) * rstd;
+    const double g = double{weight[i]} * dout[i];
+    g_mean += g;
+    gn_mean += g * n;
+  }
+  g_mean /= static_cast<double>(C);
+  gn_mean /= static_cast<double>(C);
+  for (size_t i = 0; i < C; ++i) {
+    const double n = (double{x[i]} - mean) * rstd;
+    const double g = double{weight[i]} * dout[i];
+    if (dx) dx[i] += static_cast<float>(rstd * (g - g_mean - n * gn_mean));
+    if (dweight) dweight[i] += static_cast<float>(dout[i] * n);
+    if (dbias) dbias[i] += dout[i];
+  }
+}
+
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, size_t C,
+                     float eps) {
+  double ms = 0;
+  for (size_t i = 0; i < C; ++i) ms += double{x[i]} * x[i];
+  ms /= static_cast<double>(C);
+  const double r = 1.0 / std::sqrt(ms + eps);
+  for (size_t i = 0; i < C; ++i) out[i] = static_cast<float>(x[i] * r * weight[i]);
+  if (rstd) *rstd = static_cast<float>(r);
+}
+
+void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
+                      const float* weight, float rstd, size_t C) {
+  // y = x * r * w with r = (mean(x^2) + eps)^-1/2, so dy/dx_j = r w_j - x_j r^3 mean(w dout x).
+  double gx = 0;
+  for (size_t i = 0; i < C; ++i) gx += double{weight[i]} * dout[i] * x[i];
+  gx /= static_cast<double>(C);
+  const double r = rstd;
+  for (size_t i = 0; i < C; ++i) {
+    if (dx) dx[i] += static_cast<float>(r * weight[i] * dout[i] - x[i] * r * r * r * gx);
+    if (dweight) dweight[i] += static_cast<float>(double{x[i]} * r * dout[i]);
+  }
+}
+
+void gelu_forward(float* out, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    out[i] = static_cast<float>(0.5 * v *
+                                (1.0 + std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v))));
+  }
+}
+void gelu_backward(float* dx, const float* dout, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    const double t = std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
+    const double du = kSqrt2OverPi * (1.0 + 3.0 * kGeluCubic * v * v);
+    dx[i] += static_cast<float>(dout[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du));
+  }
+}
+void silu_forward(float* out, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] * sigmoid(x[i]));
+}
+void silu_backward(float* dx, const float* dout, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double s = sigmoid(x[i]);
+    dx[i] += static_cast<float>(dout[i] * s * (1.0 + x[i] * (1.0 - s)));
+  }
+}
+void swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(gate[i] * sigmoid(gate[i]) * up[i]);
+}
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double s = sigmoid(gate[i]);
+    if (dgate)
+      dgate[i] += static_cast<float>(double{dout[i]} * up[i] * s * (1.0 + gate[i] * (1.0 - s)));
+    if (dup) dup[i] += static_cast<float>(double{dout[i]} * gate[i] * s);
+  }
+}
+
+void rope(float* out, const float* x, const float* cos, const float* sin, size_t n_pairs,
+          RopeStyle style, bool inverse) {
+  for (size_t p = 0; p < n_pairs; ++p) {
+    const size_t ia = style == RopeStyle::half ? p : 2 * p;
+    const size_t ib = style == RopeStyle::half ? p + n_pairs : 2 * p + 1;
+    const double a = x[ia], b = x[ib];
+    const double c = cos[p], s = inverse ? -double{sin[p]} : double{sin[p]};
+    out[ia] = static_cast<float>(a * c - b * s);
+    out[ib] = static_cast<float>(a * s + b * c);
+  }
+}
+
+void f32_to_bf16(uint16_t* out, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = bf16::from_float(x[i]);
+}
+void bf16_to_f32(float* out, const uint16_t* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(bf16::from_bits(x[i]));
+}
+void f32_to_f16(uint16_t* out, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = f16::from_float(x[i]);
+}
+void f16_to_f32(float* out, const uint16_t* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = f16::to_float(x[i]);
+}
+
+const KernelTable& table() {
+  static const KernelTable t{
+      .isa = Isa::scalar,
+      .add = add,
+      .sub = sub,
+      .mul = mul,
+      .div = div,
+      .maximum = maximum,
+      .add_scalar = add_scalar,
+      .scale = scale,
+      .axpy = axpy,
+      .dot = dot,
+      .l2_squared = l2_squared,
+      .sum = sum,
+      .max = max,
+      .softmax = softmax,
+      .log_softmax = log_softmax,
+      .layernorm_forward = layernorm_forward,
+      .layernorm_backward = layernorm_backward,
+      .rmsnorm_forward = rmsnorm_forward,
+      .rmsnorm_backward = rmsnorm_backward,
+      .gelu_forward = gelu_forward,
+      .gelu_backward = gelu_backward,
+      .silu_forward = silu_forward,
+      .silu_backward = silu_backward,
+      .swiglu_forward = swiglu_forward,
+      .swiglu_backward = swiglu_backward,
+      .rope = rope,
+      .f32_to_bf16 = f32_to_bf16,
+      .bf16_to_f32 = bf16_to_f32,
+      .f32_to_f16 = f32_to_f16,
+      .f16_to_f32 = f16_to_f32,
+  };
+  return t;
+}
+
+}  // namespace scholar::kernels::ref

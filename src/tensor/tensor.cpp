@@ -1,0 +1,131 @@
+// Tensor<T>: storage, strided copies, dtype conversion, and the explicit instantiations.
+#include "scholar/tensor/tensor.hpp"
+
+#include <cstring>
+#include <new>
+
+#include "scholar/kernels/kernels.hpp"
+#include "tensor/strided.hpp"
+
+namespace scholar {
+
+namespace detail {
+
+std::shared_ptr<void> allocate_aligned(size_t bytes) {
+  constexpr size_t kAlign = 64;
+  // Round up to whole cache lines so SIMD code may touch the last line safely.
+  const size_t rounded = bytes == 0 ? kAlign : (bytes + kAlign - 1) / kAlign * kAlign;
+  void* p = ::operator new (rounded, std::align_val_t{kAlign});
+  return std::shared_ptr<void>(p, [](void* q) { ::operator delete (q, std::align_val_t{kAlign}); });
+}
+
+void strided_copy(void* dst, const Layout& dl, const void* src, const Layout& sl, size_t elem) {
+  if (!(dl.shape == sl.shape))
+    fail<ShapeError>("copy: destination shape ", dl.shape.str(), " differs from source shape ",
+                     sl.shape.str());
+  const Strides* strides[2] = {&dl.strides, &sl.strides};
+  const StridedLoop<2> loop(dl.shape, strides);
+  auto* d = static_cast<char*>(dst) + dl.offset * static_cast<int64_t>(elem);
+  const auto* s = static_cast<const char*>(src) + sl.offset * static_cast<int64_t>(elem);
+  const auto e = static_cast<int64_t>(elem);
+  loop.run([&](const int64_t* off, int64_t n, const int64_t* st) {
+    char* dp = d + off[0] * e;
+    const char* sp = s + off[1] * e;
+    if (st[0] == 1 && st[1] == 1) {
+      std::memcpy(dp, sp, static_cast<size_t>(n * e));
+    } else if (elem == 4) {
+      for (int64_t i = 0; i < n; ++i) std::memcpy(dp + i * st[0] * 4, sp + i * st[1] * 4, 4);
+    } else {
+      for (int64_t i = 0; i < n; ++i) std::memcpy(dp + i * st[0] * e, sp + i * st[1] * e, elem);
+    }
+  });
+}
+
+namespace {
+
+template <class D, class S>
+D convert_one(S v) {
+  if constexpr (std::is_same_v<D, S>) {
+    return v;
+  } else if constexpr (std::is_same_v<D, int32_t>) {
+    return static_cast<int32_t>(static_cast<float>(v));  // truncates toward zero, as a C cast
+  } else if constexpr (std::is_same_v<S, int32_t>) {
+    return D(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<D, float>) {
+    return static_cast<float>(v);
+  } else {
+    return D(static_cast<float>(v));
+  }
+}
+
+template <class D, class S>
+void convert_typed(D* dst, const S* src, const Layout& sl) {
+  const Layout dl = Layout::contiguous(sl.shape);
+  const Strides* strides[2] = {&dl.strides, &sl.strides};
+  const StridedLoop<2> loop(sl.shape, strides);
+  const kernels::KernelTable& k = kernels::active();
+  loop.run([&](const int64_t* off, int64_t n, const int64_t* st) {
+    D* dp = dst + off[0];
+    const S* sp = src + sl.offset + off[1];
+    const auto un = static_cast<size_t>(n);
+    if (st[1] == 1) {
+      if constexpr (std::is_same_v<D, bf16> && std::is_same_v<S, float>)
+        return k.f32_to_bf16(reinterpret_cast<uint16_t*>(dp), sp, un);
+      if constexpr (std::is_same_v<D, f16> && std::is_same_v<S, float>)
+        return k.f32_to_f16(reinterpret_cast<uint16_t*>(dp), sp, un);
+      if constexpr (std::is_same_v<D, float> && std::is_same_v<S, bf16>)
+        return k.bf16_to_f32(dp, reinterpret_cast<const uint16_t*>(sp), un);
+      if constexpr (std::is_same_v<D, float> && std::is_same_v<S, f16>)
+        return k.f16_to_f32(dp, reinterpret_cast<const uint16_t*>(sp), un);
+    }
+    for (int64_t i = 0; i < n; ++i) dp[i] = convert_one<D>(sp[i * st[1]]);
+  });
+}
+
+template <class D>
+void convert_from(D* dst, const void* src, DType st, const Layout& sl) {
+  switch (st) {
+    case DType::f32:
+      return convert_typed(dst, static_cast<const float*>(src), sl);
+    case DType::bf16:
+      return convert_typed(dst, static_cast<const bf16*>(src), sl);
+    case DType::f16:
+      return convert_typed(dst, static_cast<const f16*>(src), sl);
+    case DType::i32:
+      return convert_typed(dst, static_cast<const int32_t*>(src), sl);
+  }
+}
+
+}  // namespace
+
+void convert(void* dst, DType dt, const void* src, DType st, const Layout& sl) {
+  switch (dt) {
+    case DType::f32:
+      return convert_from(static_cast<float*>(dst), src, st, sl);
+    case DType::bf16:
+      return convert_from(static_cast<bf16*>(dst), src, st, sl);
+    case DType::f16:
+      return convert_from(static_cast<f16*>(dst), src, st, sl);
+    case DType::i32:
+      return convert_from(static_cast<int32_t*>(dst), src, st, sl);
+  }
+}
+
+void throw_bad_index(const char* op, std::span<const int64_t> idx, const Shape& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < idx.size(); ++i) s += (i ? ", " : "") + std::to_string(idx[i]);
+  s += ")";
+  if (static_cast<int>(idx.size()) != shape.rank())
+    fail<IndexError>(op, ": ", idx.size(), " indices ", s, " for a tensor of rank ", shape.rank(),
+                     " (shape ", shape.str(), ")");
+  fail<IndexError>(op, ": index ", s, " is out of bounds for shape ", shape.str());
+}
+
+}  // namespace detail
+
+template class Tensor<float>;
+template class Tensor<bf16>;
+template class Tensor<f16>;
+template class Tensor<int32_t>;
+
+}  // namespace scholar

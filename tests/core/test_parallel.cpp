@@ -1,0 +1,83 @@
+// The process-wide thread pool: every task runs once, errors come back, nesting and concurrent
+// callers do not deadlock, and resizing works.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "scholar/error.hpp"
+#include "scholar/parallel.hpp"
+
+using namespace scholar;
+
+TEST_CASE("run calls every task exactly once, on several threads", "[parallel]") {
+  ThreadPool pool(3);
+  CHECK(pool.size() == 3);
+  std::vector<std::atomic<int>> hits(1000);
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  pool.run(1000, [&](int64_t i) {
+    hits[static_cast<size_t>(i)]++;
+    std::lock_guard lock(m);
+    threads.insert(std::this_thread::get_id());
+  });
+  for (auto& h : hits) REQUIRE(h == 1);
+  CHECK(threads.size() >= 1);
+  pool.run(0, [](int64_t) { FAIL("no tasks expected"); });
+}
+
+TEST_CASE("parallel_for covers the range once with contiguous chunks", "[parallel]") {
+  ThreadPool pool(2);
+  for (int64_t n : {0, 1, 5, 100, 12345}) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    pool.parallel_for(0, n, 7, [&](int64_t b, int64_t e) {
+      REQUIRE(b < e);
+      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+    });
+    for (auto& h : hits) REQUIRE(h == 1);
+  }
+}
+
+TEST_CASE("the first exception is rethrown after all tasks finish", "[parallel]") {
+  ThreadPool pool(2);
+  std::atomic<int> done{0};
+  CHECK_THROWS_WITH(pool.run(50,
+                             [&](int64_t i) {
+                               done++;
+                               if (i == 13) throw ValueError("task 13 failed");
+                             }),
+                    "task 13 failed");
+  CHECK(done == 50);
+  // The pool still works afterwards.
+  std::atomic<int> again{0};
+  pool.run(10, [&](int64_t) { again++; });
+  CHECK(again == 10);
+}
+
+TEST_CASE("nested loops and concurrent callers run without deadlock", "[parallel]") {
+  ThreadPool pool(2);
+  std::atomic<int> total{0};
+  pool.run(8, [&](int64_t) { pool.run(8, [&](int64_t) { total++; }); });
+  CHECK(total == 64);
+  std::atomic<int> sum{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      for (int k = 0; k < 50; ++k) pool.run(20, [&](int64_t) { sum++; });
+    });
+  for (auto& c : callers) c.join();
+  CHECK(sum == 4 * 50 * 20);
+}
+
+TEST_CASE("the global pool can be resized", "[parallel]") {
+  set_num_threads(1);
+  CHECK(num_threads() == 1);
+  set_num_threads(2);
+  CHECK(num_threads() == 2);
+  CHECK_THROWS_AS(set_num_threads(-1), ValueError);
+  CHECK_THROWS_AS(ThreadPool(0), ValueError);
+  set_num_threads(0);
+  CHECK(num_threads() == static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}

@@ -1,0 +1,142 @@
+// matmul against a triple loop in double, over plain, transposed, strided, batched and broadcast
+// operands, on one and two threads; and gemm's argument checks.
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "scholar/kernels/kernels.hpp"
+#include "scholar/parallel.hpp"
+#include "scholar/tensor/ops.hpp"
+#include "scholar/tensor/random.hpp"
+
+using namespace scholar;
+
+namespace {
+
+// Reference product of the 2-D views a [M, K] and b [K, N], accumulated in double.
+std::vector<double> naive(const FloatTensor& a, const FloatTensor& b) {
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  std::vector<double> c(static_cast<size_t>(M * N), 0.0);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += double{a(i, k)} * double{b(k, j)};
+      c[static_cast<size_t>(i * N + j)] = s;
+    }
+  return c;
+}
+
+void check_2d(const FloatTensor& got, const FloatTensor& a, const FloatTensor& b) {
+  const auto want = naive(a, b);
+  REQUIRE(got.shape() == Shape{a.size(0), b.size(1)});
+  const int64_t N = b.size(1);
+  for (int64_t i = 0; i < got.size(0); ++i)
+    for (int64_t j = 0; j < N; ++j)
+      REQUIRE(got(i, j) == Approx(want[static_cast<size_t>(i * N + j)]).epsilon(1e-5).margin(1e-4));
+}
+
+// Operand of logical shape [r, c] presented in one of several layouts.
+FloatTensor operand(int64_t r, int64_t c, int layout, Generator& gen) {
+  switch (layout) {
+    case 0:
+      return randn({r, c}, gen);  // contiguous
+    case 1:
+      return randn({c, r}, gen).t();  // transposed
+    case 2:
+      return randn({r, c + 5}, gen).slice(1, 2, 2 + c);  // padded rows
+    case 3:
+      return randn({c + 3, r}, gen).slice(0, 1, 1 + c).t();  // padded, transposed
+    default:
+      return randn({r, 2 * c}, gen).slice(1, 0, 2 * c, 2);  // strided columns
+  }
+}
+
+}  // namespace
+
+TEST_CASE("2-D matmul over every operand layout and size class", "[matmul]") {
+  Generator gen(21);
+  const int64_t dims[][3] = {{1, 1, 1},    {1, 17, 9},   {7, 1, 5},     {5, 9, 1},
+                             {13, 31, 17}, {64, 48, 96}, {130, 70, 200}};
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const auto& d : dims)
+      for (int la = 0; la < 5; ++la)
+        for (int lb = 0; lb < 5; ++lb) {
+          const FloatTensor a = operand(d[0], d[1], la, gen), b = operand(d[1], d[2], lb, gen);
+          INFO("M=" << d[0] << " K=" << d[1] << " N=" << d[2] << " layouts " << la << "," << lb
+                    << " threads=" << threads);
+          check_2d(matmul(a, b), a, b);
+        }
+  }
+  set_num_threads(0);
+}
+
+TEST_CASE("large products split over threads match the serial result", "[matmul]") {
+  Generator gen(22);
+  const FloatTensor a = randn({300, 257}, gen), b = randn({257, 190}, gen);
+  const FloatTensor v = randn({1, 512}, gen), w = randn({512, 3000}, gen);
+  set_num_threads(1);
+  const FloatTensor c1 = matmul(a, b), g1 = matmul(v, w), h1 = matmul(a, b.t().contiguous().t());
+  set_num_threads(2);
+  const FloatTensor c2 = matmul(a, b), g2 = matmul(v, w), h2 = matmul(a, b.t().contiguous().t());
+  set_num_threads(0);
+  CHECK(max_abs_diff(c1, c2) < 1e-4);
+  CHECK(max_abs_diff(g1, g2) < 1e-4);
+  CHECK(max_abs_diff(h1, h2) < 1e-4);
+  check_2d(c2, a, b);
+}
+
+TEST_CASE("batched matmul with broadcast batches", "[matmul]") {
+  Generator gen(23);
+  const FloatTensor a = randn({4, 5, 6}, gen), b = randn({4, 6, 3}, gen);
+  const FloatTensor b1 = randn({1, 6, 3}, gen), b2 = randn({6, 3}, gen);
+  const FloatTensor at = randn({4, 6, 5}, gen).transpose(1, 2);  // each batch transposed
+  for (const auto& [x, y] :
+       {std::pair{a, b}, {a, b1}, {a, b2}, {at, b}, {a, b2.expand({4, 6, 3})}}) {
+    const FloatTensor c = matmul(x, y);
+    REQUIRE(c.shape() == Shape{4, 5, 3});
+    for (int64_t i = 0; i < 4; ++i) {
+      const FloatTensor xi = x.rank() == 3 ? x[x.size(0) == 1 ? 0 : i] : x;
+      const FloatTensor yi = y.rank() == 3 ? y[y.size(0) == 1 ? 0 : i] : y;
+      check_2d(c[i], xi, yi);
+    }
+  }
+  CHECK_THROWS_WITH(matmul(a, randn({3, 6, 3}, gen)), Catch::Contains("batch sizes 4 and 3"));
+}
+
+TEST_CASE("matmul_into accumulates with alpha and beta, into strided outputs too", "[matmul]") {
+  Generator gen(24);
+  const FloatTensor a = randn({8, 5}, gen), b = randn({5, 6}, gen);
+  const FloatTensor prod = matmul(a, b);
+  FloatTensor out = randn({8, 6}, gen);
+  const FloatTensor before = out.clone();
+  matmul_into(out, a, b, 0.5f, 2.0f);
+  CHECK(max_abs_diff(out, prod * 0.5f + before * 2.0f) < 1e-5);
+  FloatTensor wide = FloatTensor::zeros({8, 10});
+  matmul_into(wide.slice(1, 2, 8), a, b);
+  CHECK(max_abs_diff(wide.slice(1, 2, 8), prod) < 1e-6);
+  CHECK(sum_all(abs(wide.slice(1, 0, 2))) == 0.0);
+  FloatTensor tr = FloatTensor::zeros({6, 8});
+  matmul_into(tr.t(), a, b);  // column-major output: computed through a temporary
+  CHECK(max_abs_diff(tr.t(), prod) < 1e-6);
+  CHECK_THROWS_AS(matmul_into(FloatTensor::zeros({8, 5}), a, b), ShapeError);
+  FloatTensor self = randn({5, 5}, gen);
+  CHECK_THROWS_AS(matmul_into(self, self, self), ValueError);
+}
+
+TEST_CASE("matmul rejects bad ranks and shapes with both shapes named", "[matmul]") {
+  const FloatTensor a = FloatTensor::zeros({2, 3}), b = FloatTensor::zeros({4, 5});
+  CHECK_THROWS_WITH(matmul(a, b), Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]") &&
+                                      Catch::Contains("3 columns vs 4 rows"));
+  CHECK_THROWS_AS(matmul(FloatTensor::zeros({3}), a), ShapeError);
+  CHECK(matmul(FloatTensor::zeros({0, 3}), FloatTensor::zeros({3, 4})).shape() == Shape{0, 4});
+  const FloatTensor k0 = matmul(FloatTensor::zeros({2, 0}), FloatTensor::zeros({0, 3}));
+  CHECK(k0.to_vector() == std::vector<float>(6, 0.0f));
+}
+
+TEST_CASE("gemm checks its arguments", "[matmul]") {
+  float a[4] = {}, b[4] = {}, c[4] = {};
+  CHECK_THROWS_AS(kernels::gemm(false, false, -1, 2, 2, 1, a, 2, b, 2, 0, c, 2), ShapeError);
+  CHECK_THROWS_WITH(kernels::gemm(false, false, 2, 2, 2, 1, a, 1, b, 2, 0, c, 2),
+                    Catch::Contains("lda=1"));
+  CHECK(!kernels::gemm_backend().empty());
+}
