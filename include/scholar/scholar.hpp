@@ -26,6 +26,7 @@
 #include "scholar/io/json.hpp"
 #include "scholar/io/safetensors.hpp"
 #include "scholar/kernels/kernels.hpp"
+#include "scholar/kernels/reference.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/system.hpp"
 #include "scholar/tensor/dtype.hpp"

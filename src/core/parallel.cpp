@@ -68,7 +68,7 @@ struct ThreadPool::Impl {
       {
         std::lock_guard lock(mutex);
         --active;
-        if (active == 0 && pending.load(std::memory_order_acquire) == 0) done_cv.notify_one();
+        if (active == 0) done_cv.notify_all();
       }
     }
   }
@@ -104,7 +104,10 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& task) 
 
   Impl& s = *impl_;
   {
-    std::lock_guard lock(s.mutex);
+    std::unique_lock lock(s.mutex);
+    // A worker that woke late for the previous loop may still hold its snapshot (and will find no
+    // task left); resetting `next` under it would hand it an index of this loop with the old task.
+    s.done_cv.wait(lock, [&] { return s.active == 0; });
     s.task = &task;
     s.n_tasks = n_tasks;
     s.next.store(0, std::memory_order_relaxed);

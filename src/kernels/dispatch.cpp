@@ -11,12 +11,9 @@
 
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
 #include <cpuid.h>
-namespace scholar::kernels::avx2 {
-const KernelTable& table();
-}
-namespace scholar::kernels::avx512 {
-const KernelTable& table();
-}
+// Entry points of the per-ISA kernel objects (src/kernels/kernels_*.cpp).
+extern "C" const scholar::kernels::KernelTable* scholar_kernel_table_avx2();
+extern "C" const scholar::kernels::KernelTable* scholar_kernel_table_avx512();
 #endif
 
 namespace scholar::kernels {
@@ -148,9 +145,9 @@ const KernelTable* table_for(Isa isa) {
       return &ref::table();
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
     case Isa::avx2:
-      return &avx2::table();
+      return scholar_kernel_table_avx2();
     case Isa::avx512:
-      return &avx512::table();
+      return scholar_kernel_table_avx512();
 #else
     default:
       return nullptr;

@@ -2,4 +2,5 @@
 #define SCHOLAR_KERNEL_NS avx512
 #define SCHOLAR_KERNEL_ARCH xsimd::avx512bw
 #define SCHOLAR_KERNEL_AVX512 1
+#define SCHOLAR_KERNEL_ENTRY scholar_kernel_table_avx512
 #include "kernels/simd_impl.hpp"

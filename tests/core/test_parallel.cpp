@@ -81,3 +81,16 @@ TEST_CASE("the global pool can be resized", "[parallel]") {
   set_num_threads(0);
   CHECK(num_threads() == static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
+
+TEST_CASE("back-to-back short loops never hand a late worker a stale task", "[parallel]") {
+  // Workers that wake after the caller has already finished a loop alone must not pick up an index
+  // of the next loop with the previous loop's task (a use-after-scope that once crashed here).
+  ThreadPool pool(3);
+  int64_t total = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::atomic<int64_t> local{0};
+    pool.run(2, [&](int64_t i) { local += i + 1; });
+    total += local;
+  }
+  CHECK(total == 20000 * 3);
+}

@@ -45,6 +45,15 @@ void convert(void* dst, DType dt, const void* src, DType st, const Layout& sl);
 [[noreturn]] void throw_bad_index(const char* op, std::span<const int64_t> idx, const Shape& shape);
 }  // namespace detail
 
+/// Tensor storage of 64 KiB and more is recycled: a freed block is kept (by size) for the next
+/// tensor of that size, which saves the page faults of fresh memory. The cache holds at most this
+/// many bytes (default 1 GiB, or SCHOLAR_STORAGE_CACHE_MB); 0 turns it off. Thread-safe.
+void set_storage_cache_limit(size_t bytes);
+/// Bytes held in the cache right now.
+size_t storage_cache_bytes();
+/// Frees every cached block (the limit stays).
+void empty_storage_cache();
+
 /// An n-dimensional strided view (rank 0 to kMaxDims) of elements of type T.
 template <Element T>
 class Tensor {

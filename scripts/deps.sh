@@ -1,0 +1,47 @@
+#!/bin/sh
+# Installs the Debian 12 packages scholar needs, and only those missing. This script owns the list.
+#   scripts/deps.sh build     compiler, CMake, Ninja, Eigen, xsimd, OpenBLAS
+#   scripts/deps.sh test      build + Catch2 and Google Benchmark (the test build compiles benches)
+#   scripts/deps.sh demo      build + the text corpora the demo trains on
+#   scripts/deps.sh fixtures  Python and PyTorch, to regenerate test fixtures (tests/reference/)
+# Several groups may be given. Needs root or sudo only when something is missing.
+set -eu
+
+BUILD="build-essential cmake ninja-build pkg-config libeigen3-dev libxsimd-dev libopenblas-dev"
+TEST="catch2 libbenchmark-dev"
+DEMO="jargon-text"
+FIXTURES="python3 python3-torch python3-numpy"
+
+want=""
+[ $# -eq 0 ] && set -- build
+for group in "$@"; do
+  case "$group" in
+    build) want="$want $BUILD" ;;
+    test) want="$want $BUILD $TEST" ;;
+    demo) want="$want $BUILD $DEMO" ;;
+    bench) want="$want $BUILD $TEST" ;;
+    fixtures) want="$want $FIXTURES" ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, demo, bench, fixtures)" >&2; exit 2 ;;
+  esac
+done
+
+missing=""
+for pkg in $want; do
+  case " $missing " in *" $pkg "*) continue ;; esac
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $pkg"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "Installing Debian packages:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "deps.sh: need root (or sudo) to install:$missing" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
