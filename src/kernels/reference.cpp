@@ -198,6 +198,21 @@ void rope(float* out, const float* x, const float* cos, const float* sin, size_t
   }
 }
 
+void adamw(float* param, float* m, float* v, const float* grad, size_t n, float lr, float beta1,
+           float beta2, float eps, float weight_decay, float bc1, float bc2) {
+  const double step = double{lr} / bc1, bc2_sqrt = std::sqrt(double{bc2});
+  for (size_t i = 0; i < n; ++i) {
+    double p = param[i] * (1.0 - double{lr} * weight_decay);
+    const double g = grad[i];
+    const double mi = m[i] + (1.0 - beta1) * (g - m[i]);
+    const double vi = beta2 * double{v[i]} + (1.0 - beta2) * g * g;
+    p -= step * mi / (std::sqrt(vi) / bc2_sqrt + eps);
+    param[i] = static_cast<float>(p);
+    m[i] = static_cast<float>(mi);
+    v[i] = static_cast<float>(vi);
+  }
+}
+
 void f32_to_bf16(uint16_t* out, const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = bf16::from_float(x[i]);
 }
@@ -239,6 +254,7 @@ const KernelTable& table() {
       .swiglu_forward = swiglu_forward,
       .swiglu_backward = swiglu_backward,
       .rope = rope,
+      .adamw = adamw,
       .f32_to_bf16 = f32_to_bf16,
       .bf16_to_f32 = bf16_to_f32,
       .f32_to_f16 = f32_to_f16,

@@ -775,6 +775,25 @@ void rope(float* out, const float* x, const float* cos, const float* sin, size_t
   }
 }
 
+// --- optimizers ----------------------------------------------------------------------------------
+
+void adamw(float* param, float* m, float* v, const float* grad, size_t n, float lr, float beta1,
+           float beta2, float eps, float weight_decay, float bc1, float bc2) {
+  const B decay(1.0f - lr * weight_decay), b1c(1.0f - beta1), b2(beta2), b2c(1.0f - beta2);
+  const B step(lr / bc1), inv_bc2_sqrt(1.0f / std::sqrt(bc2)), veps(eps);
+  size_t i = 0;
+  for (; i < n; i += W) {
+    const size_t r = std::min(W, n - i);
+    const B g = load_v(grad + i, B{}, r), mi = load_v(m + i, B{}, r), vi = load_v(v + i, B{}, r);
+    const B m2 = xsimd::fma(b1c, g - mi, mi);
+    const B v2 = xsimd::fma(b2, vi, b2c * g * g);
+    const B p = load_v(param + i, B{}, r) * decay;
+    store_v(param + i, p - step * m2 / xsimd::fma(xsimd::sqrt(v2), inv_bc2_sqrt, veps), r);
+    store_v(m + i, m2, r);
+    store_v(v + i, v2, r);
+  }
+}
+
 // --- conversions ---------------------------------------------------------------------------------
 
 // Round-to-nearest-even f32 -> bf16 on the bit patterns; NaN becomes a quiet NaN.
@@ -877,6 +896,7 @@ const KernelTable& table() {
       .swiglu_forward = swiglu_forward,
       .swiglu_backward = swiglu_backward,
       .rope = rope,
+      .adamw = adamw,
       .f32_to_bf16 = f32_to_bf16,
       .bf16_to_f32 = bf16_to_f32,
       .f32_to_f16 = f32_to_f16,

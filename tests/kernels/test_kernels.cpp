@@ -409,6 +409,26 @@ TEST_CASE("conversions to and from bf16 and f16 are bit-exact on every path", "[
   }
 }
 
+TEST_CASE("the AdamW step matches the twin", "[kernels]") {
+  sweep([](const KernelTable* t, size_t n, size_t off, std::mt19937& rng) {
+    test::Buf p1(n, off), m1(n, 1), v1(n, 2), g(n, 3), p2(n, 0), m2(n, 0), v2(n, 0);
+    test::fill_uniform(p1.p, n, rng, -1, 1);
+    test::fill_uniform(m1.p, n, rng, -0.1f, 0.1f);
+    test::fill_uniform(v1.p, n, rng, 0.0f, 0.01f);
+    test::fill_uniform(g.p, n, rng, -1, 1);
+    std::memcpy(p2.p, p1.p, n * 4);
+    std::memcpy(m2.p, m1.p, n * 4);
+    std::memcpy(v2.p, v1.p, n * 4);
+    const float bc1 = 1.0f - std::pow(0.9f, 3.0f), bc2 = 1.0f - std::pow(0.999f, 3.0f);
+    t->adamw(p1.p, m1.p, v1.p, g.p, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, bc1, bc2);
+    ref::adamw(p2.p, m2.p, v2.p, g.p, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, bc1, bc2);
+    const std::string at = label(t, n, off);
+    test::check_close(p1.p, p2.p, n, 1e-6, 1e-7, "adamw param " + at);
+    test::check_close(m1.p, m2.p, n, 1e-6, 1e-8, "adamw m " + at);
+    test::check_close(v1.p, v2.p, n, 1e-6, 1e-10, "adamw v " + at);
+  });
+}
+
 TEST_CASE("span wrappers check sizes", "[kernels]") {
   std::vector<float> a(4, 1.0f), b(5, 1.0f), out(4);
   CHECK_THROWS_AS(kernels::add(out, a, b), ShapeError);

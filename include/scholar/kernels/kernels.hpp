@@ -111,6 +111,14 @@ struct KernelTable {
   void (*rope)(float* out, const float* x, const float* cos, const float* sin, size_t n_pairs,
                RopeStyle style, bool inverse);
 
+  // --- optimizers --------------------------------------------------------------------------------
+  /// One AdamW step on n parameters, in PyTorch's order of operations:
+  ///   p *= 1 - lr * weight_decay;  m += (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2;
+  ///   p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+  /// where bc1 = 1 - beta1^t and bc2 = 1 - beta2^t are the bias corrections of step t.
+  void (*adamw)(float* param, float* m, float* v, const float* grad, size_t n, float lr,
+                float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2);
+
   // --- conversions (round to nearest even; NaN stays NaN) ---------------------------------------
   void (*f32_to_bf16)(uint16_t* out, const float* x, size_t n);
   void (*bf16_to_f32)(float* out, const uint16_t* x, size_t n);

@@ -48,6 +48,9 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 void rope(float* out, const float* x, const float* cos, const float* sin, size_t n_pairs,
           RopeStyle style, bool inverse);
 
+void adamw(float* param, float* m, float* v, const float* grad, size_t n, float lr, float beta1,
+           float beta2, float eps, float weight_decay, float bc1, float bc2);
+
 void f32_to_bf16(uint16_t* out, const float* x, size_t n);
 void bf16_to_f32(float* out, const uint16_t* x, size_t n);
 void f32_to_f16(uint16_t* out, const float* x, size_t n);

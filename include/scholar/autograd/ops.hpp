@@ -1,0 +1,127 @@
+// scholar/autograd/ops.hpp: differentiable operations on Vars.
+//
+// Each operation is coarse (a layer-sized piece of work), so the graph's bookkeeping stays small
+// beside the arithmetic. Forward and backward of an operation are written side by side in one
+// source file (src/autograd/). Shapes use the legend B batch, T time, C channels, V vocabulary,
+// H heads, D head dimension, N rows. Shape errors name the operation and the shapes involved.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "scholar/autograd/var.hpp"
+#include "scholar/kernels/kernels.hpp"
+#include "scholar/tensor/random.hpp"
+
+namespace scholar::autograd {
+
+// --- products ------------------------------------------------------------------------------------
+
+/// Matrix product with tensor matmul's rules: [M, K] x [K, N], or batched [B, M, K] x [B, K, N]
+/// with a batch of 1 (or a 2-D operand) broadcast. Gradients of broadcast operands are summed.
+Var matmul(const Var& a, const Var& b);
+
+/// Weight layouts for linear(): Hugging Face's nn.Linear stores [out, in]; GPT-2's Conv1D stores
+/// [in, out].
+enum class WeightLayout : uint8_t { out_in, in_out };
+
+/// y = x W^T + b for x [..., in], W [out, in] (or [in, out] with WeightLayout::in_out), b [out]
+/// (an undefined Var for none) -> y [..., out].
+Var linear(const Var& x, const Var& weight, const Var& bias = {},
+           WeightLayout layout = WeightLayout::out_in);
+
+// --- elementwise (NumPy broadcasting; gradients are summed back to each input's shape) -----------
+
+Var add(const Var& a, const Var& b);
+Var sub(const Var& a, const Var& b);
+Var mul(const Var& a, const Var& b);
+/// a * s
+Var scale(const Var& a, float s);
+inline Var operator+(const Var& a, const Var& b) {
+  return add(a, b);
+}
+inline Var operator-(const Var& a, const Var& b) {
+  return sub(a, b);
+}
+inline Var operator*(const Var& a, const Var& b) {
+  return mul(a, b);
+}
+inline Var operator*(const Var& a, float s) {
+  return scale(a, s);
+}
+
+/// Sum of all elements (a scalar).
+Var sum(const Var& a);
+/// Mean of all elements (a scalar).
+Var mean(const Var& a);
+
+// --- activations ---------------------------------------------------------------------------------
+
+/// GELU, tanh form (GPT-2).
+Var gelu(const Var& x);
+/// SiLU: x sigmoid(x).
+Var silu(const Var& x);
+/// SwiGLU: silu(gate) * up, same shapes.
+Var swiglu(const Var& gate, const Var& up);
+/// Softmax along the last dimension.
+Var softmax(const Var& x);
+/// Log-softmax along the last dimension.
+Var log_softmax(const Var& x);
+/// Inverted dropout: zeroes each element with probability p and scales the rest by 1 / (1 - p).
+/// Identity when !training or p == 0. The mask comes from gen (seeded, reproducible).
+Var dropout(const Var& x, float p, Generator& gen, bool training = true);
+
+// --- normalization -------------------------------------------------------------------------------
+
+/// LayerNorm over the last dimension: x [..., C], weight [C], bias [C] (undefined for none).
+Var layernorm(const Var& x, const Var& weight, const Var& bias, float eps = 1e-5f);
+/// RMSNorm over the last dimension: x [..., C], weight [C].
+Var rmsnorm(const Var& x, const Var& weight, float eps = 1e-6f);
+
+// --- embedding, shapes ---------------------------------------------------------------------------
+
+/// Rows of table [V, C] for ids of any shape -> [ids..., C]. IndexError for an id outside [0, V).
+Var embedding(const Tensor<int32_t>& ids, const Var& table);
+/// A view of x with a new shape (one entry may be -1); copies if the strides need it.
+Var reshape(const Var& x, const Shape& shape);
+/// Swaps two dimensions (the result is made contiguous).
+Var transpose(const Var& x, int d0, int d1);
+/// Elements [start, stop) along dim (negative values count from the end).
+Var slice(const Var& x, int dim, int64_t start, int64_t stop);
+/// Joins Vars along dim; all other dimensions must agree.
+Var concat(const std::vector<Var>& parts, int dim);
+
+// --- attention -----------------------------------------------------------------------------------
+
+/// Rotary position embedding applied inside attention().
+struct Rope {
+  bool enabled = false;
+  double theta = 10000.0;  ///< base: 10000 (GPT-NeoX, Llama 2), 500000 (Llama 3), 1e6 (Qwen2)
+  kernels::RopeStyle style = kernels::RopeStyle::half;
+  int64_t position_offset = 0;  ///< position of the first time step
+};
+
+/// Options for attention().
+struct AttentionOptions {
+  int64_t n_heads = 1;
+  int64_t n_kv_heads = 0;  ///< grouped-query attention; 0 means n_heads
+  bool causal = true;
+  Rope rope;
+  /// Optional additive mask, [T, T] or [B, T, T] (0 to keep, -inf to block), applied after scaling.
+  const Tensor<float>* mask = nullptr;
+};
+
+/// Multi-head self-attention core: q [B, T, H*D], k and v [B, T, Hkv*D] -> [B, T, H*D], with
+/// softmax(q k^T / sqrt(D) + mask) v per head (each group of H/Hkv query heads shares a key/value
+/// head), rotary embeddings on q and k when enabled, and a causal mask when asked.
+Var attention(const Var& q, const Var& k, const Var& v, const AttentionOptions& options);
+
+// --- losses --------------------------------------------------------------------------------------
+
+/// Mean cross-entropy of logits [N, V] (or [B, T, V]) against targets [N] (or [B, T]), over the
+/// targets that are not ignore_index. Fused: the softmax gradient is formed during the forward
+/// pass. IndexError for a target outside [0, V) other than ignore_index; ValueError if all are
+/// ignored.
+Var cross_entropy(const Var& logits, const Tensor<int32_t>& targets, int32_t ignore_index = -100);
+
+}  // namespace scholar::autograd

@@ -1,0 +1,364 @@
+// GPT-2 and Llama-family decoder-only transformers.
+#include "scholar/nn/transformer.hpp"
+
+#include <cmath>
+#include <map>
+
+#include "scholar/error.hpp"
+#include "scholar/tensor/ops.hpp"
+
+namespace scholar::nn {
+
+using autograd::WeightLayout;
+namespace ag = scholar::autograd;
+
+// --- config --------------------------------------------------------------------------------------
+
+TransformerConfig TransformerConfig::gpt2(int64_t vocab, int64_t context, int64_t layers,
+                                          int64_t width, int64_t heads) {
+  TransformerConfig c;
+  c.family = Family::gpt2;
+  c.model_type = "gpt2";
+  c.vocab_size = vocab;
+  c.context_length = context;
+  c.n_layers = layers;
+  c.n_embd = width;
+  c.n_heads = heads;
+  c.norm_eps = 1e-5f;
+  c.tie_embeddings = true;
+  return c;
+}
+
+TransformerConfig TransformerConfig::llama(int64_t vocab, int64_t context, int64_t layers,
+                                           int64_t width, int64_t heads, int64_t kv_heads,
+                                           int64_t ffn) {
+  TransformerConfig c;
+  c.family = Family::llama;
+  c.model_type = "llama";
+  c.vocab_size = vocab;
+  c.context_length = context;
+  c.n_layers = layers;
+  c.n_embd = width;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.ffn_hidden = ffn;
+  c.norm_eps = 1e-6f;
+  c.tie_embeddings = false;
+  return c;
+}
+
+void TransformerConfig::validate() const {
+  auto positive = [](const char* name, int64_t v) {
+    if (v < 1) fail<ValueError>("TransformerConfig: ", name, " must be positive, got ", v);
+  };
+  positive("vocab_size", vocab_size);
+  positive("context_length", context_length);
+  positive("n_layers", n_layers);
+  positive("n_embd", n_embd);
+  positive("n_heads", n_heads);
+  if (n_kv_heads < 0)
+    fail<ValueError>("TransformerConfig: n_kv_heads must be >= 0, got ", n_kv_heads);
+  if (ffn_hidden < 0)
+    fail<ValueError>("TransformerConfig: ffn_hidden must be >= 0, got ", ffn_hidden);
+  if (n_embd % n_heads != 0)
+    fail<ValueError>("TransformerConfig: n_embd (", n_embd, ") is not divisible by n_heads (",
+                     n_heads, ")");
+  if (n_heads % kv_heads() != 0)
+    fail<ValueError>("TransformerConfig: n_heads (", n_heads, ") is not a multiple of n_kv_heads (",
+                     kv_heads(), ")");
+  if (family == Family::gpt2 && n_kv_heads != 0 && n_kv_heads != n_heads)
+    fail<ValueError>("TransformerConfig: the GPT-2 family has no grouped-query attention");
+  if (family == Family::llama && head_dim() % 2 != 0)
+    fail<ValueError>("TransformerConfig: rotary embeddings need an even head dimension, got ",
+                     head_dim());
+  if (!(norm_eps > 0.0f))
+    fail<ValueError>("TransformerConfig: norm_eps must be > 0, got ", norm_eps);
+  if (!(rope_theta > 0.0))
+    fail<ValueError>("TransformerConfig: rope_theta must be > 0, got ", rope_theta);
+  if (!(dropout >= 0.0f && dropout < 1.0f))
+    fail<ValueError>("TransformerConfig: dropout must be in [0, 1), got ", dropout);
+}
+
+io::Json TransformerConfig::to_json() const {
+  using io::Json;
+  Json j = Json::object();
+  if (family == Family::gpt2) {
+    j.set("model_type", Json(model_type.empty() ? "gpt2" : model_type));
+    j.set("architectures", Json::array({Json("GPT2LMHeadModel")}));
+    j.set("vocab_size", Json(vocab_size));
+    j.set("n_positions", Json(context_length));
+    j.set("n_ctx", Json(context_length));
+    j.set("n_layer", Json(n_layers));
+    j.set("n_embd", Json(n_embd));
+    j.set("n_head", Json(n_heads));
+    j.set("n_inner", ffn_hidden == 0 ? Json() : Json(ffn_hidden));
+    j.set("layer_norm_epsilon", Json(static_cast<double>(norm_eps)));
+    j.set("activation_function", Json("gelu_new"));
+    j.set("resid_pdrop", Json(static_cast<double>(dropout)));
+    j.set("embd_pdrop", Json(static_cast<double>(dropout)));
+    j.set("attn_pdrop", Json(0.0));
+    j.set("tie_word_embeddings", Json(tie_embeddings));
+  } else {
+    const std::string type = model_type.empty() ? "llama" : model_type;
+    j.set("model_type", Json(type));
+    j.set("architectures",
+          Json::array({Json(type == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM")}));
+    j.set("vocab_size", Json(vocab_size));
+    j.set("max_position_embeddings", Json(context_length));
+    j.set("num_hidden_layers", Json(n_layers));
+    j.set("hidden_size", Json(n_embd));
+    j.set("num_attention_heads", Json(n_heads));
+    j.set("num_key_value_heads", Json(kv_heads()));
+    j.set("intermediate_size", Json(mlp_hidden()));
+    j.set("rms_norm_eps", Json(static_cast<double>(norm_eps)));
+    j.set("rope_theta", Json(rope_theta));
+    j.set("hidden_act", Json("silu"));
+    j.set("attention_bias", Json(qkv_bias));
+    j.set("tie_word_embeddings", Json(tie_embeddings));
+  }
+  return j;
+}
+
+TransformerConfig TransformerConfig::from_json(const io::Json& j) {
+  const std::string type = j.at("model_type", "config.json").as_string("config.json: model_type");
+  auto num = [&](const char* key) {
+    return j.at(key, "config.json").as_int(std::string("config.json: ") + key);
+  };
+  auto num_or = [&](const char* key, int64_t dflt) {
+    const io::Json* v = j.find(key);
+    return v && !v->is_null() ? v->as_int(std::string("config.json: ") + key) : dflt;
+  };
+  auto real_or = [&](const char* key, double dflt) {
+    const io::Json* v = j.find(key);
+    return v && !v->is_null() ? v->as_double(std::string("config.json: ") + key) : dflt;
+  };
+  auto flag_or = [&](const char* key, bool dflt) {
+    const io::Json* v = j.find(key);
+    return v && !v->is_null() ? v->as_bool(std::string("config.json: ") + key) : dflt;
+  };
+  TransformerConfig c;
+  c.model_type = type;
+  if (type == "gpt2") {
+    c = gpt2(num("vocab_size"), num("n_positions"), num("n_layer"), num("n_embd"), num("n_head"));
+    c.ffn_hidden = num_or("n_inner", 0);
+    c.norm_eps = static_cast<float>(real_or("layer_norm_epsilon", 1e-5));
+    c.tie_embeddings = flag_or("tie_word_embeddings", true);
+    c.dropout = static_cast<float>(real_or("resid_pdrop", 0.0));
+  } else if (type == "llama" || type == "mistral" || type == "qwen2") {
+    c = llama(num("vocab_size"), num_or("max_position_embeddings", 2048), num("num_hidden_layers"),
+              num("hidden_size"), num("num_attention_heads"),
+              num_or("num_key_value_heads", num("num_attention_heads")), num("intermediate_size"));
+    c.model_type = type;
+    c.norm_eps = static_cast<float>(real_or("rms_norm_eps", 1e-6));
+    c.rope_theta = real_or("rope_theta", 10000.0);
+    c.tie_embeddings = flag_or("tie_word_embeddings", false);
+    c.qkv_bias = type == "qwen2" ? true : flag_or("attention_bias", false);
+    if (num_or("head_dim", c.head_dim()) != c.head_dim())
+      fail<FormatError>("config.json: head_dim ", num("head_dim"), " differs from hidden_size / ",
+                        "num_attention_heads = ", c.head_dim(), " (not supported)");
+  } else {
+    fail<FormatError>("config.json: model_type '", type,
+                      "' is not supported (gpt2, llama, mistral, qwen2)");
+  }
+  c.validate();
+  return c;
+}
+
+// --- attention and MLP ---------------------------------------------------------------------------
+
+Attention::Attention(const TransformerConfig& cfg) : cfg_(cfg) {
+  const int64_t C = cfg.n_embd, kv = cfg.kv_heads() * cfg.head_dim();
+  if (cfg.family == TransformerConfig::Family::gpt2) {
+    c_attn_ = std::make_unique<Linear>(C, 3 * C, true, WeightLayout::in_out);
+    c_proj_ = std::make_unique<Linear>(C, C, true, WeightLayout::in_out);
+    register_module("c_attn", *c_attn_);
+    register_module("c_proj", *c_proj_);
+  } else {
+    q_proj_ = std::make_unique<Linear>(C, C, cfg.qkv_bias);
+    k_proj_ = std::make_unique<Linear>(C, kv, cfg.qkv_bias);
+    v_proj_ = std::make_unique<Linear>(C, kv, cfg.qkv_bias);
+    o_proj_ = std::make_unique<Linear>(C, C, false);
+    register_module("q_proj", *q_proj_);
+    register_module("k_proj", *k_proj_);
+    register_module("v_proj", *v_proj_);
+    register_module("o_proj", *o_proj_);
+  }
+}
+
+Var Attention::forward(const Var& x, int64_t position_offset) const {
+  ag::AttentionOptions opt;
+  opt.n_heads = cfg_.n_heads;
+  opt.n_kv_heads = cfg_.kv_heads();
+  opt.causal = true;
+  const int64_t C = cfg_.n_embd;
+  if (cfg_.family == TransformerConfig::Family::gpt2) {
+    const Var qkv = c_attn_->forward(x);  // [B, T, 3C]
+    const Var q = ag::slice(qkv, -1, 0, C), k = ag::slice(qkv, -1, C, 2 * C),
+              v = ag::slice(qkv, -1, 2 * C, 3 * C);
+    return c_proj_->forward(ag::attention(q, k, v, opt));
+  }
+  opt.rope.enabled = true;
+  opt.rope.theta = cfg_.rope_theta;
+  opt.rope.style = kernels::RopeStyle::half;  // Hugging Face layout (rotate_half)
+  opt.rope.position_offset = position_offset;
+  return o_proj_->forward(
+      ag::attention(q_proj_->forward(x), k_proj_->forward(x), v_proj_->forward(x), opt));
+}
+
+MLP::MLP(const TransformerConfig& cfg) : cfg_(cfg) {
+  const int64_t C = cfg.n_embd, F = cfg.mlp_hidden();
+  if (cfg.family == TransformerConfig::Family::gpt2) {
+    c_fc_ = std::make_unique<Linear>(C, F, true, WeightLayout::in_out);
+    c_proj_ = std::make_unique<Linear>(F, C, true, WeightLayout::in_out);
+    register_module("c_fc", *c_fc_);
+    register_module("c_proj", *c_proj_);
+  } else {
+    gate_proj_ = std::make_unique<Linear>(C, F, false);
+    up_proj_ = std::make_unique<Linear>(C, F, false);
+    down_proj_ = std::make_unique<Linear>(F, C, false);
+    register_module("gate_proj", *gate_proj_);
+    register_module("up_proj", *up_proj_);
+    register_module("down_proj", *down_proj_);
+  }
+}
+
+Var MLP::forward(const Var& x) const {
+  if (cfg_.family == TransformerConfig::Family::gpt2)
+    return c_proj_->forward(ag::gelu(c_fc_->forward(x)));
+  return down_proj_->forward(ag::swiglu(gate_proj_->forward(x), up_proj_->forward(x)));
+}
+
+// --- block ---------------------------------------------------------------------------------------
+
+Block::Block(const TransformerConfig& cfg) : cfg_(cfg), attn_(cfg), mlp_(cfg) {
+  if (cfg.family == TransformerConfig::Family::gpt2) {
+    ln1_ = std::make_unique<LayerNorm>(cfg.n_embd, cfg.norm_eps);
+    ln2_ = std::make_unique<LayerNorm>(cfg.n_embd, cfg.norm_eps);
+    register_module("ln_1", *ln1_);
+    register_module("attn", attn_);
+    register_module("ln_2", *ln2_);
+    register_module("mlp", mlp_);
+  } else {
+    rms1_ = std::make_unique<RMSNorm>(cfg.n_embd, cfg.norm_eps);
+    rms2_ = std::make_unique<RMSNorm>(cfg.n_embd, cfg.norm_eps);
+    register_module("input_layernorm", *rms1_);
+    register_module("self_attn", attn_);
+    register_module("post_attention_layernorm", *rms2_);
+    register_module("mlp", mlp_);
+  }
+}
+
+Var Block::norm(int which, const Var& x) const {
+  if (ln1_) return (which == 1 ? ln1_ : ln2_)->forward(x);
+  return (which == 1 ? rms1_ : rms2_)->forward(x);
+}
+
+Var Block::forward(const Var& x, Generator* dropout_gen) const {
+  auto drop = [&](const Var& v) {
+    if (cfg_.dropout == 0.0f || !training()) return v;
+    return ag::dropout(v, cfg_.dropout, *dropout_gen, true);
+  };
+  const Var h = ag::add(x, drop(attn_.forward(norm(1, x))));
+  return ag::add(h, drop(mlp_.forward(norm(2, h))));
+}
+
+// --- model ---------------------------------------------------------------------------------------
+
+TransformerLM::TransformerLM(const TransformerConfig& cfg, uint64_t seed) : cfg_(cfg) {
+  cfg.validate();
+  const bool gpt2 = cfg.family == TransformerConfig::Family::gpt2;
+  wte_ = std::make_unique<Embedding>(cfg.vocab_size, cfg.n_embd);
+  body_.register_module(gpt2 ? "wte" : "embed_tokens", *wte_);
+  if (gpt2) {
+    wpe_ = std::make_unique<Embedding>(cfg.context_length, cfg.n_embd);
+    body_.register_module("wpe", *wpe_);
+  }
+  for (int64_t i = 0; i < cfg.n_layers; ++i) {
+    blocks_.push_back(std::make_unique<Block>(cfg));
+    layers_.register_module(std::to_string(i), *blocks_.back());
+  }
+  body_.register_module(gpt2 ? "h" : "layers", layers_);
+  if (gpt2) {
+    ln_f_ = std::make_unique<LayerNorm>(cfg.n_embd, cfg.norm_eps);
+    body_.register_module("ln_f", *ln_f_);
+  } else {
+    norm_f_ = std::make_unique<RMSNorm>(cfg.n_embd, cfg.norm_eps);
+    body_.register_module("norm", *norm_f_);
+  }
+  register_module(gpt2 ? "transformer" : "model", body_);
+  if (!cfg.tie_embeddings) {
+    lm_head_ = std::make_unique<Linear>(cfg.n_embd, cfg.vocab_size, false);
+    register_module("lm_head", *lm_head_);
+  }
+
+  // GPT-2 initialization, in parameter order so that a seed always gives the same model.
+  Generator gen(seed);
+  const float residual_std = 0.02f / std::sqrt(2.0f * static_cast<float>(cfg.n_layers));
+  for (const NamedParameter& p : named_parameters()) {
+    const std::string& n = p.name;
+    auto ends_with = [&](const std::string& suffix) {
+      return n.size() >= suffix.size() &&
+             n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    Tensor<float> value = p.var.value();
+    if (ends_with("bias")) continue;  // zeros
+    if (value.rank() == 1) continue;  // norm weights: ones
+    const bool residual = ends_with("attn.c_proj.weight") || ends_with("mlp.c_proj.weight") ||
+                          ends_with("o_proj.weight") || ends_with("down_proj.weight");
+    normal_(value, gen, 0.0f, residual ? residual_std : 0.02f);
+  }
+}
+
+Var TransformerLM::forward(const Tensor<int32_t>& ids, Generator* dropout_gen) const {
+  if (ids.rank() != 2)
+    fail<ShapeError>("TransformerLM: ids must be [B, T], got ", ids.shape().str());
+  const int64_t B = ids.size(0), T = ids.size(1);
+  if (T < 1 || B < 1) fail<ShapeError>("TransformerLM: empty batch ", ids.shape().str());
+  if (T > cfg_.context_length)
+    fail<ShapeError>("TransformerLM: sequence of ", T, " tokens exceeds the context length ",
+                     cfg_.context_length);
+  if (training() && cfg_.dropout > 0.0f && !dropout_gen)
+    fail<ValueError>("TransformerLM: dropout is on, so training needs a Generator");
+  Var x = wte_->forward(ids);
+  if (wpe_) {
+    Tensor<int32_t> pos = Tensor<int32_t>::empty({1, T});
+    for (int64_t t = 0; t < T; ++t) pos.data()[t] = static_cast<int32_t>(t);
+    x = ag::add(x, wpe_->forward(pos));  // [1, T, C] broadcasts over the batch
+  }
+  if (cfg_.dropout > 0.0f && training()) x = ag::dropout(x, cfg_.dropout, *dropout_gen, true);
+  for (const auto& block : blocks_) x = block->forward(x, dropout_gen);
+  x = ln_f_ ? ln_f_->forward(x) : norm_f_->forward(x);
+  (void)B;
+  return lm_head_ ? lm_head_->forward(x) : ag::linear(x, wte_->weight());
+}
+
+Var TransformerLM::loss(const Tensor<int32_t>& ids, const Tensor<int32_t>& targets,
+                        Generator* dropout_gen) const {
+  return ag::cross_entropy(forward(ids, dropout_gen), targets);
+}
+
+void TransformerLM::load_weights(const std::vector<std::pair<std::string, Tensor<float>>>& weights,
+                                 bool allow_extra) {
+  std::map<std::string, const Tensor<float>*> by_name;
+  for (const auto& [name, t] : weights) by_name[name] = &t;
+  size_t used = 0;
+  for (const NamedParameter& p : named_parameters()) {
+    auto it = by_name.find(p.name);
+    if (it == by_name.end()) fail<FormatError>("load_weights: missing parameter '", p.name, "'");
+    if (!(it->second->shape() == p.var.shape()))
+      fail<ShapeError>("load_weights: parameter '", p.name, "' has shape ",
+                       it->second->shape().str(), " in the weights but ", p.var.shape().str(),
+                       " in the model");
+    p.var.value().copy_from(*it->second);
+    ++used;
+  }
+  if (!allow_extra && used != by_name.size()) {
+    for (const auto& [name, t] : by_name) {
+      bool known = false;
+      for (const NamedParameter& p : named_parameters()) known = known || p.name == name;
+      if (!known) fail<FormatError>("load_weights: '", name, "' is not a parameter of this model");
+    }
+  }
+}
+
+}  // namespace scholar::nn

@@ -1,0 +1,66 @@
+// The autograd engine: accumulation of reused values, grad mode, detach, leaves, errors, and a deep
+// graph.
+#include <catch2/catch.hpp>
+
+#include "scholar/autograd/ops.hpp"
+#include "scholar/tensor/ops.hpp"
+
+using namespace scholar;
+using autograd::Var;
+namespace ag = scholar::autograd;
+
+TEST_CASE("gradients of a value used twice add up", "[autograd]") {
+  Var x(Tensor<float>::from({2}, {3.0f, -1.0f}), true);
+  Var y = ag::sum(ag::add(ag::mul(x, x), ag::scale(x, 2.0f)));  // x^2 + 2x
+  y.backward();
+  CHECK(x.grad().to_vector() == std::vector<float>{8.0f, 0.0f});  // 2x + 2
+  CHECK(y.value().item() == Approx(9 + 6 + 1 - 2));               // (9 + 6) + (1 - 2)
+}
+
+TEST_CASE("no_grad records nothing; detach and requires_grad stop gradients", "[autograd]") {
+  Var w(Tensor<float>::ones({3}), true);
+  Var c(Tensor<float>::full({3}, 2.0f));  // a constant leaf
+  {
+    ag::NoGradGuard guard;
+    CHECK(!ag::grad_enabled());
+    Var y = ag::mul(w, c);
+    CHECK(!y.requires_grad());
+    CHECK(y.is_leaf());
+  }
+  CHECK(ag::grad_enabled());
+  Var y = ag::sum(ag::add(ag::mul(w, c), ag::mul(w.detach(), c)));
+  y.backward();
+  CHECK(w.grad().to_vector() == std::vector<float>{2, 2, 2});  // only the first term
+  CHECK(!c.grad().defined());
+  w.zero_grad();
+  CHECK(!w.grad().defined());
+  CHECK_THROWS_AS(ag::add(w, c).set_requires_grad(false), ValueError);
+}
+
+TEST_CASE("backward needs a scalar or an explicit gradient", "[autograd]") {
+  Var w(Tensor<float>::ones({2, 2}), true);
+  Var y = ag::scale(w, 3.0f);
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("[2, 2]"));
+  CHECK_THROWS_AS(y.backward(Tensor<float>::ones({3})), ShapeError);
+  y.backward(Tensor<float>::ones({2, 2}));
+  CHECK(w.grad().to_vector() == std::vector<float>(4, 3.0f));
+  Var constant(Tensor<float>::ones({1}));
+  CHECK_THROWS_AS(constant.backward(), ValueError);
+  CHECK_THROWS_AS(Var().value(), ValueError);
+}
+
+TEST_CASE("a chain of ten thousand ops back-propagates without recursion", "[autograd]") {
+  Var x(Tensor<float>::from({1}, {1.0f}), true);
+  Var y = x;
+  for (int i = 0; i < 10000; ++i) y = ag::scale(y, 1.0001f);
+  ag::sum(y).backward();
+  CHECK(x.grad().item() == Approx(std::pow(1.0001, 10000)).epsilon(1e-3));
+}
+
+TEST_CASE("leaves can be reassigned; shape changes are refused", "[autograd]") {
+  Var w(Tensor<float>::zeros({2}), true);
+  w.set_value(Tensor<float>::ones({2}));
+  CHECK(w.value().to_vector() == std::vector<float>{1, 1});
+  w.set_name("layer.weight");
+  CHECK_THROWS_WITH(w.set_value(Tensor<float>::ones({3})), Catch::Contains("layer.weight"));
+}

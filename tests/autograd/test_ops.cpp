@@ -1,0 +1,145 @@
+// Every differentiable op, gradient-checked against central finite differences.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+
+#include "gradcheck.hpp"
+
+using namespace scholar;
+using autograd::Var;
+namespace ag = scholar::autograd;
+
+namespace {
+Tensor<float> rnd(const Shape& s, uint64_t seed, float stddev = 1.0f) {
+  Generator g(seed);
+  return randn(s, g, 0.0f, stddev);
+}
+}  // namespace
+
+TEST_CASE("gradcheck: matmul, plain and batched with broadcasting", "[autograd]") {
+  test::gradcheck("matmul 2d", [](const auto& v) { return ag::matmul(v[0], v[1]); },
+                  {rnd({3, 4}, 1), rnd({4, 5}, 2)});
+  test::gradcheck("matmul 3d", [](const auto& v) { return ag::matmul(v[0], v[1]); },
+                  {rnd({2, 3, 4}, 3), rnd({2, 4, 2}, 4)});
+  test::gradcheck("matmul 3d x 2d", [](const auto& v) { return ag::matmul(v[0], v[1]); },
+                  {rnd({2, 3, 4}, 5), rnd({4, 2}, 6)});
+  test::gradcheck("matmul batch 1 x 3", [](const auto& v) { return ag::matmul(v[0], v[1]); },
+                  {rnd({1, 3, 4}, 7), rnd({3, 4, 2}, 8)});
+}
+
+TEST_CASE("gradcheck: linear in both weight layouts, with and without bias", "[autograd]") {
+  test::gradcheck("linear out_in", [](const auto& v) { return ag::linear(v[0], v[1], v[2]); },
+                  {rnd({2, 3, 5}, 1), rnd({4, 5}, 2), rnd({4}, 3)});
+  test::gradcheck(
+      "linear in_out",
+      [](const auto& v) { return ag::linear(v[0], v[1], v[2], ag::WeightLayout::in_out); },
+      {rnd({6, 5}, 4), rnd({5, 4}, 5), rnd({4}, 6)});
+  test::gradcheck("linear no bias", [](const auto& v) { return ag::linear(v[0], v[1]); },
+                  {rnd({6, 5}, 7), rnd({3, 5}, 8)});
+}
+
+TEST_CASE("gradcheck: broadcasting add, sub, mul and scale; sum and mean", "[autograd]") {
+  test::gradcheck("add", [](const auto& v) { return ag::add(v[0], v[1]); },
+                  {rnd({2, 3, 4}, 1), rnd({3, 1}, 2)});
+  test::gradcheck("sub", [](const auto& v) { return ag::sub(v[0], v[1]); },
+                  {rnd({4}, 3), rnd({2, 3, 4}, 4)});
+  test::gradcheck("mul", [](const auto& v) { return ag::mul(v[0], v[1]); },
+                  {rnd({2, 3, 4}, 5), rnd({1, 3, 1}, 6)});
+  test::gradcheck("scale", [](const auto& v) { return ag::scale(v[0], -2.5f); }, {rnd({5, 2}, 7)});
+  test::gradcheck("sum", [](const auto& v) { return ag::sum(v[0]); }, {rnd({3, 4}, 8)});
+  test::gradcheck("mean", [](const auto& v) { return ag::mean(v[0]); }, {rnd({3, 4}, 9)});
+  test::gradcheck("reused input", [](const auto& v) { return ag::mul(v[0], ag::add(v[0], v[0])); },
+                  {rnd({7}, 10)});
+}
+
+TEST_CASE("gradcheck: activations, softmax, dropout", "[autograd]") {
+  test::gradcheck("gelu", [](const auto& v) { return ag::gelu(v[0]); }, {rnd({3, 37}, 1, 2.0f)});
+  test::gradcheck("silu", [](const auto& v) { return ag::silu(v[0]); }, {rnd({3, 37}, 2, 2.0f)});
+  test::gradcheck("swiglu", [](const auto& v) { return ag::swiglu(v[0], v[1]); },
+                  {rnd({4, 19}, 3, 2.0f), rnd({4, 19}, 4)});
+  test::gradcheck("softmax", [](const auto& v) { return ag::softmax(v[0]); },
+                  {rnd({3, 11}, 5, 2.0f)});
+  test::gradcheck("log_softmax", [](const auto& v) { return ag::log_softmax(v[0]); },
+                  {rnd({3, 11}, 6, 2.0f)});
+  test::gradcheck("dropout",
+                  [](const auto& v) {
+                    Generator g(42);  // the same mask on every evaluation
+                    return ag::dropout(v[0], 0.3f, g);
+                  },
+                  {rnd({4, 25}, 7)});
+}
+
+TEST_CASE("gradcheck: layernorm and rmsnorm", "[autograd]") {
+  test::gradcheck("layernorm", [](const auto& v) { return ag::layernorm(v[0], v[1], v[2]); },
+                  {rnd({2, 3, 24}, 1, 2.0f), rnd({24}, 2), rnd({24}, 3)});
+  test::gradcheck("layernorm no bias",
+                  [](const auto& v) { return ag::layernorm(v[0], v[1], Var()); },
+                  {rnd({5, 17}, 4, 2.0f), rnd({17}, 5)});
+  test::gradcheck("rmsnorm", [](const auto& v) { return ag::rmsnorm(v[0], v[1]); },
+                  {rnd({2, 3, 24}, 6, 2.0f), rnd({24}, 7)});
+}
+
+TEST_CASE("gradcheck: embedding, reshape, transpose, slice, concat", "[autograd]") {
+  const auto ids = Tensor<int32_t>::from({2, 3}, {1, 4, 1, 0, 2, 4});
+  test::gradcheck("embedding", [&](const auto& v) { return ag::embedding(ids, v[0]); },
+                  {rnd({5, 6}, 1)});
+  test::gradcheck("reshape",
+                  [](const auto& v) { return ag::reshape(ag::transpose(v[0], 0, 1), {-1}); },
+                  {rnd({3, 4}, 2)});
+  test::gradcheck("slice", [](const auto& v) { return ag::slice(v[0], 1, 1, 3); },
+                  {rnd({3, 4, 2}, 3)});
+  test::gradcheck("concat",
+                  [](const auto& v) {
+                    return ag::concat({v[0], v[1], v[0]}, 1);
+                  },
+                  {rnd({2, 3}, 4), rnd({2, 1}, 5)});
+}
+
+TEST_CASE("gradcheck: attention (causal, GQA, RoPE in both layouts, masks)", "[autograd]") {
+  const int64_t B = 2, T = 5, D = 4;
+  for (int variant = 0; variant < 5; ++variant) {
+    ag::AttentionOptions opt;
+    opt.n_heads = 4;
+    opt.n_kv_heads = variant == 0 ? 4 : 2;
+    opt.causal = variant != 3;
+    opt.rope.enabled = variant >= 2;
+    opt.rope.style = variant == 4 ? kernels::RopeStyle::interleaved : kernels::RopeStyle::half;
+    opt.rope.position_offset = 3;
+    Tensor<float> mask = Tensor<float>::zeros({T, T});
+    if (variant == 3) {  // not causal, but with a padding-style mask on the last key
+      for (int64_t i = 0; i < T; ++i) mask(i, T - 1) = -std::numeric_limits<float>::infinity();
+      opt.mask = &mask;
+    }
+    INFO("variant " << variant);
+    test::gradcheck(
+        "attention", [&](const auto& v) { return ag::attention(v[0], v[1], v[2], opt); },
+        {rnd({B, T, 4 * D}, 10 + variant), rnd({B, T, opt.n_kv_heads * D}, 20 + variant),
+         rnd({B, T, opt.n_kv_heads * D}, 30 + variant)});
+  }
+}
+
+TEST_CASE("gradcheck: cross-entropy with ignored targets", "[autograd]") {
+  const auto targets = Tensor<int32_t>::from({2, 3}, {1, -100, 6, 0, 3, -100});
+  test::gradcheck("cross_entropy", [&](const auto& v) { return ag::cross_entropy(v[0], targets); },
+                  {rnd({2, 3, 7}, 1, 2.0f)});
+}
+
+TEST_CASE("op errors name the op and the shapes", "[autograd]") {
+  Var a(rnd({2, 3}, 1), true), b(rnd({4, 5}, 2), true);
+  CHECK_THROWS_WITH(ag::matmul(a, b), Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
+  CHECK_THROWS_WITH(ag::linear(a, b), Catch::Contains("linear") && Catch::Contains("[2, 3]"));
+  CHECK_THROWS_AS(ag::layernorm(a, Var(rnd({4}, 3)), Var()), ShapeError);
+  CHECK_THROWS_WITH(ag::embedding(Tensor<int32_t>::from({2}, {1, 9}), Var(rnd({5, 3}, 4))),
+                    Catch::Contains("token id 9") && Catch::Contains("[0, 5)"));
+  CHECK_THROWS_WITH(ag::cross_entropy(a, Tensor<int32_t>::from({2}, {0, 3})),
+                    Catch::Contains("target 3") && Catch::Contains("position 1"));
+  CHECK_THROWS_AS(ag::cross_entropy(a, Tensor<int32_t>::from({2}, {-100, -100})), ValueError);
+  CHECK_THROWS_AS(ag::cross_entropy(a, Tensor<int32_t>::from({3}, {0, 1, 2})), ShapeError);
+  ag::AttentionOptions opt;
+  opt.n_heads = 3;
+  opt.n_kv_heads = 2;
+  Var q(rnd({1, 2, 6}, 5)), k(rnd({1, 2, 4}, 6));
+  CHECK_THROWS_AS(ag::attention(q, k, k, opt), ValueError);
+  Generator g(1);
+  CHECK_THROWS_AS(ag::dropout(a, 1.0f, g), ValueError);
+}

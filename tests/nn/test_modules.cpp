@@ -1,0 +1,92 @@
+// Modules: Hugging Face parameter names, parameter counts, initialization, loading, bad input.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "scholar/nn/transformer.hpp"
+#include "scholar/tensor/ops.hpp"
+
+using namespace scholar;
+using nn::TransformerConfig;
+
+TEST_CASE("GPT-2 names and parameter count follow Hugging Face", "[nn]") {
+  const auto cfg = TransformerConfig::gpt2(50257, 1024, 12, 768, 12);
+  nn::TransformerLM model(cfg);
+  CHECK(model.parameter_count() == 124439808);  // GPT-2 small (tied head counted once)
+  const auto names = model.named_parameters();
+  CHECK(names.front().name == "transformer.wte.weight");
+  CHECK(names[1].name == "transformer.wpe.weight");
+  CHECK(names[2].name == "transformer.h.0.ln_1.weight");
+  CHECK(model.parameter("transformer.h.0.attn.c_attn.weight").shape() == Shape{768, 2304});
+  CHECK(model.parameter("transformer.h.11.mlp.c_proj.weight").shape() == Shape{3072, 768});
+  CHECK(names.back().name == "transformer.ln_f.bias");
+  CHECK_THROWS_WITH(model.parameter("lm_head.weight"), Catch::Contains("transformer.wte.weight"));
+}
+
+TEST_CASE("Llama names, grouped-query shapes and count follow Hugging Face", "[nn]") {
+  auto cfg = TransformerConfig::llama(32000, 2048, 2, 256, 8, 2, 688);
+  cfg.qkv_bias = true;  // Qwen2 style
+  nn::TransformerLM model(cfg);
+  CHECK(model.parameter("model.layers.1.self_attn.k_proj.weight").shape() == Shape{64, 256});
+  CHECK(model.parameter("model.layers.1.self_attn.k_proj.bias").shape() == Shape{64});
+  CHECK(model.parameter("model.layers.0.mlp.down_proj.weight").shape() == Shape{256, 688});
+  CHECK(model.parameter("lm_head.weight").shape() == Shape{32000, 256});
+  const int64_t per_layer = 256 * 256 * 2 + 64 * 256 * 2 + 256 + 64 + 64 + 3 * 256 * 688 + 2 * 256;
+  CHECK(model.parameter_count() == 32000 * 256 * 2 + 2 * per_layer + 256);
+}
+
+TEST_CASE("initialization: GPT-2 recipe, deterministic per seed", "[nn]") {
+  const auto cfg = TransformerConfig::gpt2(512, 64, 4, 128, 4);
+  nn::TransformerLM a(cfg, 7), b(cfg, 7), c(cfg, 8);
+  const auto wa = a.parameter("transformer.h.0.mlp.c_fc.weight").value();
+  CHECK(max_abs_diff(wa, b.parameter("transformer.h.0.mlp.c_fc.weight").value()) == 0.0);
+  CHECK(max_abs_diff(wa, c.parameter("transformer.h.0.mlp.c_fc.weight").value()) > 0.0);
+  auto stddev = [](const Tensor<float>& t) { return std::sqrt(mean_all(square(t))); };
+  CHECK(stddev(wa) == Approx(0.02).epsilon(0.05));
+  CHECK(stddev(a.parameter("transformer.h.3.attn.c_proj.weight").value()) ==
+        Approx(0.02 / std::sqrt(8.0)).epsilon(0.05));
+  CHECK(sum_all(abs(a.parameter("transformer.h.0.attn.c_attn.bias").value())) == 0.0);
+  CHECK(mean_all(a.parameter("transformer.ln_f.weight").value()) == 1.0);
+}
+
+TEST_CASE("config validation and config.json round trip", "[nn]") {
+  auto cfg = TransformerConfig::llama(1000, 128, 2, 96, 6, 2, 256);
+  cfg.rope_theta = 500000.0;
+  const auto back = TransformerConfig::from_json(cfg.to_json());
+  CHECK(back == cfg);
+  const auto g = TransformerConfig::gpt2(1000, 128, 2, 96, 6);
+  CHECK(TransformerConfig::from_json(g.to_json()) == g);
+  auto bad = cfg;
+  bad.n_heads = 5;
+  CHECK_THROWS_WITH(bad.validate(),
+                    Catch::Contains("n_embd (96)") && Catch::Contains("n_heads (5)"));
+  bad = cfg;
+  bad.n_kv_heads = 4;
+  CHECK_THROWS_AS(bad.validate(), ValueError);
+  CHECK_THROWS_WITH(TransformerConfig::from_json(io::Json::parse(R"({"model_type": "bert"})")),
+                    Catch::Contains("bert"));
+}
+
+TEST_CASE("forward rejects bad ids and lengths; loading rejects other configs", "[nn]") {
+  const auto cfg = TransformerConfig::gpt2(50, 8, 1, 16, 2);
+  nn::TransformerLM model(cfg);
+  CHECK_THROWS_WITH(model.forward(Tensor<int32_t>::zeros({1, 9})),
+                    Catch::Contains("context length 8"));
+  CHECK_THROWS_WITH(model.forward(Tensor<int32_t>::full({1, 3}, 50)),
+                    Catch::Contains("token id 50"));
+  CHECK_THROWS_AS(model.forward(Tensor<int32_t>::zeros({3})), ShapeError);
+  nn::TransformerLM other(TransformerConfig::gpt2(50, 8, 1, 32, 2));
+  std::vector<std::pair<std::string, Tensor<float>>> w;
+  for (const auto& p : other.named_parameters()) w.emplace_back(p.name, p.var.value());
+  CHECK_THROWS_WITH(model.load_weights(w), Catch::Contains("transformer.wte.weight") &&
+                                               Catch::Contains("[50, 32]") &&
+                                               Catch::Contains("[50, 16]"));
+  w.clear();
+  for (const auto& p : model.named_parameters()) w.emplace_back(p.name, p.var.value());
+  w.pop_back();
+  CHECK_THROWS_WITH(model.load_weights(w),
+                    Catch::Contains("missing parameter 'transformer.ln_f.bias'"));
+  for (const auto& p : model.named_parameters()) w.emplace_back(p.name + ".extra", p.var.value());
+  w.emplace_back("transformer.ln_f.bias", model.parameter("transformer.ln_f.bias").value());
+  CHECK_THROWS_WITH(model.load_weights(w), Catch::Contains("not a parameter"));
+  CHECK_NOTHROW(model.load_weights(w, /*allow_extra=*/true));
+}
