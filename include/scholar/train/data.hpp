@@ -1,0 +1,67 @@
+// scholar/train/data.hpp: corpora and token datasets for language-model training.
+//
+//   auto docs = train::read_documents({"/usr/share/doc/jargon-text/jargon.txt.gz"});
+//   auto data = train::TokenDataset::build(docs, tokenizer, {.validation_fraction = 0.05});
+//   auto [x, y] = data.batch(train::Split::train, /*B=*/16, /*T=*/128, gen);   // y is x shifted by
+//   1
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "scholar/tensor/random.hpp"
+#include "scholar/text/tokenizer.hpp"
+
+namespace scholar::train {
+
+/// Reads a text file; `.gz` and `.dz` (dictzip) files are decompressed with the system's gzip.
+/// IoError if it cannot be read; FormatError if it is empty or not valid UTF-8 (naming the byte
+/// offset of the first invalid sequence).
+std::string read_text_file(const std::string& path);
+
+/// Splits text into documents at blank lines (paragraphs); documents keep their inner newlines.
+std::vector<std::string> split_documents(const std::string& text);
+
+/// read_text_file + split_documents over several files.
+std::vector<std::string> read_documents(const std::vector<std::string>& paths);
+
+enum class Split : uint8_t { train, validation };
+
+/// Tokenized training and validation streams. Documents are assigned to one split each (a seeded
+/// shuffle), so no text is in both; within a split, documents are joined with an end-of-text token.
+class TokenDataset {
+ public:
+  struct Options {
+    double validation_fraction = 0.05;  ///< share of documents held out (at least one if possible)
+    uint64_t seed = 0;                  ///< for the document shuffle
+    int32_t eos_id = -1;                ///< token between documents (-1: none)
+  };
+
+  TokenDataset() = default;
+  /// Tokenizes `docs` (in parallel) and splits them. ValueError if there are no tokens.
+  static TokenDataset build(const std::vector<std::string>& docs, const text::Tokenizer& tokenizer,
+                            const Options& options);
+  /// Wraps ready token streams.
+  TokenDataset(std::vector<int32_t> train_tokens, std::vector<int32_t> validation_tokens);
+
+  /// B windows of T + 1 tokens at random offsets of the split: inputs [B, T] and targets [B, T]
+  /// (the same windows shifted by one). ValueError if the split has fewer than T + 1 tokens.
+  std::pair<Tensor<int32_t>, Tensor<int32_t>> batch(Split split, int64_t B, int64_t T,
+                                                    Generator& gen) const;
+  /// Deterministic consecutive windows for evaluation: batch `index` of the split.
+  std::pair<Tensor<int32_t>, Tensor<int32_t>> sequential_batch(Split split, int64_t B, int64_t T,
+                                                               int64_t index) const;
+  const std::vector<int32_t>& tokens(Split split) const noexcept {
+    return split == Split::train ? train_ : validation_;
+  }
+  /// Largest token id + 1 (the model's vocabulary must cover it).
+  int32_t max_token() const noexcept { return max_token_; }
+
+ private:
+  std::vector<int32_t> train_, validation_;
+  int32_t max_token_ = 0;
+};
+
+}  // namespace scholar::train

@@ -1,0 +1,691 @@
+// Byte-level BPE: GPT-2 pre-tokenization, encoding, decoding, training, and the file formats.
+#include <algorithm>
+#include <array>
+#include <queue>
+#include <unordered_set>
+
+#include "scholar/error.hpp"
+#include "scholar/io/file.hpp"
+#include "scholar/text/tokenizer.hpp"
+
+namespace scholar::text {
+
+namespace {
+
+// --- Unicode classes for the pre-tokenizer -------------------------------------------------------
+
+struct CodeRange {
+  uint32_t first, last;
+};
+#include "text/unicode_tables.inc"
+
+template <size_t N>
+bool in_table(const CodeRange (&table)[N], uint32_t cp) {
+  const CodeRange* end = table + N;
+  const CodeRange* it =
+      std::upper_bound(table, end, cp, [](uint32_t c, const CodeRange& r) { return c < r.first; });
+  return it != table && cp <= (it - 1)->last;
+}
+
+enum class Class : uint8_t { letter, number, space, other };
+
+// JavaScript's \s (the class gpt-3-encoder's regex uses).
+bool is_space(uint32_t cp) {
+  return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+         cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+}
+
+constexpr uint32_t kInvalid = 0xFFFFFFFF;  // a byte that does not start valid UTF-8
+
+Class classify(uint32_t cp) {
+  if (cp == kInvalid) return Class::other;
+  if (cp < 0x80) {
+    if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return Class::letter;
+    if (cp >= '0' && cp <= '9') return Class::number;
+    return is_space(cp) ? Class::space : Class::other;
+  }
+  if (is_space(cp)) return Class::space;
+  if (in_table(kLetters, cp)) return Class::letter;
+  if (in_table(kNumbers, cp)) return Class::number;
+  return Class::other;
+}
+
+// Decodes one code point at s[i]; invalid UTF-8 decodes as kInvalid with length 1.
+std::pair<uint32_t, size_t> next_cp(std::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return {c, 1};
+  size_t len;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, cp = c & 0x07;
+  else
+    return {kInvalid, 1};
+  if (i + len > s.size()) return {kInvalid, 1};
+  for (size_t k = 1; k < len; ++k) {
+    const auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return {kInvalid, 1};
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+    return {kInvalid, 1};
+  return {cp, len};
+}
+
+// --- GPT-2's byte <-> printable character map
+// ------------------------------------------------------
+
+struct ByteMap {
+  std::array<uint32_t, 256> to_cp{};
+  std::unordered_map<uint32_t, uint8_t> to_byte;
+  ByteMap() {
+    std::vector<int> bs;
+    for (int b = '!'; b <= '~'; ++b) bs.push_back(b);
+    for (int b = 0xA1; b <= 0xAC; ++b) bs.push_back(b);
+    for (int b = 0xAE; b <= 0xFF; ++b) bs.push_back(b);
+    std::array<bool, 256> direct{};
+    for (int b : bs) direct[static_cast<size_t>(b)] = true;
+    int n = 0;
+    for (int b = 0; b < 256; ++b)
+      to_cp[static_cast<size_t>(b)] = direct[static_cast<size_t>(b)]
+                                          ? static_cast<uint32_t>(b)
+                                          : 256u + static_cast<uint32_t>(n++);
+    for (int b = 0; b < 256; ++b) to_byte[to_cp[static_cast<size_t>(b)]] = static_cast<uint8_t>(b);
+  }
+};
+const ByteMap& byte_map() {
+  static const ByteMap m;
+  return m;
+}
+
+void put_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Bytes -> GPT-2's printable form ("Ġhello" for " hello").
+std::string to_printable(std::string_view bytes) {
+  std::string out;
+  for (const char c : bytes) put_utf8(out, byte_map().to_cp[static_cast<unsigned char>(c)]);
+  return out;
+}
+
+// GPT-2's printable form -> bytes; nullopt if a character is not in the byte map.
+std::optional<std::string> from_printable(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto [cp, len] = next_cp(s, i);
+    auto it = byte_map().to_byte.find(cp);
+    if (cp == kInvalid || it == byte_map().to_byte.end()) return std::nullopt;
+    out.push_back(static_cast<char>(it->second));
+    i += len;
+  }
+  return out;
+}
+
+uint64_t pair_key(int32_t a, int32_t b) {
+  return (uint64_t{static_cast<uint32_t>(a)} << 32) | static_cast<uint32_t>(b);
+}
+
+}  // namespace
+
+// --- pre-tokenization ----------------------------------------------------------------------------
+// GPT-2's rule, 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ ,
+// as a scanner: regex engines in the standard library have no Unicode classes.
+
+std::vector<std::string_view> gpt2_pretokenize(std::string_view s) {
+  std::vector<std::string_view> out;
+  const size_t n = s.size();
+  auto run = [&](size_t j, Class cls) {  // end of the run of `cls` starting at j
+    while (j < n) {
+      const auto [cp, len] = next_cp(s, j);
+      if (classify(cp) != cls) break;
+      j += len;
+    }
+    return j;
+  };
+  size_t i = 0;
+  while (i < n) {
+    if (s[i] == '\'' && i + 1 < n) {
+      const std::string_view rest = s.substr(i + 1, 2);
+      size_t len = 0;
+      if (rest.rfind("re", 0) == 0 || rest.rfind("ve", 0) == 0 || rest.rfind("ll", 0) == 0)
+        len = 3;
+      else if (rest[0] == 's' || rest[0] == 't' || rest[0] == 'm' || rest[0] == 'd')
+        len = 2;
+      if (len) {
+        out.push_back(s.substr(i, len));
+        i += len;
+        continue;
+      }
+    }
+    const auto [cp, len] = next_cp(s, i);
+    const Class cls = classify(cp);
+    if (cp == ' ' && i + 1 < n) {  // " ?X+": a single space joins the run that follows it
+      const auto [cp2, len2] = next_cp(s, i + 1);
+      const Class c2 = classify(cp2);
+      if (c2 != Class::space) {
+        const size_t end = run(i + 1 + len2, c2);
+        out.push_back(s.substr(i, end - i));
+        i = end;
+        continue;
+      }
+    }
+    if (cls != Class::space) {
+      const size_t end = run(i + len, cls);
+      out.push_back(s.substr(i, end - i));
+      i = end;
+      continue;
+    }
+    // Whitespace: the whole run at the end of the text; otherwise all but its last character (which
+    // then leads the next piece or stands alone), as "\s+(?!\S)|\s+" does.
+    const size_t end = run(i + len, Class::space);
+    if (end == n) {
+      out.push_back(s.substr(i));
+      i = n;
+    } else {
+      size_t last = i;  // start of the last whitespace character of the run
+      for (size_t k = i; k < end;) {
+        last = k;
+        k += next_cp(s, k).second;
+      }
+      const size_t stop = last > i ? last : end;
+      out.push_back(s.substr(i, stop - i));
+      i = stop;
+    }
+  }
+  return out;
+}
+
+// --- the tokenizer -------------------------------------------------------------------------------
+
+BpeTokenizer::BpeTokenizer() {
+  for (int b = 0; b < 256; ++b) {
+    byte_ids_[static_cast<size_t>(b)] = b;
+    add_token(std::string(1, static_cast<char>(b)), false);
+  }
+}
+
+void BpeTokenizer::add_token(std::string bytes, bool special) {
+  const auto id = static_cast<int32_t>(tokens_.size());
+  if (special) {
+    if (!special_by_text_.emplace(bytes, id).second)
+      fail<ValueError>("BPE: special token '", bytes, "' given twice");
+    special_ids_.push_back(id);
+  } else if (!ids_.emplace(bytes, id).second) {
+    fail<FormatError>("BPE: token '", to_printable(bytes), "' appears twice in the vocabulary");
+  }
+  tokens_.push_back(std::move(bytes));
+}
+
+void BpeTokenizer::add_merge(int32_t left, int32_t right) {
+  const std::string merged =
+      tokens_[static_cast<size_t>(left)] + tokens_[static_cast<size_t>(right)];
+  auto it = ids_.find(merged);
+  if (it == ids_.end())
+    fail<FormatError>("BPE: merge '", to_printable(tokens_[static_cast<size_t>(left)]), " ",
+                      to_printable(tokens_[static_cast<size_t>(right)]),
+                      "' makes a token missing from the vocabulary");
+  const auto rank = static_cast<int32_t>(merges_.size());
+  if (!merge_rank_.emplace(pair_key(left, right), std::make_pair(rank, it->second)).second)
+    fail<FormatError>("BPE: merge '", to_printable(tokens_[static_cast<size_t>(left)]), " ",
+                      to_printable(tokens_[static_cast<size_t>(right)]), "' appears twice");
+  merges_.emplace_back(left, right);
+}
+
+const std::string& BpeTokenizer::token_bytes(int32_t id) const {
+  if (id < 0 || id >= vocab_size())
+    fail<IndexError>("BPE: token id ", id, " is outside the vocabulary [0, ", vocab_size(), ")");
+  return tokens_[static_cast<size_t>(id)];
+}
+
+std::optional<int32_t> BpeTokenizer::find(std::string_view bytes) const {
+  if (auto it = ids_.find(std::string(bytes)); it != ids_.end()) return it->second;
+  if (auto it = special_by_text_.find(std::string(bytes)); it != special_by_text_.end())
+    return it->second;
+  return std::nullopt;
+}
+
+bool BpeTokenizer::is_special(int32_t id) const {
+  return std::find(special_ids_.begin(), special_ids_.end(), id) != special_ids_.end();
+}
+
+// Merges the bytes of one piece, lowest rank first (leftmost among equals), as GPT-2 does.
+void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  const size_t n = piece.size();
+  if (n == 0) return;
+  std::vector<int32_t> sym(n);
+  for (size_t i = 0; i < n; ++i) sym[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  if (n <= 64) {
+    // Short pieces: scan for the best pair each round.
+    while (sym.size() > 1) {
+      int32_t best_rank = INT32_MAX, best_id = -1;
+      size_t best = 0;
+      for (size_t i = 0; i + 1 < sym.size(); ++i) {
+        auto it = merge_rank_.find(pair_key(sym[i], sym[i + 1]));
+        if (it != merge_rank_.end() && it->second.first < best_rank) {
+          best_rank = it->second.first;
+          best_id = it->second.second;
+          best = i;
+        }
+      }
+      if (best_id < 0) break;
+      sym[best] = best_id;
+      sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    }
+    out.insert(out.end(), sym.begin(), sym.end());
+    return;
+  }
+  // Long pieces: a linked list and a heap of candidate pairs, O(n log n).
+  std::vector<int32_t> prev(n), next(n);
+  for (size_t i = 0; i < n; ++i) {
+    prev[i] = static_cast<int32_t>(i) - 1;
+    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
+  }
+  struct Cand {
+    int32_t rank, pos, left, right;
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  auto push = [&](int32_t pos) {
+    if (pos < 0 || next[static_cast<size_t>(pos)] < 0) return;
+    const int32_t a = sym[static_cast<size_t>(pos)],
+                  b = sym[static_cast<size_t>(next[static_cast<size_t>(pos)])];
+    auto it = merge_rank_.find(pair_key(a, b));
+    if (it != merge_rank_.end()) heap.push({it->second.first, pos, a, b});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
+  std::vector<bool> alive(n, true);
+  while (!heap.empty()) {
+    const Cand c = heap.top();
+    heap.pop();
+    const auto p = static_cast<size_t>(c.pos);
+    if (!alive[p] || sym[p] != c.left || next[p] < 0 ||
+        sym[static_cast<size_t>(next[p])] != c.right)
+      continue;
+    const auto q = static_cast<size_t>(next[p]);
+    sym[p] = merge_rank_.at(pair_key(c.left, c.right)).second;
+    alive[q] = false;
+    next[p] = next[q];
+    if (next[q] >= 0) prev[static_cast<size_t>(next[q])] = c.pos;
+    push(prev[p]);
+    push(c.pos);
+  }
+  for (int32_t i = 0; i >= 0; i = next[static_cast<size_t>(i)])
+    out.push_back(sym[static_cast<size_t>(i)]);
+}
+
+void BpeTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
+  for (std::string_view piece : gpt2_pretokenize(text)) encode_piece(piece, out);
+}
+
+std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool allow_special) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 1);
+  if (!allow_special || special_by_text_.empty()) {
+    encode_plain(text, out);
+    return out;
+  }
+  // Split at the earliest (then longest) special token, repeatedly.
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t best = std::string_view::npos, best_len = 0;
+    int32_t best_id = -1;
+    for (const auto& [tok, id] : special_by_text_) {
+      const size_t at = text.find(tok, start);
+      if (at != std::string_view::npos && (at < best || (at == best && tok.size() > best_len))) {
+        best = at;
+        best_len = tok.size();
+        best_id = id;
+      }
+    }
+    if (best == std::string_view::npos) break;
+    encode_plain(text.substr(start, best - start), out);
+    out.push_back(best_id);
+    start = best + best_len;
+  }
+  encode_plain(text.substr(start), out);
+  return out;
+}
+
+std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {
+  std::string out;
+  for (const int32_t id : ids) out += token_bytes(id);
+  return out;
+}
+
+// --- training ------------------------------------------------------------------------------------
+
+BpeTokenizer BpeTokenizer::train(std::string_view corpus, const TrainOptions& options) {
+  const std::string_view one[] = {corpus};
+  return train(one, options);
+}
+
+BpeTokenizer BpeTokenizer::train(std::span<const std::string_view> texts, const TrainOptions& o) {
+  const auto specials = static_cast<int64_t>(o.special_tokens.size());
+  if (o.vocab_size < 256 + specials)
+    fail<ValueError>("BPE train: vocab_size ", o.vocab_size, " is below 256 bytes + ", specials,
+                     " special tokens");
+  if (o.min_frequency < 1)
+    fail<ValueError>("BPE train: min_frequency must be >= 1, got ", o.min_frequency);
+  BpeTokenizer tok;
+  // Distinct pieces and how often each occurs.
+  std::unordered_map<std::string_view, int64_t> piece_count;
+  for (std::string_view t : texts)
+    for (std::string_view p : gpt2_pretokenize(t)) ++piece_count[p];
+  struct Word {
+    std::vector<int32_t> sym;
+    int64_t count;
+  };
+  std::vector<Word> words;
+  words.reserve(piece_count.size());
+  for (const auto& [p, c] : piece_count) {
+    Word w{{}, c};
+    for (const char ch : p) w.sym.push_back(static_cast<unsigned char>(ch));
+    words.push_back(std::move(w));
+  }
+  // Deterministic order regardless of hashing.
+  std::sort(words.begin(), words.end(), [](const Word& a, const Word& b) { return a.sym < b.sym; });
+
+  std::unordered_map<uint64_t, int64_t> pair_count;
+  std::unordered_map<uint64_t, std::vector<int32_t>>
+      where;  // words containing the pair (may repeat)
+  for (size_t wi = 0; wi < words.size(); ++wi) {
+    const Word& w = words[wi];
+    for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
+      const uint64_t k = pair_key(w.sym[i], w.sym[i + 1]);
+      pair_count[k] += w.count;
+      where[k].push_back(static_cast<int32_t>(wi));
+    }
+  }
+  struct Entry {
+    int64_t count;
+    uint64_t key;
+    bool operator<(const Entry& o) const {
+      return count != o.count ? count < o.count : key > o.key;
+    }
+  };
+  std::priority_queue<Entry> heap;
+  for (const auto& [k, c] : pair_count) heap.push({c, k});
+
+  const int64_t wanted = o.vocab_size - specials - 256;
+  int64_t done = 0;
+  while (done < wanted && !heap.empty()) {
+    const Entry top = heap.top();
+    heap.pop();
+    auto pc = pair_count.find(top.key);
+    const int64_t current = pc == pair_count.end() ? 0 : pc->second;
+    if (current != top.count) {  // stale: the count changed since it was pushed
+      if (current > 0) heap.push({current, top.key});
+      continue;
+    }
+    if (current < o.min_frequency) break;
+    const auto left = static_cast<int32_t>(top.key >> 32),
+               right = static_cast<int32_t>(top.key & 0xFFFFFFFF);
+    tok.add_token(tok.tokens_[static_cast<size_t>(left)] + tok.tokens_[static_cast<size_t>(right)],
+                  false);
+    const auto merged = static_cast<int32_t>(tok.tokens_.size() - 1);
+    tok.add_merge(left, right);
+    ++done;
+    // Rewrite the words that contain the pair, updating pair counts as we go.
+    std::vector<int32_t> affected = std::move(where[top.key]);
+    where.erase(top.key);
+    std::sort(affected.begin(), affected.end());
+    affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
+    std::unordered_map<uint64_t, int64_t> changed;
+    for (const int32_t wi : affected) {
+      Word& w = words[static_cast<size_t>(wi)];
+      for (size_t i = 0; i + 1 < w.sym.size(); ++i)
+        changed[pair_key(w.sym[i], w.sym[i + 1])] -= w.count;
+      std::vector<int32_t> next;
+      next.reserve(w.sym.size());
+      for (size_t i = 0; i < w.sym.size(); ++i) {
+        if (i + 1 < w.sym.size() && w.sym[i] == left && w.sym[i + 1] == right) {
+          next.push_back(merged);
+          ++i;
+        } else {
+          next.push_back(w.sym[i]);
+        }
+      }
+      w.sym = std::move(next);
+      for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
+        const uint64_t k = pair_key(w.sym[i], w.sym[i + 1]);
+        changed[k] += w.count;
+        if (w.sym[i] == merged || w.sym[i + 1] == merged) where[k].push_back(wi);
+      }
+    }
+    for (const auto& [k, delta] : changed) {
+      if (delta == 0) continue;
+      int64_t& c = pair_count[k];
+      c += delta;
+      if (c > 0 && delta > 0) heap.push({c, k});
+      if (c <= 0) pair_count.erase(k);
+    }
+    pair_count.erase(top.key);
+    if (o.progress && (done % 64 == 0 || done == wanted)) o.progress(done, wanted);
+  }
+  if (o.progress) o.progress(done, wanted);
+  for (const std::string& s : o.special_tokens) tok.add_token(s, true);
+  return tok;
+}
+
+// --- files ---------------------------------------------------------------------------------------
+
+BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& encoder_json,
+                                           const std::string& vocab_bpe) {
+  const io::Json enc = io::Json::parse(io::read_file(encoder_json), encoder_json);
+  const auto& entries = enc.as_object(encoder_json);
+  std::vector<std::pair<int64_t, std::string>> by_id;
+  for (const auto& [printable, id] : entries) {
+    const int64_t i = id.as_int(encoder_json + ": id of '" + printable + "'");
+    by_id.emplace_back(i, printable);
+  }
+  std::sort(by_id.begin(), by_id.end());
+  BpeTokenizer tok;
+  tok.tokens_.clear();
+  tok.ids_.clear();
+  for (size_t k = 0; k < by_id.size(); ++k) {
+    const auto& [id, printable] = by_id[k];
+    if (id != static_cast<int64_t>(k))
+      fail<FormatError>(encoder_json, ": ids are not 0..", by_id.size() - 1, " without gaps (", id,
+                        " at position ", k, ")");
+    auto bytes = from_printable(printable);
+    if (!bytes) {
+      tok.add_token(printable, true);  // e.g. <|endoftext|>: not made of byte characters
+    } else {
+      tok.add_token(std::move(*bytes), false);
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    auto it = tok.ids_.find(std::string(1, static_cast<char>(b)));
+    if (it == tok.ids_.end())
+      fail<FormatError>(encoder_json, ": byte ", b,
+                        " has no token: not a byte-level BPE vocabulary");
+    tok.byte_ids_[static_cast<size_t>(b)] = it->second;
+  }
+  const std::string merges = io::read_file(vocab_bpe);
+  size_t pos = 0, line_no = 0;
+  while (pos < merges.size()) {
+    size_t eol = merges.find('\n', pos);
+    if (eol == std::string::npos) eol = merges.size();
+    const std::string_view line(merges.data() + pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (line.empty() || line.rfind("#version", 0) == 0) continue;
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
+      fail<FormatError>(vocab_bpe, ": line ", line_no, " is not 'left right'");
+    auto a = from_printable(line.substr(0, sp)), b = from_printable(line.substr(sp + 1));
+    if (!a || !b)
+      fail<FormatError>(vocab_bpe, ": line ", line_no, " has characters outside GPT-2's byte map");
+    auto ia = tok.ids_.find(*a), ib = tok.ids_.find(*b);
+    if (ia == tok.ids_.end() || ib == tok.ids_.end())
+      fail<FormatError>(vocab_bpe, ": line ", line_no, " merges a token missing from ",
+                        encoder_json);
+    tok.add_merge(ia->second, ib->second);
+  }
+  return tok;
+}
+
+io::Json BpeTokenizer::to_json() const {
+  using io::Json;
+  Json vocab = Json::object();
+  for (size_t id = 0; id < tokens_.size(); ++id)
+    if (!is_special(static_cast<int32_t>(id)))
+      vocab.set(to_printable(tokens_[id]), Json(static_cast<int64_t>(id)));
+  Json merges = Json::array();
+  for (const auto& [a, b] : merges_)
+    merges.push_back(Json(to_printable(tokens_[static_cast<size_t>(a)]) + " " +
+                          to_printable(tokens_[static_cast<size_t>(b)])));
+  Json added = Json::array();
+  for (const int32_t id : special_ids_) {
+    Json t = Json::object();
+    t.set("id", Json(static_cast<int64_t>(id)));
+    t.set("content", Json(tokens_[static_cast<size_t>(id)]));
+    t.set("single_word", Json(false));
+    t.set("lstrip", Json(false));
+    t.set("rstrip", Json(false));
+    t.set("normalized", Json(false));
+    t.set("special", Json(true));
+    added.push_back(std::move(t));
+  }
+  auto byte_level = [] {
+    Json p = Json::object();
+    p.set("type", Json("ByteLevel"));
+    p.set("add_prefix_space", Json(false));
+    p.set("trim_offsets", Json(true));
+    p.set("use_regex", Json(true));
+    return p;
+  };
+  Json model = Json::object();
+  model.set("type", Json("BPE"));
+  model.set("dropout", Json());
+  model.set("unk_token", Json());
+  model.set("continuing_subword_prefix", Json(""));
+  model.set("end_of_word_suffix", Json(""));
+  model.set("fuse_unk", Json(false));
+  model.set("byte_fallback", Json(false));
+  model.set("vocab", std::move(vocab));
+  model.set("merges", std::move(merges));
+  Json j = Json::object();
+  j.set("version", Json("1.0"));
+  j.set("truncation", Json());
+  j.set("padding", Json());
+  j.set("added_tokens", std::move(added));
+  j.set("normalizer", Json());
+  j.set("pre_tokenizer", byte_level());
+  j.set("post_processor", byte_level());
+  j.set("decoder", byte_level());
+  j.set("model", std::move(model));
+  return j;
+}
+
+void BpeTokenizer::save(const std::string& path) const {
+  io::write_file_atomic(path, to_json().dump(1) + "\n");
+}
+
+BpeTokenizer BpeTokenizer::load(const std::string& path) {
+  return from_json(io::Json::parse(io::read_file(path), path), path);
+}
+
+BpeTokenizer BpeTokenizer::from_json(const io::Json& j, std::string_view source) {
+  const std::string src(source);
+  const io::Json& model = j.at("model", src);
+  const std::string& type = model.at("type", src + ": model").as_string(src + ": model.type");
+  if (type != "BPE")
+    fail<FormatError>(src, ": model type '", type, "' is not supported (BPE only)");
+  // Pre-tokenization must be GPT-2's byte-level rule.
+  const io::Json* pre = j.find("pre_tokenizer");
+  auto is_gpt2_byte_level = [](const io::Json& p) {
+    return p.is_object() && p.find("type") && p.at("type").as_string() == "ByteLevel" &&
+           (!p.find("use_regex") || p.at("use_regex").as_bool());
+  };
+  if (!pre || !is_gpt2_byte_level(*pre)) {
+    bool ok = false;
+    if (pre && pre->is_object() && pre->find("type") && pre->at("type").as_string() == "Sequence")
+      for (const io::Json& p : pre->at("pretokenizers").as_array())
+        ok = ok || is_gpt2_byte_level(p);
+    if (!ok)
+      fail<FormatError>(src, ": pre-tokenizer is not GPT-2's byte-level rule (",
+                        pre ? pre->dump() : "none", "); only that one is supported");
+  }
+  const auto& vocab = model.at("vocab", src + ": model").as_object(src + ": model.vocab");
+  std::vector<std::pair<int64_t, std::string>> by_id;
+  for (const auto& [printable, id] : vocab)
+    by_id.emplace_back(id.as_int(src + ": vocab id of '" + printable + "'"), printable);
+  std::vector<std::pair<int64_t, std::string>> specials;
+  if (const io::Json* added = j.find("added_tokens"))
+    for (const io::Json& t : added->as_array(src + ": added_tokens"))
+      specials.emplace_back(t.at("id", src + ": added token").as_int(),
+                            t.at("content", src + ": added token").as_string());
+  std::vector<std::pair<int64_t, std::pair<std::string, bool>>> all;  // id -> (text, special)
+  for (auto& [id, p] : by_id) all.push_back({id, {p, false}});
+  for (auto& [id, text] : specials) {
+    bool dup = false;
+    for (const auto& [vid, p] : by_id) dup = dup || vid == id;
+    if (!dup) all.push_back({id, {text, true}});
+  }
+  std::sort(all.begin(), all.end());
+  BpeTokenizer tok;
+  tok.tokens_.clear();
+  tok.ids_.clear();
+  for (size_t k = 0; k < all.size(); ++k) {
+    const auto& [id, entry] = all[k];
+    if (id != static_cast<int64_t>(k))
+      fail<FormatError>(src, ": token ids are not 0..", all.size() - 1, " without gaps (", id,
+                        " at position ", k, ")");
+    if (entry.second) {
+      tok.add_token(entry.first, true);
+      continue;
+    }
+    auto bytes = from_printable(entry.first);
+    if (!bytes) fail<FormatError>(src, ": token '", entry.first, "' is not in byte-level form");
+    tok.add_token(std::move(*bytes), false);
+  }
+  for (int b = 0; b < 256; ++b) {
+    auto it = tok.ids_.find(std::string(1, static_cast<char>(b)));
+    if (it == tok.ids_.end())
+      fail<FormatError>(src, ": byte ", b, " has no token: not a byte-level BPE vocabulary");
+    tok.byte_ids_[static_cast<size_t>(b)] = it->second;
+  }
+  const auto& merges = model.at("merges", src + ": model").as_array(src + ": model.merges");
+  for (size_t k = 0; k < merges.size(); ++k) {
+    std::string a, b;
+    if (merges[k].is_string()) {
+      const std::string& m = merges[k].as_string();
+      const size_t sp = m.find(' ');
+      if (sp == std::string::npos)
+        fail<FormatError>(src, ": merge ", k, " ('", m, "') is not 'left right'");
+      a = m.substr(0, sp);
+      b = m.substr(sp + 1);
+    } else {
+      const auto& pair = merges[k].as_array(src + ": merge");
+      if (pair.size() != 2) fail<FormatError>(src, ": merge ", k, " is not a pair");
+      a = pair[0].as_string();
+      b = pair[1].as_string();
+    }
+    auto ba = from_printable(a), bb = from_printable(b);
+    if (!ba || !bb) fail<FormatError>(src, ": merge ", k, " is not in byte-level form");
+    auto ia = tok.ids_.find(*ba), ib = tok.ids_.find(*bb);
+    if (ia == tok.ids_.end() || ib == tok.ids_.end())
+      fail<FormatError>(src, ": merge ", k, " ('", a, " ", b,
+                        "') uses a token missing from the vocabulary");
+    tok.add_merge(ia->second, ib->second);
+  }
+  return tok;
+}
+
+}  // namespace scholar::text

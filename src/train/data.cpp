@@ -1,0 +1,207 @@
+// Corpus files, documents, and token datasets.
+#include "scholar/train/data.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "scholar/error.hpp"
+#include "scholar/io/file.hpp"
+#include "scholar/parallel.hpp"
+
+namespace scholar::train {
+
+namespace {
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const std::string_view x(suffix);
+  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+
+// Offset of the first byte that does not start a valid UTF-8 sequence, or npos.
+size_t invalid_utf8_at(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+      len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+      len = 4, cp = c & 0x07;
+    else
+      return i;
+    if (i + len > s.size()) return i;
+    for (size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+std::string gunzip(const std::string& path) {
+  if (path.find('\'') != std::string::npos)
+    fail<IoError>(path, ": cannot decompress a path containing a single quote");
+  if (::access(path.c_str(), R_OK) != 0)
+    fail<IoError>(path, ": cannot open: ", std::strerror(errno));
+  const std::string cmd = "gzip -dc -- '" + path + "' 2>/dev/null";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) fail<IoError>(path, ": cannot run gzip to decompress it");
+  std::string out;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  if (status != 0)
+    fail<FormatError>(path, ": not a valid gzip file (gzip exit status ", status, ")");
+  return out;
+}
+
+}  // namespace
+
+std::string read_text_file(const std::string& path) {
+  std::string text =
+      ends_with(path, ".gz") || ends_with(path, ".dz") ? gunzip(path) : io::read_file(path);
+  if (text.empty()) fail<FormatError>(path, ": the file is empty");
+  if (const size_t bad = invalid_utf8_at(text); bad != std::string::npos) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(text[bad]));
+    fail<FormatError>(path, ": not UTF-8 text (invalid byte ", hex, " at offset ", bad, ")");
+  }
+  return text;
+}
+
+std::vector<std::string> split_documents(const std::string& text) {
+  std::vector<std::string> docs;
+  std::string cur;
+  size_t pos = 0;
+  bool blank_run = false;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    const std::string_view line(text.data() + pos, eol - pos);
+    const bool blank = line.find_first_not_of(" \t\r") == std::string_view::npos;
+    if (blank) {
+      if (!cur.empty() && !blank_run) {
+        docs.push_back(std::move(cur));
+        cur.clear();
+      }
+      blank_run = true;
+    } else {
+      blank_run = false;
+      cur.append(line);
+      cur.push_back('\n');
+    }
+    pos = eol + 1;
+  }
+  if (!cur.empty()) docs.push_back(std::move(cur));
+  return docs;
+}
+
+std::vector<std::string> read_documents(const std::vector<std::string>& paths) {
+  if (paths.empty()) fail<ValueError>("read_documents: no files given");
+  std::vector<std::string> docs;
+  for (const std::string& p : paths) {
+    auto d = split_documents(read_text_file(p));
+    if (d.empty()) fail<FormatError>(p, ": no text (only blank lines)");
+    for (auto& x : d) docs.push_back(std::move(x));
+  }
+  return docs;
+}
+
+TokenDataset::TokenDataset(std::vector<int32_t> train_tokens,
+                           std::vector<int32_t> validation_tokens)
+    : train_(std::move(train_tokens)), validation_(std::move(validation_tokens)) {
+  for (const auto* v : {&train_, &validation_})
+    for (const int32_t t : *v) {
+      if (t < 0) fail<ValueError>("TokenDataset: negative token id ", t);
+      max_token_ = std::max(max_token_, t + 1);
+    }
+}
+
+TokenDataset TokenDataset::build(const std::vector<std::string>& docs,
+                                 const text::Tokenizer& tokenizer, const Options& o) {
+  if (!(o.validation_fraction >= 0 && o.validation_fraction < 1))
+    fail<ValueError>("TokenDataset: validation_fraction must be in [0, 1), got ",
+                     o.validation_fraction);
+  std::vector<std::vector<int32_t>> tokens(docs.size());
+  parallel_for(0, static_cast<int64_t>(docs.size()), 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      tokens[static_cast<size_t>(i)] = tokenizer.encode(docs[static_cast<size_t>(i)]);
+  });
+  // Seeded Fisher-Yates shuffle of document order; the first share goes to validation.
+  std::vector<size_t> order(docs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  Generator gen(o.seed);
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+  size_t n_val =
+      static_cast<size_t>(o.validation_fraction * static_cast<double>(docs.size()) + 0.5);
+  if (o.validation_fraction > 0 && n_val == 0 && docs.size() > 1) n_val = 1;
+  std::vector<int32_t> train, val;
+  for (size_t k = 0; k < order.size(); ++k) {
+    auto& dst = k < n_val ? val : train;
+    const auto& src = tokens[order[k]];
+    dst.insert(dst.end(), src.begin(), src.end());
+    if (o.eos_id >= 0) dst.push_back(o.eos_id);
+  }
+  if (train.empty()) fail<ValueError>("TokenDataset: the documents hold no tokens");
+  return TokenDataset(std::move(train), std::move(val));
+}
+
+namespace {
+std::pair<Tensor<int32_t>, Tensor<int32_t>> windows(const std::vector<int32_t>& src, int64_t B,
+                                                    int64_t T, const std::vector<int64_t>& starts) {
+  Tensor<int32_t> x = Tensor<int32_t>::empty({B, T}), y = Tensor<int32_t>::empty({B, T});
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t* p = src.data() + starts[static_cast<size_t>(b)];
+    std::copy(p, p + T, x.data() + b * T);
+    std::copy(p + 1, p + T + 1, y.data() + b * T);
+  }
+  return {std::move(x), std::move(y)};
+}
+
+void check_split(const std::vector<int32_t>& src, Split split, int64_t B, int64_t T) {
+  if (B < 1 || T < 1)
+    fail<ValueError>("TokenDataset: batch sizes must be positive, got B = ", B, ", T = ", T);
+  if (static_cast<int64_t>(src.size()) < T + 1)
+    fail<ValueError>("TokenDataset: the ", split == Split::train ? "training" : "validation",
+                     " split has ", src.size(), " tokens, fewer than one window of ", T + 1);
+}
+}  // namespace
+
+std::pair<Tensor<int32_t>, Tensor<int32_t>> TokenDataset::batch(Split split, int64_t B, int64_t T,
+                                                                Generator& gen) const {
+  const auto& src = tokens(split);
+  check_split(src, split, B, T);
+  std::vector<int64_t> starts(static_cast<size_t>(B));
+  const auto range = static_cast<uint64_t>(static_cast<int64_t>(src.size()) - T);
+  for (auto& s : starts) s = static_cast<int64_t>(gen.below(range));
+  return windows(src, B, T, starts);
+}
+
+std::pair<Tensor<int32_t>, Tensor<int32_t>> TokenDataset::sequential_batch(Split split, int64_t B,
+                                                                           int64_t T,
+                                                                           int64_t index) const {
+  const auto& src = tokens(split);
+  check_split(src, split, B, T);
+  const int64_t n_windows = (static_cast<int64_t>(src.size()) - 1) / T;
+  std::vector<int64_t> starts(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b)
+    starts[static_cast<size_t>(b)] = ((index * B + b) % n_windows) * T;
+  return windows(src, B, T, starts);
+}
+
+}  // namespace scholar::train

@@ -1,0 +1,339 @@
+// The training loop, evaluation, logs and checkpoints.
+#include "scholar/train/trainer.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "scholar/error.hpp"
+#include "scholar/io/safetensors.hpp"
+#include "scholar/progress.hpp"
+
+namespace scholar::train {
+
+namespace {
+
+constexpr const char* kFormat = "scholar-checkpoint/1";
+
+io::Json gen_state_json(const Generator& g) {
+  const Generator::State s = g.state();
+  io::Json j = io::Json::object();
+  j.set("seed", io::Json(s.seed));
+  j.set("counter", io::Json(s.counter));
+  j.set("used", io::Json(static_cast<int64_t>(s.used)));
+  return j;
+}
+
+Generator::State gen_state_from(const io::Json& j) {
+  Generator::State s;
+  s.seed = static_cast<uint64_t>(std::stoull(j.at("seed").dump()));
+  s.counter = static_cast<uint64_t>(std::stoull(j.at("counter").dump()));
+  s.used = static_cast<uint32_t>(j.at("used").as_int());
+  return s;
+}
+
+const std::string& meta(const io::SafetensorsFile& f, const std::string& key) {
+  auto it = f.metadata().find(key);
+  if (it == f.metadata().end())
+    fail<FormatError>(f.path(), ": not a scholar checkpoint (no '", key, "' metadata)");
+  return it->second;
+}
+
+}  // namespace
+
+// --- options -------------------------------------------------------------------------------------
+
+io::Json TrainerOptions::to_json() const {
+  using io::Json;
+  Json j = Json::object();
+  j.set("batch_size", Json(batch_size));
+  j.set("context", Json(context));
+  j.set("grad_accum", Json(grad_accum));
+  j.set("max_steps", Json(max_steps));
+  j.set("lr", Json(static_cast<double>(lr)));
+  j.set("min_lr", Json(static_cast<double>(min_lr)));
+  j.set("warmup_steps", Json(warmup_steps));
+  j.set("weight_decay", Json(static_cast<double>(weight_decay)));
+  j.set("beta1", Json(static_cast<double>(beta1)));
+  j.set("beta2", Json(static_cast<double>(beta2)));
+  j.set("grad_clip", Json(static_cast<double>(grad_clip)));
+  j.set("eval_every", Json(eval_every));
+  j.set("eval_batches", Json(eval_batches));
+  j.set("checkpoint_every", Json(checkpoint_every));
+  j.set("out_dir", Json(out_dir));
+  j.set("seed", Json(seed));
+  return j;
+}
+
+TrainerOptions TrainerOptions::from_json(const io::Json& j) {
+  TrainerOptions o;
+  auto i = [&](const char* k) { return j.at(k, "trainer options").as_int(k); };
+  auto f = [&](const char* k) {
+    return static_cast<float>(j.at(k, "trainer options").as_double(k));
+  };
+  o.batch_size = i("batch_size");
+  o.context = i("context");
+  o.grad_accum = i("grad_accum");
+  o.max_steps = i("max_steps");
+  o.lr = f("lr");
+  o.min_lr = f("min_lr");
+  o.warmup_steps = i("warmup_steps");
+  o.weight_decay = f("weight_decay");
+  o.beta1 = f("beta1");
+  o.beta2 = f("beta2");
+  o.grad_clip = f("grad_clip");
+  o.eval_every = i("eval_every");
+  o.eval_batches = i("eval_batches");
+  o.checkpoint_every = i("checkpoint_every");
+  o.out_dir = j.at("out_dir").as_string();
+  o.seed = static_cast<uint64_t>(std::stoull(j.at("seed").dump()));
+  return o;
+}
+
+void TrainerOptions::validate() const {
+  auto positive = [](const char* name, int64_t v) {
+    if (v < 1) fail<ValueError>("TrainerOptions: ", name, " must be positive, got ", v);
+  };
+  positive("batch_size", batch_size);
+  positive("context", context);
+  positive("grad_accum", grad_accum);
+  if (max_steps < 0) fail<ValueError>("TrainerOptions: max_steps must be >= 0, got ", max_steps);
+  if (!(lr > 0) || !std::isfinite(lr))
+    fail<ValueError>("TrainerOptions: lr must be positive, got ", lr);
+  if (!(min_lr >= 0) || min_lr > lr)
+    fail<ValueError>("TrainerOptions: min_lr must be in [0, lr], got ", min_lr);
+  if (warmup_steps < 0)
+    fail<ValueError>("TrainerOptions: warmup_steps must be >= 0, got ", warmup_steps);
+  if (!(grad_clip >= 0))
+    fail<ValueError>("TrainerOptions: grad_clip must be >= 0, got ", grad_clip);
+  if (eval_every < 0 || checkpoint_every < 0 || eval_batches < 1)
+    fail<ValueError>(
+        "TrainerOptions: eval_every and checkpoint_every must be >= 0 and eval_batches >= 1");
+}
+
+// --- trainer -------------------------------------------------------------------------------------
+
+Trainer::Trainer(nn::TransformerLM& model, const TokenDataset& data, TrainerOptions options,
+                 const text::BpeTokenizer* tokenizer)
+    : model_(model),
+      data_(data),
+      opt_(std::move(options)),
+      tokenizer_(tokenizer),
+      data_gen_(opt_.seed),
+      dropout_gen_(opt_.seed ^ 0x9E3779B97F4A7C15ull) {
+  opt_.validate();
+  if (opt_.context > model.config().context_length)
+    fail<ValueError>("Trainer: context ", opt_.context, " exceeds the model's context length ",
+                     model.config().context_length);
+  if (data.max_token() > model.config().vocab_size)
+    fail<ValueError>("Trainer: the data holds token id ", data.max_token() - 1,
+                     ", outside the model's vocabulary of ", model.config().vocab_size);
+  optimizer_ = std::make_unique<optim::AdamW>(
+      model.named_parameters(), optim::AdamW::Options{.lr = opt_.lr,
+                                                      .beta1 = opt_.beta1,
+                                                      .beta2 = opt_.beta2,
+                                                      .eps = 1e-8f,
+                                                      .weight_decay = opt_.weight_decay});
+}
+
+Trainer::~Trainer() = default;
+
+StepInfo Trainer::train_step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  model_.train();
+  double loss_sum = 0;
+  for (int64_t m = 0; m < opt_.grad_accum; ++m) {
+    const auto [x, y] = data_.batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
+    autograd::Var loss = model_.loss(x, y, &dropout_gen_);
+    loss_sum += loss.value().item();
+    if (opt_.grad_accum > 1)
+      loss = autograd::scale(loss, 1.0f / static_cast<float>(opt_.grad_accum));
+    loss.backward();
+  }
+  StepInfo info;
+  info.loss = loss_sum / static_cast<double>(opt_.grad_accum);
+  info.grad_norm =
+      optim::clip_grad_norm(model_.parameters(), opt_.grad_clip > 0 ? opt_.grad_clip : 1e30);
+  const optim::WarmupCosine schedule{opt_.lr, opt_.min_lr, opt_.warmup_steps, opt_.max_steps};
+  info.lr = schedule.at(step_);
+  if (std::isfinite(info.loss) && std::isfinite(info.grad_norm)) {
+    optimizer_->set_lr(info.lr);
+    optimizer_->step();
+    ++step_;
+  }
+  optimizer_->zero_grad();
+  info.step = step_;
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  info.tokens_per_second =
+      static_cast<double>(opt_.batch_size * opt_.context * opt_.grad_accum) / std::max(dt, 1e-9);
+  return info;
+}
+
+double Trainer::evaluate() {
+  const auto& val = data_.tokens(Split::validation);
+  if (static_cast<int64_t>(val.size()) < opt_.context + 1) return std::nan("");
+  autograd::NoGradGuard no_grad;
+  const bool was_training = model_.training();
+  model_.eval();
+  double total = 0;
+  for (int64_t i = 0; i < opt_.eval_batches; ++i) {
+    const auto [x, y] = data_.sequential_batch(Split::validation, opt_.batch_size, opt_.context, i);
+    total += model_.loss(x, y).value().item();
+  }
+  model_.train(was_training);
+  return total / static_cast<double>(opt_.eval_batches);
+}
+
+void Trainer::log_csv(const StepInfo& info) {
+  if (opt_.out_dir.empty()) return;
+  const std::string path = opt_.out_dir + "/log.csv";
+  const bool fresh = !std::filesystem::exists(path);
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) fail<IoError>(path, ": cannot open the training log for writing");
+  if (fresh) std::fprintf(f, "step,loss,val_loss,val_ppl,grad_norm,lr,tokens_per_s\n");
+  if (info.val_loss)
+    std::fprintf(f, "%lld,%.6f,%.6f,%.4f,%.5g,%.6g,%.1f\n", static_cast<long long>(info.step),
+                 info.loss, *info.val_loss, std::exp(*info.val_loss), info.grad_norm,
+                 static_cast<double>(info.lr), info.tokens_per_second);
+  else
+    std::fprintf(f, "%lld,%.6f,,,%.5g,%.6g,%.1f\n", static_cast<long long>(info.step), info.loss,
+                 info.grad_norm, static_cast<double>(info.lr), info.tokens_per_second);
+  std::fclose(f);
+}
+
+FitResult Trainer::fit() {
+  FitResult result;
+  if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
+  std::unique_ptr<ProgressBar> bar;
+  if (opt_.progress) bar = std::make_unique<ProgressBar>("train", opt_.max_steps, "step");
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t first = step_;
+  double tokens = 0;
+  while (step_ < opt_.max_steps) {
+    StepInfo info = train_step();
+    tokens += info.tokens_per_second > 0
+                  ? static_cast<double>(opt_.batch_size * opt_.context * opt_.grad_accum)
+                  : 0;
+    result.last_loss = info.loss;
+    if (!std::isfinite(info.loss) || !std::isfinite(info.grad_norm)) {
+      result.diverged = true;
+      char msg[256];
+      std::snprintf(
+          msg, sizeof msg, "training stopped at step %lld: the %s became %s",
+          static_cast<long long>(step_ + 1), std::isfinite(info.loss) ? "gradient norm" : "loss",
+          std::isnan(std::isfinite(info.loss) ? info.grad_norm : info.loss) ? "NaN" : "infinite");
+      result.message = msg;
+      if (!opt_.out_dir.empty())
+        result.message += "; the last good checkpoint is " + opt_.out_dir +
+                          "/checkpoint.safetensors (if one was written)";
+      break;
+    }
+    if (opt_.eval_every > 0 && step_ % opt_.eval_every == 0) {
+      const double v = evaluate();
+      if (std::isfinite(v)) info.val_loss = v;
+      result.last_val_loss = info.val_loss;
+    }
+    log_csv(info);
+    if (on_step) on_step(info);
+    if (bar) {
+      char extra[160];
+      if (result.last_val_loss)
+        std::snprintf(extra, sizeof extra, "loss %.4f  val %.4f (ppl %.1f)  %.3gk tok/s", info.loss,
+                      *result.last_val_loss, std::exp(*result.last_val_loss),
+                      info.tokens_per_second / 1e3);
+      else
+        std::snprintf(extra, sizeof extra, "loss %.4f  %.3gk tok/s", info.loss,
+                      info.tokens_per_second / 1e3);
+      bar->update(step_, extra);
+    }
+    if (!opt_.out_dir.empty() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
+      save_checkpoint(opt_.out_dir + "/checkpoint.safetensors");
+  }
+  result.steps = step_ - first;
+  if (bar) bar->finish();
+  if (!result.diverged && !opt_.out_dir.empty() && result.steps > 0)
+    save_checkpoint(opt_.out_dir + "/checkpoint.safetensors");
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+// --- checkpoints ---------------------------------------------------------------------------------
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  io::SafetensorsWriter w;
+  for (const auto& p : model_.named_parameters()) w.add(p.name, p.var.value());
+  for (const auto& [name, t] : optimizer_->state()) w.add("optimizer." + name, t);
+  w.set_metadata("format", kFormat);
+  w.set_metadata("step", std::to_string(step_));
+  w.set_metadata("config", model_.config().to_json().dump());
+  w.set_metadata("options", opt_.to_json().dump());
+  io::Json optj = io::Json::object();
+  optj.set("type", io::Json("AdamW"));
+  optj.set("steps", io::Json(optimizer_->steps()));
+  optj.set("lr", io::Json(static_cast<double>(optimizer_->lr())));
+  w.set_metadata("optimizer", optj.dump());
+  io::Json rng = io::Json::object();
+  rng.set("data", gen_state_json(data_gen_));
+  rng.set("dropout", gen_state_json(dropout_gen_));
+  w.set_metadata("rng", rng.dump());
+  if (tokenizer_) w.set_metadata("tokenizer", tokenizer_->to_json().dump());
+  w.save(path);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  const auto f = io::SafetensorsFile::open(path);
+  if (meta(f, "format") != kFormat)
+    fail<FormatError>(path, ": checkpoint format '", meta(f, "format"), "', expected '", kFormat,
+                      "'");
+  const auto config =
+      nn::TransformerConfig::from_json(io::Json::parse(meta(f, "config"), path + " config"));
+  if (!(config == model_.config()))
+    fail<FormatError>(path,
+                      ": the checkpoint is for another model (its config: ", meta(f, "config"),
+                      "; this model: ", model_.config().to_json().dump(), ")");
+  load_model_weights(model_, path);
+  optim::NamedTensors state;
+  for (const auto& t : f.tensors())
+    if (t.name.rfind("optimizer.", 0) == 0)
+      state.emplace_back(t.name.substr(10), f.load<float>(t.name).clone());
+  const io::Json optj = io::Json::parse(meta(f, "optimizer"), path + " optimizer");
+  optimizer_->load_state(state, optj.at("steps").as_int());
+  optimizer_->set_lr(static_cast<float>(optj.at("lr").as_double()));
+  const io::Json rng = io::Json::parse(meta(f, "rng"), path + " rng");
+  data_gen_.set_state(gen_state_from(rng.at("data")));
+  dropout_gen_.set_state(gen_state_from(rng.at("dropout")));
+  step_ = std::stoll(meta(f, "step"));
+}
+
+CheckpointInfo read_checkpoint_info(const std::string& path) {
+  const auto f = io::SafetensorsFile::open(path);
+  if (meta(f, "format") != kFormat)
+    fail<FormatError>(path, ": checkpoint format '", meta(f, "format"), "', expected '", kFormat,
+                      "'");
+  CheckpointInfo info;
+  info.config =
+      nn::TransformerConfig::from_json(io::Json::parse(meta(f, "config"), path + " config"));
+  info.options = TrainerOptions::from_json(io::Json::parse(meta(f, "options"), path + " options"));
+  info.step = std::stoll(meta(f, "step"));
+  if (auto it = f.metadata().find("tokenizer"); it != f.metadata().end())
+    info.tokenizer = text::BpeTokenizer::from_json(io::Json::parse(it->second, path + " tokenizer"),
+                                                   path + " tokenizer");
+  return info;
+}
+
+void load_model_weights(nn::TransformerLM& model, const std::string& checkpoint_path) {
+  const auto f = io::SafetensorsFile::open(checkpoint_path);
+  std::vector<std::pair<std::string, Tensor<float>>> weights;
+  for (const auto& p : model.named_parameters()) {
+    if (!f.contains(p.name))
+      fail<FormatError>(checkpoint_path, ": no weights for parameter '", p.name,
+                        "' (a checkpoint of another model?)");
+    weights.emplace_back(p.name, f.load<float>(p.name));
+  }
+  model.load_weights(weights);
+}
+
+}  // namespace scholar::train

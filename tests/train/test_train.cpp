@@ -1,0 +1,205 @@
+// Corpora, datasets, the training loop, checkpoints that resume bit for bit, divergence handling.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "scholar/io/file.hpp"
+#include "scholar/tensor/ops.hpp"
+#include "scholar/train/trainer.hpp"
+
+using namespace scholar;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("scholar_train_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+std::string corpus() {
+  std::string s;
+  const char* lines[] = {"the cat sat on the mat", "a dog ran in the park",
+                         "birds sing in the morning", "the sun rises in the east",
+                         "rain falls on the green hills"};
+  for (int i = 0; i < 60; ++i)
+    s += std::string(lines[i % 5]) + " number " + std::to_string(i % 7) + "\n\n";
+  return s;
+}
+
+struct Setup {
+  text::BpeTokenizer tok;
+  train::TokenDataset data;
+  nn::TransformerConfig cfg;
+  Setup() {
+    tok = text::BpeTokenizer::train(corpus(),
+                                    {.vocab_size = 320, .special_tokens = {"<|endoftext|>"}});
+    data = train::TokenDataset::build(
+        train::split_documents(corpus()), tok,
+        {.validation_fraction = 0.2, .seed = 1, .eos_id = *tok.find("<|endoftext|>")});
+    cfg = nn::TransformerConfig::gpt2(tok.vocab_size(), 32, 2, 32, 4);
+  }
+};
+
+train::TrainerOptions small_options(int64_t steps, const std::string& out) {
+  train::TrainerOptions o;
+  o.batch_size = 4;
+  o.context = 16;
+  o.max_steps = steps;
+  o.lr = 3e-3f;
+  o.min_lr = 3e-4f;
+  o.warmup_steps = 2;
+  o.eval_every = 4;
+  o.eval_batches = 2;
+  o.out_dir = out;
+  o.progress = false;
+  o.seed = 11;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("corpus files: plain, gzip, empty and non-UTF-8", "[train]") {
+  const std::string dir = temp_dir("files");
+  io::write_file_atomic(dir + "/a.txt", "first paragraph\nstill first\n\n\nsecond one\n");
+  CHECK(train::read_text_file(dir + "/a.txt").size() == 41);
+  REQUIRE(std::system(("gzip -k '" + dir + "/a.txt'").c_str()) == 0);
+  CHECK(train::read_text_file(dir + "/a.txt.gz") == train::read_text_file(dir + "/a.txt"));
+  const auto docs = train::read_documents({dir + "/a.txt"});
+  REQUIRE(docs.size() == 2);
+  CHECK(docs[0] == "first paragraph\nstill first\n");
+  io::write_file_atomic(dir + "/empty.txt", "");
+  CHECK_THROWS_WITH(train::read_text_file(dir + "/empty.txt"), Catch::Contains("empty"));
+  io::write_file_atomic(dir + "/latin1.txt", "caf\xe9 au lait");
+  CHECK_THROWS_WITH(train::read_text_file(dir + "/latin1.txt"), Catch::Contains("not UTF-8") &&
+                                                                    Catch::Contains("0xE9") &&
+                                                                    Catch::Contains("offset 3"));
+  io::write_file_atomic(dir + "/fake.gz", "not gzip at all");
+  CHECK_THROWS_AS(train::read_text_file(dir + "/fake.gz"), FormatError);
+  CHECK_THROWS_AS(train::read_text_file(dir + "/missing.txt"), IoError);
+}
+
+TEST_CASE("datasets split by document and shift targets by one", "[train]") {
+  Setup s;
+  const auto& tr = s.data.tokens(train::Split::train);
+  const auto& va = s.data.tokens(train::Split::validation);
+  CHECK(va.size() > 0);
+  CHECK(tr.size() > 3 * va.size());
+  Generator g(3);
+  const auto [x, y] = s.data.batch(train::Split::train, 4, 16, g);
+  CHECK(x.shape() == Shape{4, 16});
+  for (int64_t b = 0; b < 4; ++b)
+    for (int64_t t = 0; t + 1 < 16; ++t) CHECK(y(b, t) == x(b, t + 1));
+  const auto [v1, w1] = s.data.sequential_batch(train::Split::validation, 2, 8, 1);
+  const auto [v2, w2] = s.data.sequential_batch(train::Split::validation, 2, 8, 1);
+  CHECK(v1.to_vector() == v2.to_vector());
+  CHECK_THROWS_AS(s.data.batch(train::Split::validation, 1, 100000, g), ValueError);
+}
+
+TEST_CASE("training lowers the loss and writes a log and a checkpoint", "[train]") {
+  Setup s;
+  nn::TransformerLM model(s.cfg, 5);
+  const std::string out = temp_dir("fit");
+  train::Trainer trainer(model, s.data, small_options(40, out), &s.tok);
+  const double before = trainer.evaluate();
+  std::vector<double> losses;
+  trainer.on_step = [&](const train::StepInfo& i) { losses.push_back(i.loss); };
+  const auto r = trainer.fit();
+  CHECK(!r.diverged);
+  CHECK(r.steps == 40);
+  REQUIRE(r.last_val_loss);
+  CHECK(*r.last_val_loss < before - 1.0);
+  CHECK(losses.back() < losses.front());
+  const std::string log = io::read_file(out + "/log.csv");
+  CHECK(log.rfind("step,loss,val_loss,val_ppl,grad_norm,lr,tokens_per_s\n", 0) == 0);
+  CHECK(std::count(log.begin(), log.end(), '\n') == 41);
+  const auto info = train::read_checkpoint_info(out + "/checkpoint.safetensors");
+  CHECK(info.step == 40);
+  CHECK(info.config == s.cfg);
+  REQUIRE(info.tokenizer);
+  CHECK(info.tokenizer->encode("the cat") == s.tok.encode("the cat"));
+}
+
+TEST_CASE("a run resumed from a checkpoint follows the uninterrupted loss curve exactly",
+          "[train]") {
+  Setup s;
+  s.cfg.dropout = 0.1f;  // the dropout generator must resume too
+  std::vector<double> straight, resumed;
+  {
+    nn::TransformerLM model(s.cfg, 9);
+    train::Trainer t(model, s.data, small_options(12, ""), &s.tok);
+    t.on_step = [&](const train::StepInfo& i) { straight.push_back(i.loss); };
+    t.fit();
+  }
+  const std::string out = temp_dir("resume");
+  {
+    // The same run, interrupted right after its checkpoint at step 6.
+    nn::TransformerLM model(s.cfg, 9);
+    auto opt = small_options(12, out);
+    opt.checkpoint_every = 6;
+    train::Trainer t(model, s.data, opt, &s.tok);
+    t.on_step = [](const train::StepInfo& i) {
+      if (i.step == 7) throw std::runtime_error("interrupted");
+    };
+    CHECK_THROWS_WITH(t.fit(), "interrupted");
+  }
+  {
+    nn::TransformerLM model(s.cfg, 1234);  // different init: the checkpoint must overwrite it
+    train::Trainer t(model, s.data, small_options(12, ""), &s.tok);
+    t.load_checkpoint(out + "/checkpoint.safetensors");
+    CHECK(t.step() == 6);
+    t.on_step = [&](const train::StepInfo& i) { resumed.push_back(i.loss); };
+    t.fit();
+  }
+  REQUIRE(straight.size() == 12);
+  REQUIRE(resumed.size() == 6);
+  for (size_t i = 0; i < 6; ++i) CHECK(resumed[i] == straight[6 + i]);
+}
+
+TEST_CASE("a non-finite loss stops training with a message; the checkpoint stays good", "[train]") {
+  Setup s;
+  nn::TransformerLM model(s.cfg, 2);
+  const std::string out = temp_dir("nan");
+  auto opt = small_options(3, out);
+  {
+    train::Trainer t(model, s.data, opt, &s.tok);
+    t.fit();
+  }
+  model.parameter("transformer.h.1.mlp.c_fc.weight").value()(0, 0) = std::nanf("");
+  opt.max_steps = 10;
+  train::Trainer t(model, s.data, opt, &s.tok);
+  t.load_checkpoint(out + "/checkpoint.safetensors");  // restores good weights...
+  model.parameter("transformer.h.1.mlp.c_fc.weight").value()(0, 0) =
+      std::nanf("");  // ...break again
+  const auto r = t.fit();
+  CHECK(r.diverged);
+  CHECK_THAT(r.message,
+             Catch::Contains("step 4") && Catch::Contains("NaN") && Catch::Contains("checkpoint"));
+  CHECK(train::read_checkpoint_info(out + "/checkpoint.safetensors").step == 3);
+}
+
+TEST_CASE("checkpoints of another model or damaged files are refused", "[train]") {
+  Setup s;
+  nn::TransformerLM model(s.cfg, 2);
+  const std::string out = temp_dir("bad");
+  train::Trainer t(model, s.data, small_options(1, out), &s.tok);
+  t.fit();
+  auto other_cfg = s.cfg;
+  other_cfg.n_layers = 3;
+  nn::TransformerLM other(other_cfg, 2);
+  train::Trainer t2(other, s.data, small_options(1, ""), &s.tok);
+  CHECK_THROWS_WITH(t2.load_checkpoint(out + "/checkpoint.safetensors"),
+                    Catch::Contains("another model"));
+  const std::string bytes = io::read_file(out + "/checkpoint.safetensors");
+  io::write_file_atomic(out + "/cut.safetensors", bytes.substr(0, bytes.size() / 2));
+  CHECK_THROWS_AS(t.load_checkpoint(out + "/cut.safetensors"), FormatError);
+  train::TrainerOptions bad = small_options(1, "");
+  bad.context = 64;
+  CHECK_THROWS_WITH(train::Trainer(model, s.data, bad), Catch::Contains("context 64"));
+}
