@@ -2,7 +2,7 @@
 # Builds scholar and runs its whole test suite. Installs missing Debian packages first.
 #   scripts/test.sh           the "dev" preset (optimized, debug info, warnings as errors)
 #   scripts/test.sh asan      AddressSanitizer + UndefinedBehaviorSanitizer
-#   scripts/test.sh eigen     Eigen as the GEMM backend
+#   scripts/test.sh openblas  OpenBLAS as the GEMM backend
 set -eu
 cd "$(dirname "$0")/.."
 preset="${1:-dev}"

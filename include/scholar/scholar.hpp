@@ -18,16 +18,23 @@
 // (model width), V vocabulary, H heads, D head dimension, N a generic length.
 //
 // Layers, each using only those above it: tensor (types, views, ops, RNG), kernels (SIMD loops,
-// GEMM), io (files). See docs/ for a guide per layer.
+// GEMM), autograd, nn (modules, GPT-2 and Llama models), optim, text (BPE tokenizers), io (files),
+// train (datasets, the training loop, checkpoints). See docs/ for a guide per layer.
 #pragma once
 
+#include "scholar/autograd/ops.hpp"
+#include "scholar/autograd/var.hpp"
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/json.hpp"
 #include "scholar/io/safetensors.hpp"
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
+#include "scholar/nn/module.hpp"
+#include "scholar/nn/transformer.hpp"
+#include "scholar/optim/optim.hpp"
 #include "scholar/parallel.hpp"
+#include "scholar/progress.hpp"
 #include "scholar/system.hpp"
 #include "scholar/tensor/dtype.hpp"
 #include "scholar/tensor/eigen.hpp"
@@ -35,4 +42,7 @@
 #include "scholar/tensor/random.hpp"
 #include "scholar/tensor/shape.hpp"
 #include "scholar/tensor/tensor.hpp"
+#include "scholar/text/tokenizer.hpp"
+#include "scholar/train/data.hpp"
+#include "scholar/train/trainer.hpp"
 #include "scholar/version.hpp"

@@ -66,26 +66,38 @@ void ProgressBar::draw(bool final) {
   last_draw_ = std::chrono::steady_clock::now();
   const double t = elapsed();
   const double rate = t > 0 ? static_cast<double>(done_) / t : 0.0;
-  std::string line = label_;
+  // (Built with append: GCC 12 at -O3 warns falsely about operator+ on short strings.)
+  std::string line;
+  line.reserve(160);
+  line.append(label_);
+  char buf[96];
   if (total_ > 0) {
     const double frac = std::min(1.0, static_cast<double>(done_) / static_cast<double>(total_));
-    char head[32];
-    std::snprintf(head, sizeof head, " %3d%% [", static_cast<int>(frac * 100));
-    line += head;
+    std::snprintf(buf, sizeof buf, " %3d%% [", static_cast<int>(frac * 100));
+    line.append(buf);
     const int width = 24, fill = static_cast<int>(frac * width);
-    for (int i = 0; i < width; ++i) line += i < fill ? '=' : (i == fill ? '>' : ' ');
-    line += "] ";
-    line += std::to_string(done_) + "/" + std::to_string(total_);
+    for (int i = 0; i < width; ++i) line.push_back(i < fill ? '=' : (i == fill ? '>' : ' '));
+    std::snprintf(buf, sizeof buf, "] %lld/%lld", static_cast<long long>(done_),
+                  static_cast<long long>(total_));
+    line.append(buf);
   } else {
-    line += " " + std::to_string(done_);
+    std::snprintf(buf, sizeof buf, " %lld", static_cast<long long>(done_));
+    line.append(buf);
   }
-  char tail[96];
-  std::snprintf(tail, sizeof tail, " %s  %.3g %s/s", unit_.c_str(), rate, unit_.c_str());
-  line += tail;
-  if (total_ > 0 && !final && rate > 0)
-    line += "  ETA " + duration(static_cast<double>(total_ - done_) / rate);
-  if (final) line += "  in " + duration(t);
-  if (!extra_.empty()) line += "  " + extra_;
+  std::snprintf(buf, sizeof buf, " %s  %.3g %s/s", unit_.c_str(), rate, unit_.c_str());
+  line.append(buf);
+  if (total_ > 0 && !final && rate > 0) {
+    line.append("  ETA ");
+    line.append(duration(static_cast<double>(total_ - done_) / rate));
+  }
+  if (final) {
+    line.append("  in ");
+    line.append(duration(t));
+  }
+  if (!extra_.empty()) {
+    line.append("  ");
+    line.append(extra_);
+  }
   if (tty_)
     std::fprintf(out_, "\r\033[K%s%s", line.c_str(), final ? "\n" : "");
   else
