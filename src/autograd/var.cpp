@@ -104,6 +104,11 @@ void Var::backward() const {
 
 void Var::backward(const Tensor<float>& grad_out) const {
   if (!impl_) undefined("backward");
+  auto freed = [](const VarImpl* p) {
+    fail<ValueError>("backward: the graph through ", p->name.empty() ? "this Var" : p->name,
+                     " was freed by an earlier backward(); run the forward pass again");
+  };
+  if (impl_->graph_freed) freed(impl_.get());
   if (!impl_->requires_grad)
     fail<ValueError>("backward: the Var does not depend on anything that requires a gradient");
   if (!(grad_out.shape() == impl_->value.shape()))
@@ -129,6 +134,7 @@ void Var::backward(const Tensor<float>& grad_out) const {
     if (f.next_input < f.node->inputs.size()) {
       const Var& in = f.node->inputs[f.next_input++];
       VarImpl* p = in.impl();
+      if (p && p->graph_freed) freed(p);
       if (p && p->node) {
         holders.emplace(p, in);
         if (seen.insert(p->node.get()).second) stack.push_back({p->node, 0});
@@ -150,6 +156,7 @@ void Var::backward(const Tensor<float>& grad_out) const {
     node->inputs.clear();
     out->grad = Tensor<float>();
     out->node.reset();
+    out->graph_freed = true;
     holders.erase(out);
   }
 }

@@ -121,6 +121,14 @@ const Json& Json::at(std::string_view key, std::string_view what) const {
   fail<FormatError>(what, " has no member \"", key, "\"");
 }
 
+Json* Json::find(std::string_view key) {
+  return const_cast<Json*>(std::as_const(*this).find(key));
+}
+
+Json& Json::at(std::string_view key, std::string_view what) {
+  return const_cast<Json&>(std::as_const(*this).at(key, what));
+}
+
 void Json::set(std::string key, Json value) {
   Object& o = as_object("JSON value");
   for (auto& [k, v] : o)

@@ -115,6 +115,7 @@ io::Json TransformerConfig::to_json() const {
     j.set("hidden_act", Json("silu"));
     j.set("attention_bias", Json(qkv_bias));
     j.set("tie_word_embeddings", Json(tie_embeddings));
+    j.set("dropout", Json(static_cast<double>(dropout)));  // ours: Hugging Face ignores it
   }
   return j;
 }
@@ -153,15 +154,38 @@ TransformerConfig TransformerConfig::from_json(const io::Json& j) {
     c.rope_theta = real_or("rope_theta", 10000.0);
     c.tie_embeddings = flag_or("tie_word_embeddings", false);
     c.qkv_bias = type == "qwen2" ? true : flag_or("attention_bias", false);
-    if (num_or("head_dim", c.head_dim()) != c.head_dim())
-      fail<FormatError>("config.json: head_dim ", num("head_dim"), " differs from hidden_size / ",
-                        "num_attention_heads = ", c.head_dim(), " (not supported)");
+    c.dropout = static_cast<float>(real_or("dropout", 0.0));
+    if (const io::Json* rs = j.find("rope_scaling"); rs && !rs->is_null())
+      fail<FormatError>("config.json: rope_scaling ", rs->dump(),
+                        " is not supported (plain RoPE only)");
   } else {
     fail<FormatError>("config.json: model_type '", type,
                       "' is not supported (gpt2, llama, mistral, qwen2)");
   }
-  c.validate();
+  try {
+    c.validate();
+  } catch (const ValueError& e) {
+    fail<FormatError>("config.json: ", e.what());
+  }
+  if (c.family == Family::llama && num_or("head_dim", c.head_dim()) != c.head_dim())
+    fail<FormatError>("config.json: head_dim ", num("head_dim"), " differs from hidden_size / ",
+                      "num_attention_heads = ", c.head_dim(), " (not supported)");
   return c;
+}
+
+bool operator==(const TransformerConfig& a, const TransformerConfig& b) {
+  auto type = [](const TransformerConfig& c) {
+    return !c.model_type.empty()                         ? c.model_type
+           : c.family == TransformerConfig::Family::gpt2 ? std::string("gpt2")
+                                                         : std::string("llama");
+  };
+  const bool llama = a.family == TransformerConfig::Family::llama;
+  return a.family == b.family && type(a) == type(b) && a.vocab_size == b.vocab_size &&
+         a.context_length == b.context_length && a.n_layers == b.n_layers && a.n_embd == b.n_embd &&
+         a.n_heads == b.n_heads && a.kv_heads() == b.kv_heads() &&
+         a.mlp_hidden() == b.mlp_hidden() && a.norm_eps == b.norm_eps &&
+         (!llama || a.rope_theta == b.rope_theta) && a.tie_embeddings == b.tie_embeddings &&
+         a.qkv_bias == b.qkv_bias && a.dropout == b.dropout;
 }
 
 // --- attention and MLP ---------------------------------------------------------------------------
@@ -341,24 +365,24 @@ void TransformerLM::load_weights(const std::vector<std::pair<std::string, Tensor
                                  bool allow_extra) {
   std::map<std::string, const Tensor<float>*> by_name;
   for (const auto& [name, t] : weights) by_name[name] = &t;
-  size_t used = 0;
-  for (const NamedParameter& p : named_parameters()) {
+  // Check everything first, so a bad set of weights leaves the model as it was.
+  const auto params = named_parameters();
+  for (const NamedParameter& p : params) {
     auto it = by_name.find(p.name);
     if (it == by_name.end()) fail<FormatError>("load_weights: missing parameter '", p.name, "'");
     if (!(it->second->shape() == p.var.shape()))
       fail<ShapeError>("load_weights: parameter '", p.name, "' has shape ",
                        it->second->shape().str(), " in the weights but ", p.var.shape().str(),
                        " in the model");
-    p.var.value().copy_from(*it->second);
-    ++used;
   }
-  if (!allow_extra && used != by_name.size()) {
+  if (!allow_extra && params.size() != by_name.size()) {
     for (const auto& [name, t] : by_name) {
       bool known = false;
-      for (const NamedParameter& p : named_parameters()) known = known || p.name == name;
+      for (const NamedParameter& p : params) known = known || p.name == name;
       if (!known) fail<FormatError>("load_weights: '", name, "' is not a parameter of this model");
     }
   }
+  for (const NamedParameter& p : params) p.var.value().copy_from(*by_name.at(p.name));
 }
 
 }  // namespace scholar::nn

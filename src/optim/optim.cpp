@@ -91,10 +91,13 @@ NamedTensors SGD::state() const {
 }
 
 void SGD::load_state(const NamedTensors& state, int64_t steps) {
+  if (steps < 0) fail<FormatError>("SGD state: step count ", steps, " is negative");
+  std::vector<Tensor<float>> momentum(params_.size());  // all or nothing
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor<float>* t = find(state, "momentum." + params_[i].name, params_[i].var.shape());
-    momentum_[i] = t ? t->clone() : Tensor<float>();
+    if (t) momentum[i] = t->clone();
   }
+  momentum_ = std::move(momentum);
   steps_ = steps;
 }
 
@@ -147,14 +150,18 @@ NamedTensors AdamW::state() const {
 }
 
 void AdamW::load_state(const NamedTensors& state, int64_t steps) {
+  if (steps < 0) fail<FormatError>("AdamW state: step count ", steps, " is negative");
+  std::vector<Tensor<float>> ms, vs;  // all or nothing
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor<float>* m = find(state, "m." + params_[i].name, params_[i].var.shape());
     const Tensor<float>* v = find(state, "v." + params_[i].name, params_[i].var.shape());
     if (!m || !v)
       fail<FormatError>("AdamW state: no moments for parameter '", params_[i].name, "'");
-    m_[i] = m->clone();
-    v_[i] = v->clone();
+    ms.push_back(m->clone());
+    vs.push_back(v->clone());
   }
+  m_ = std::move(ms);
+  v_ = std::move(vs);
   steps_ = steps;
 }
 

@@ -1,6 +1,7 @@
 // Byte-level BPE: GPT-2 pre-tokenization, encoding, decoding, training, and the file formats.
 #include <algorithm>
 #include <array>
+#include <map>
 #include <queue>
 #include <unordered_set>
 
@@ -494,29 +495,11 @@ BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& encoder_json,
     by_id.emplace_back(i, printable);
   }
   std::sort(by_id.begin(), by_id.end());
-  BpeTokenizer tok;
-  tok.tokens_.clear();
-  tok.ids_.clear();
-  for (size_t k = 0; k < by_id.size(); ++k) {
-    const auto& [id, printable] = by_id[k];
-    if (id != static_cast<int64_t>(k))
-      fail<FormatError>(encoder_json, ": ids are not 0..", by_id.size() - 1, " without gaps (", id,
-                        " at position ", k, ")");
-    auto bytes = from_printable(printable);
-    if (!bytes) {
-      tok.add_token(printable, true);  // e.g. <|endoftext|>: not made of byte characters
-    } else {
-      tok.add_token(std::move(*bytes), false);
-    }
-  }
-  for (int b = 0; b < 256; ++b) {
-    auto it = tok.ids_.find(std::string(1, static_cast<char>(b)));
-    if (it == tok.ids_.end())
-      fail<FormatError>(encoder_json, ": byte ", b,
-                        " has no token: not a byte-level BPE vocabulary");
-    tok.byte_ids_[static_cast<size_t>(b)] = it->second;
-  }
+  // Read the merges first: a vocabulary entry that is neither one byte nor the result of a merge
+  // (GPT-2's <|endoftext|>) can never come out of BPE, so it is a special token.
   const std::string merges = io::read_file(vocab_bpe);
+  std::vector<std::pair<std::string, std::string>> merge_pairs;
+  std::unordered_set<std::string> merged;
   size_t pos = 0, line_no = 0;
   while (pos < merges.size()) {
     size_t eol = merges.find('\n', pos);
@@ -531,9 +514,36 @@ BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& encoder_json,
     auto a = from_printable(line.substr(0, sp)), b = from_printable(line.substr(sp + 1));
     if (!a || !b)
       fail<FormatError>(vocab_bpe, ": line ", line_no, " has characters outside GPT-2's byte map");
-    auto ia = tok.ids_.find(*a), ib = tok.ids_.find(*b);
+    merged.insert(*a + *b);
+    merge_pairs.emplace_back(std::move(*a), std::move(*b));
+  }
+  BpeTokenizer tok;
+  tok.tokens_.clear();
+  tok.ids_.clear();
+  for (size_t k = 0; k < by_id.size(); ++k) {
+    const auto& [id, printable] = by_id[k];
+    if (id != static_cast<int64_t>(k))
+      fail<FormatError>(encoder_json, ": ids are not 0..", by_id.size() - 1, " without gaps (", id,
+                        " at position ", k, ")");
+    auto bytes = from_printable(printable);
+    if (!bytes || (bytes->size() > 1 && !merged.contains(*bytes))) {
+      tok.add_token(printable, true);
+    } else {
+      tok.add_token(std::move(*bytes), false);
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    auto it = tok.ids_.find(std::string(1, static_cast<char>(b)));
+    if (it == tok.ids_.end())
+      fail<FormatError>(encoder_json, ": byte ", b,
+                        " has no token: not a byte-level BPE vocabulary");
+    tok.byte_ids_[static_cast<size_t>(b)] = it->second;
+  }
+  for (size_t k = 0; k < merge_pairs.size(); ++k) {
+    auto ia = tok.ids_.find(merge_pairs[k].first), ib = tok.ids_.find(merge_pairs[k].second);
     if (ia == tok.ids_.end() || ib == tok.ids_.end())
-      fail<FormatError>(vocab_bpe, ": line ", line_no, " merges a token missing from ",
+      fail<FormatError>(vocab_bpe, ": merge ", k + 1, " ('", to_printable(merge_pairs[k].first),
+                        " ", to_printable(merge_pairs[k].second), "') uses a token missing from ",
                         encoder_json);
     tok.add_merge(ia->second, ib->second);
   }
@@ -626,18 +636,20 @@ BpeTokenizer BpeTokenizer::from_json(const io::Json& j, std::string_view source)
   std::vector<std::pair<int64_t, std::string>> by_id;
   for (const auto& [printable, id] : vocab)
     by_id.emplace_back(id.as_int(src + ": vocab id of '" + printable + "'"), printable);
-  std::vector<std::pair<int64_t, std::string>> specials;
+  // Added tokens are matched whole in text, never built by merges. Hugging Face files list them
+  // in added_tokens and usually in the vocabulary too (GPT-2's <|endoftext|> is id 50256 in both);
+  // the added_tokens entry decides.
+  std::map<int64_t, std::string> added_by_id;
   if (const io::Json* added = j.find("added_tokens"))
-    for (const io::Json& t : added->as_array(src + ": added_tokens"))
-      specials.emplace_back(t.at("id", src + ": added token").as_int(),
-                            t.at("content", src + ": added token").as_string());
+    for (const io::Json& t : added->as_array(src + ": added_tokens")) {
+      const int64_t id = t.at("id", src + ": added token").as_int(src + ": added token id");
+      if (!added_by_id.emplace(id, t.at("content", src + ": added token").as_string()).second)
+        fail<FormatError>(src, ": added token id ", id, " is listed twice");
+    }
   std::vector<std::pair<int64_t, std::pair<std::string, bool>>> all;  // id -> (text, special)
-  for (auto& [id, p] : by_id) all.push_back({id, {p, false}});
-  for (auto& [id, text] : specials) {
-    bool dup = false;
-    for (const auto& [vid, p] : by_id) dup = dup || vid == id;
-    if (!dup) all.push_back({id, {text, true}});
-  }
+  for (auto& [id, p] : by_id)
+    if (!added_by_id.contains(id)) all.push_back({id, {p, false}});
+  for (auto& [id, text] : added_by_id) all.push_back({id, {text, true}});
   std::sort(all.begin(), all.end());
   BpeTokenizer tok;
   tok.tokens_.clear();

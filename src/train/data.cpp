@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -149,7 +150,13 @@ TokenDataset TokenDataset::build(const std::vector<std::string>& docs,
   for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
   size_t n_val =
       static_cast<size_t>(o.validation_fraction * static_cast<double>(docs.size()) + 0.5);
-  if (o.validation_fraction > 0 && n_val == 0 && docs.size() > 1) n_val = 1;
+  if (o.validation_fraction > 0) {
+    if (docs.size() < 2)
+      fail<ValueError>("TokenDataset: a validation split needs at least 2 documents, got ",
+                       docs.size(), " (split the text with split_documents, or set ",
+                       "validation_fraction to 0)");
+    n_val = std::clamp<size_t>(n_val, 1, docs.size() - 1);  // both splits keep a document
+  }
   std::vector<int32_t> train, val;
   for (size_t k = 0; k < order.size(); ++k) {
     auto& dst = k < n_val ? val : train;
@@ -195,6 +202,7 @@ std::pair<Tensor<int32_t>, Tensor<int32_t>> TokenDataset::batch(Split split, int
 std::pair<Tensor<int32_t>, Tensor<int32_t>> TokenDataset::sequential_batch(Split split, int64_t B,
                                                                            int64_t T,
                                                                            int64_t index) const {
+  if (index < 0) fail<ValueError>("TokenDataset: batch index must be >= 0, got ", index);
   const auto& src = tokens(split);
   check_split(src, split, B, T);
   const int64_t n_windows = (static_cast<int64_t>(src.size()) - 1) / T;

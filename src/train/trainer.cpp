@@ -3,10 +3,12 @@
 
 #include <sys/stat.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 
 #include "scholar/error.hpp"
 #include "scholar/io/safetensors.hpp"
@@ -27,11 +29,29 @@ io::Json gen_state_json(const Generator& g) {
   return j;
 }
 
+// Decimal digits only, no overflow; FormatError otherwise.
+uint64_t parse_u64(const std::string& text, const std::string& what) {
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    fail<FormatError>(what, ": '", text, "' is not an unsigned integer");
+  return v;
+}
+
+int64_t parse_step(const std::string& text, const std::string& path) {
+  const uint64_t v = parse_u64(text, path + ": step");
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    fail<FormatError>(path, ": step ", text, " is out of range");
+  return static_cast<int64_t>(v);
+}
+
 Generator::State gen_state_from(const io::Json& j) {
   Generator::State s;
-  s.seed = static_cast<uint64_t>(std::stoull(j.at("seed").dump()));
-  s.counter = static_cast<uint64_t>(std::stoull(j.at("counter").dump()));
-  s.used = static_cast<uint32_t>(j.at("used").as_int());
+  s.seed = parse_u64(j.at("seed", "rng state").dump(), "rng state: seed");
+  s.counter = parse_u64(j.at("counter", "rng state").dump(), "rng state: counter");
+  const int64_t used = j.at("used", "rng state").as_int("rng state: used");
+  if (used < 0 || used > 4) fail<FormatError>("rng state: used ", used, " is outside [0, 4]");
+  s.used = static_cast<uint32_t>(used);
   return s;
 }
 
@@ -284,6 +304,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
+  // Read and check everything before changing anything: a bad file leaves the trainer as it was.
   const auto f = io::SafetensorsFile::open(path);
   if (meta(f, "format") != kFormat)
     fail<FormatError>(path, ": checkpoint format '", meta(f, "format"), "', expected '", kFormat,
@@ -294,18 +315,30 @@ void Trainer::load_checkpoint(const std::string& path) {
     fail<FormatError>(path,
                       ": the checkpoint is for another model (its config: ", meta(f, "config"),
                       "; this model: ", model_.config().to_json().dump(), ")");
-  load_model_weights(model_, path);
+  const int64_t step = parse_step(meta(f, "step"), path);
+  const io::Json optj = io::Json::parse(meta(f, "optimizer"), path + " optimizer");
+  const int64_t opt_steps = optj.at("steps", path + " optimizer").as_int(path + " optimizer steps");
+  const auto lr = static_cast<float>(optj.at("lr", path + " optimizer").as_double());
+  const io::Json rng = io::Json::parse(meta(f, "rng"), path + " rng");
+  const auto data_state = gen_state_from(rng.at("data", path + " rng"));
+  const auto dropout_state = gen_state_from(rng.at("dropout", path + " rng"));
+  std::vector<std::pair<std::string, Tensor<float>>> weights;
+  for (const auto& p : model_.named_parameters()) {
+    if (!f.contains(p.name)) fail<FormatError>(path, ": no weights for parameter '", p.name, "'");
+    weights.emplace_back(p.name, f.load<float>(p.name).clone());
+  }
   optim::NamedTensors state;
   for (const auto& t : f.tensors())
     if (t.name.rfind("optimizer.", 0) == 0)
       state.emplace_back(t.name.substr(10), f.load<float>(t.name).clone());
-  const io::Json optj = io::Json::parse(meta(f, "optimizer"), path + " optimizer");
-  optimizer_->load_state(state, optj.at("steps").as_int());
-  optimizer_->set_lr(static_cast<float>(optj.at("lr").as_double()));
-  const io::Json rng = io::Json::parse(meta(f, "rng"), path + " rng");
-  data_gen_.set_state(gen_state_from(rng.at("data")));
-  dropout_gen_.set_state(gen_state_from(rng.at("dropout")));
-  step_ = std::stoll(meta(f, "step"));
+  // Commit. The optimizer checks its state before taking any, and the weights were checked
+  // against the config above, so neither throws halfway.
+  optimizer_->load_state(state, opt_steps);
+  model_.load_weights(weights);
+  optimizer_->set_lr(lr);
+  data_gen_.set_state(data_state);
+  dropout_gen_.set_state(dropout_state);
+  step_ = step;
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {
@@ -317,7 +350,7 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
   info.config =
       nn::TransformerConfig::from_json(io::Json::parse(meta(f, "config"), path + " config"));
   info.options = TrainerOptions::from_json(io::Json::parse(meta(f, "options"), path + " options"));
-  info.step = std::stoll(meta(f, "step"));
+  info.step = parse_step(meta(f, "step"), path);
   if (auto it = f.metadata().find("tokenizer"); it != f.metadata().end())
     info.tokenizer = text::BpeTokenizer::from_json(io::Json::parse(it->second, path + " tokenizer"),
                                                    path + " tokenizer");

@@ -17,7 +17,7 @@ TEST_CASE("gradients of a value used twice add up", "[autograd]") {
   CHECK(y.value().item() == Approx(9 + 6 + 1 - 2));               // (9 + 6) + (1 - 2)
 }
 
-TEST_CASE("no_grad records nothing; detach and requires_grad stop gradients", "[autograd]") {
+TEST_CASE("no_grad records nothing, detach and requires_grad stop gradients", "[autograd]") {
   Var w(Tensor<float>::ones({3}), true);
   Var c(Tensor<float>::full({3}, 2.0f));  // a constant leaf
   {
@@ -49,6 +49,22 @@ TEST_CASE("backward needs a scalar or an explicit gradient", "[autograd]") {
   CHECK_THROWS_AS(Var().value(), ValueError);
 }
 
+TEST_CASE("a second backward through a freed graph is an error, not a silent no-op", "[autograd]") {
+  Var w(Tensor<float>::ones({2}), true);
+  Var h = ag::scale(w, 2.0f);
+  Var loss = ag::sum(ag::mul(h, h));
+  loss.backward();
+  CHECK(w.grad().to_vector() == std::vector<float>{8.0f, 8.0f});
+  CHECK(!h.is_leaf());
+  CHECK_THROWS_WITH(loss.backward(), Catch::Contains("freed"));
+  Var again = ag::sum(h);  // built on an intermediate whose graph is gone
+  CHECK_THROWS_WITH(again.backward(), Catch::Contains("forward pass again"));
+  CHECK(w.grad().to_vector() == std::vector<float>{8.0f, 8.0f});  // untouched
+  // A fresh forward pass works as before.
+  ag::sum(ag::scale(w, 1.0f)).backward();
+  CHECK(w.grad().to_vector() == std::vector<float>{9.0f, 9.0f});
+}
+
 TEST_CASE("a chain of ten thousand ops back-propagates without recursion", "[autograd]") {
   Var x(Tensor<float>::from({1}, {1.0f}), true);
   Var y = x;
@@ -57,7 +73,7 @@ TEST_CASE("a chain of ten thousand ops back-propagates without recursion", "[aut
   CHECK(x.grad().item() == Approx(std::pow(1.0001, 10000)).epsilon(1e-3));
 }
 
-TEST_CASE("leaves can be reassigned; shape changes are refused", "[autograd]") {
+TEST_CASE("leaves can be reassigned, shape changes are refused", "[autograd]") {
   Var w(Tensor<float>::zeros({2}), true);
   w.set_value(Tensor<float>::ones({2}));
   CHECK(w.value().to_vector() == std::vector<float>{1, 1});

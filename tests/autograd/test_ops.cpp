@@ -38,7 +38,7 @@ TEST_CASE("gradcheck: linear in both weight layouts, with and without bias", "[a
                   {rnd({6, 5}, 7), rnd({3, 5}, 8)});
 }
 
-TEST_CASE("gradcheck: broadcasting add, sub, mul and scale; sum and mean", "[autograd]") {
+TEST_CASE("gradcheck: broadcasting add, sub, mul and scale, sum and mean", "[autograd]") {
   test::gradcheck("add", [](const auto& v) { return ag::add(v[0], v[1]); },
                   {rnd({2, 3, 4}, 1), rnd({3, 1}, 2)});
   test::gradcheck("sub", [](const auto& v) { return ag::sub(v[0], v[1]); },

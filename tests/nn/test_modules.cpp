@@ -64,9 +64,23 @@ TEST_CASE("config validation and config.json round trip", "[nn]") {
   CHECK_THROWS_AS(bad.validate(), ValueError);
   CHECK_THROWS_WITH(TransformerConfig::from_json(io::Json::parse(R"({"model_type": "bert"})")),
                     Catch::Contains("bert"));
+  // Defaults that to_json spells out (kv heads, MLP width, model type) still compare equal.
+  auto mha = TransformerConfig::llama(1000, 128, 2, 96, 6, 0, 256);
+  mha.model_type.clear();
+  mha.dropout = 0.1f;
+  CHECK(TransformerConfig::from_json(mha.to_json()) == mha);
+  CHECK_FALSE(TransformerConfig::from_json(mha.to_json()) == cfg);
+  // Bad values in a config.json are FormatErrors, not crashes.
+  auto zero_heads = cfg.to_json();
+  zero_heads.set("num_attention_heads", io::Json(int64_t{0}));
+  CHECK_THROWS_WITH(TransformerConfig::from_json(zero_heads),
+                    Catch::Contains("config.json") && Catch::Contains("n_heads"));
+  auto scaled = cfg.to_json();
+  scaled.set("rope_scaling", io::Json::parse(R"({"rope_type": "llama3", "factor": 8.0})"));
+  CHECK_THROWS_WITH(TransformerConfig::from_json(scaled), Catch::Contains("rope_scaling"));
 }
 
-TEST_CASE("forward rejects bad ids and lengths; loading rejects other configs", "[nn]") {
+TEST_CASE("forward rejects bad ids and lengths, loading rejects other configs", "[nn]") {
   const auto cfg = TransformerConfig::gpt2(50, 8, 1, 16, 2);
   nn::TransformerLM model(cfg);
   CHECK_THROWS_WITH(model.forward(Tensor<int32_t>::zeros({1, 9})),

@@ -61,7 +61,7 @@ TEST_CASE("views share storage and see each other's writes", "[tensor]") {
   CHECK(x.unsqueeze(0).squeeze().shape() == Shape{3, 4});
 }
 
-TEST_CASE("expand broadcasts without copying; contiguous materializes", "[tensor]") {
+TEST_CASE("expand broadcasts without copying, contiguous materializes", "[tensor]") {
   const FloatTensor v = FloatTensor::from({3}, {1, 2, 3});
   const FloatTensor e = v.expand({2, 3});
   CHECK(e.strides() == Strides{0, 1});

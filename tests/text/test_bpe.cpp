@@ -187,6 +187,28 @@ TEST_CASE("tokenizer.json saves and loads to the same tokenizer", "[text]") {
   CHECK(g2.encode("Hello world, it's 2026!") == gpt2().encode("Hello world, it's 2026!"));
 }
 
+TEST_CASE("GPT-2's <|endoftext|> is special, from both file formats", "[text]") {
+  const auto& tok = gpt2();
+  REQUIRE(tok.find("<|endoftext|>") == std::optional<int32_t>(50256));
+  CHECK(tok.is_special(50256));
+  CHECK_FALSE(tok.is_special(50255));
+  const std::string text = "end.<|endoftext|>Next";
+  const auto with = tok.encode(text, true);
+  CHECK(std::count(with.begin(), with.end(), 50256) == 1);
+  const auto without = tok.encode(text);  // as plain text: '<', '|', 'end', ...
+  CHECK(std::count(without.begin(), without.end(), 50256) == 0);
+  CHECK(tok.decode(with) == text);
+  CHECK(tok.decode(without) == text);
+  // Hugging Face's GPT-2 tokenizer.json lists <|endoftext|> in the vocabulary and in
+  // added_tokens; the added_tokens entry makes it special.
+  auto hf = tok.to_json();
+  hf.at("model").at("vocab").set("<|endoftext|>", io::Json(int64_t{50256}));
+  const auto back = text::BpeTokenizer::from_json(hf, "hf-style tokenizer.json");
+  CHECK(back.is_special(50256));
+  CHECK(back.encode(text, true) == with);
+  CHECK(back.encode(text) == without);
+}
+
 TEST_CASE("bad tokenizer files are FormatErrors naming the problem", "[text]") {
   const std::string dir = temp_dir();
   auto tok_json = [&](const std::string& text) {
@@ -197,11 +219,11 @@ TEST_CASE("bad tokenizer files are FormatErrors naming the problem", "[text]") {
   const auto good =
       text::BpeTokenizer::train(std::string("aaaa bbbb aaaa bbbb"), {.vocab_size = 258}).to_json();
   auto broken = good;
-  broken.as_object()[8].second.set("type", io::Json("WordPiece"));  // model.type
+  broken.at("model").set("type", io::Json("WordPiece"));
   CHECK_THROWS_WITH(text::BpeTokenizer::load(tok_json(broken.dump())),
                     Catch::Contains("WordPiece"));
   broken = good;
-  broken.as_object()[8].second.set("merges", io::Json::array({io::Json("zz qq")}));
+  broken.at("model").set("merges", io::Json::array({io::Json("zz qq")}));
   CHECK_THROWS_WITH(text::BpeTokenizer::load(tok_json(broken.dump())), Catch::Contains("merge 0"));
   broken = good;
   broken.set("pre_tokenizer", io::Json());

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "scholar/io/file.hpp"
+#include "scholar/io/safetensors.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "scholar/train/trainer.hpp"
 
@@ -100,6 +101,15 @@ TEST_CASE("datasets split by document and shift targets by one", "[train]") {
   const auto [v2, w2] = s.data.sequential_batch(train::Split::validation, 2, 8, 1);
   CHECK(v1.to_vector() == v2.to_vector());
   CHECK_THROWS_AS(s.data.batch(train::Split::validation, 1, 100000, g), ValueError);
+  CHECK_THROWS_WITH(s.data.sequential_batch(train::Split::validation, 2, 8, -1),
+                    Catch::Contains("index"));
+  // Whatever the fraction, both splits keep at least one document.
+  const std::vector<std::string> two = {"alpha beta gamma", "delta epsilon zeta"};
+  const auto d = train::TokenDataset::build(two, s.tok, {.validation_fraction = 0.9});
+  CHECK(!d.tokens(train::Split::train).empty());
+  CHECK(!d.tokens(train::Split::validation).empty());
+  CHECK_THROWS_WITH(train::TokenDataset::build({two[0]}, s.tok, {.validation_fraction = 0.1}),
+                    Catch::Contains("at least 2 documents"));
 }
 
 TEST_CASE("training lowers the loss and writes a log and a checkpoint", "[train]") {
@@ -124,6 +134,23 @@ TEST_CASE("training lowers the loss and writes a log and a checkpoint", "[train]
   CHECK(info.config == s.cfg);
   REQUIRE(info.tokenizer);
   CHECK(info.tokenizer->encode("the cat") == s.tok.encode("the cat"));
+}
+
+TEST_CASE("gradient accumulation runs the micro-batches and still learns", "[train]") {
+  Setup s;
+  nn::TransformerLM model(s.cfg, 5);
+  auto opt = small_options(15, "");
+  opt.batch_size = 2;
+  opt.grad_accum = 3;
+  train::Trainer trainer(model, s.data, opt, &s.tok);
+  const double before = trainer.evaluate();
+  int64_t tokens = 0;
+  trainer.on_step = [&](const train::StepInfo& i) {
+    tokens = static_cast<int64_t>(i.tokens_per_second > 0);
+  };
+  const auto r = trainer.fit();
+  CHECK(tokens == 1);
+  CHECK(*r.last_val_loss < before);
 }
 
 TEST_CASE("a run resumed from a checkpoint follows the uninterrupted loss curve exactly",
@@ -162,7 +189,7 @@ TEST_CASE("a run resumed from a checkpoint follows the uninterrupted loss curve 
   for (size_t i = 0; i < 6; ++i) CHECK(resumed[i] == straight[6 + i]);
 }
 
-TEST_CASE("a non-finite loss stops training with a message; the checkpoint stays good", "[train]") {
+TEST_CASE("a non-finite loss stops training with a message, the checkpoint stays good", "[train]") {
   Setup s;
   nn::TransformerLM model(s.cfg, 2);
   const std::string out = temp_dir("nan");
@@ -184,6 +211,24 @@ TEST_CASE("a non-finite loss stops training with a message; the checkpoint stays
   CHECK(train::read_checkpoint_info(out + "/checkpoint.safetensors").step == 3);
 }
 
+TEST_CASE("a Llama checkpoint with default fields loads back into its own model", "[train]") {
+  Setup s;
+  auto cfg = nn::TransformerConfig::llama(s.tok.vocab_size(), 32, 1, 32, 4, 0, 0);
+  cfg.model_type.clear();
+  cfg.dropout = 0.1f;
+  nn::TransformerLM model(cfg, 3);
+  const std::string out = temp_dir("llama");
+  train::Trainer t(model, s.data, small_options(2, out), &s.tok);
+  t.fit();
+  CHECK(train::read_checkpoint_info(out + "/checkpoint.safetensors").config == cfg);
+  nn::TransformerLM again(cfg, 4);
+  train::Trainer t2(again, s.data, small_options(4, ""), &s.tok);
+  t2.load_checkpoint(out + "/checkpoint.safetensors");
+  CHECK(t2.step() == 2);
+  CHECK(max_abs_diff(again.parameter("lm_head.weight").value(),
+                     model.parameter("lm_head.weight").value()) == 0.0);
+}
+
 TEST_CASE("checkpoints of another model or damaged files are refused", "[train]") {
   Setup s;
   nn::TransformerLM model(s.cfg, 2);
@@ -199,6 +244,21 @@ TEST_CASE("checkpoints of another model or damaged files are refused", "[train]"
   const std::string bytes = io::read_file(out + "/checkpoint.safetensors");
   io::write_file_atomic(out + "/cut.safetensors", bytes.substr(0, bytes.size() / 2));
   CHECK_THROWS_AS(t.load_checkpoint(out + "/cut.safetensors"), FormatError);
+  // A checkpoint that lacks one optimizer moment is refused before anything changes.
+  {
+    const auto f = io::SafetensorsFile::open(out + "/checkpoint.safetensors");
+    io::SafetensorsWriter w;
+    for (const auto& info : f.tensors())
+      if (info.name != "optimizer.v.transformer.ln_f.bias")
+        w.add(info.name, f.load<float>(info.name));
+    for (const auto& [k, v] : f.metadata()) w.set_metadata(k, v);
+    w.save(out + "/partial.safetensors");
+  }
+  model.parameter("transformer.wte.weight").value().fill(0.5f);
+  CHECK_THROWS_WITH(t.load_checkpoint(out + "/partial.safetensors"),
+                    Catch::Contains("transformer.ln_f.bias"));
+  const auto& wte = model.parameter("transformer.wte.weight").value();
+  CHECK(max_abs_diff(wte, Tensor<float>::full(wte.shape(), 0.5f)) == 0.0);  // untouched
   train::TrainerOptions bad = small_options(1, "");
   bad.context = 64;
   CHECK_THROWS_WITH(train::Trainer(model, s.data, bad), Catch::Contains("context 64"));

@@ -12,7 +12,8 @@
 //   loss.backward();                 // w.grad() is now d loss / d w
 //
 // Graphs are freed as backward runs (each Node releases what it saved once used), so call
-// backward() once per forward pass. Inside a NoGradGuard scope nothing is recorded.
+// backward() once per forward pass: a second backward() through the same graph is a ValueError.
+// Inside a NoGradGuard scope nothing is recorded.
 //
 // Thread-safety: a graph belongs to one thread. Grad mode (NoGradGuard) is per thread.
 #pragma once
@@ -37,6 +38,7 @@ struct VarImpl {
   bool requires_grad = false;  // true for leaves that want gradients and results of such
   std::shared_ptr<Node> node;  // the operation that produced this value (null for leaves)
   std::string name;            // optional, for error messages and parameter names
+  bool graph_freed = false;    // produced by a node that an earlier backward() consumed
 };
 
 /// A differentiable value: a handle to a float tensor, its gradient and its history.
@@ -52,8 +54,9 @@ class Var {
   /// The accumulated gradient (undefined if none has arrived).
   const Tensor<float>& grad() const;
   bool requires_grad() const noexcept { return impl_ && impl_->requires_grad; }
-  /// A leaf has no producing node (parameters and inputs).
-  bool is_leaf() const noexcept { return !impl_ || !impl_->node; }
+  /// A leaf has no producing node (parameters and inputs). An op's result stays a non-leaf after
+  /// backward() frees its graph.
+  bool is_leaf() const noexcept { return !impl_ || (!impl_->node && !impl_->graph_freed); }
   const Shape& shape() const { return value().shape(); }
   int64_t size(int dim) const { return value().size(dim); }
   int rank() const { return value().rank(); }

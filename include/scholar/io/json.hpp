@@ -66,6 +66,9 @@ class Json {
   const Json* find(std::string_view key) const;
   /// Member of an object; FormatError naming `what` and the key if absent.
   const Json& at(std::string_view key, std::string_view what = "JSON object") const;
+  /// Mutable forms of find() and at(), for editing a parsed document in place.
+  Json* find(std::string_view key);
+  Json& at(std::string_view key, std::string_view what = "JSON object");
   /// Sets (or replaces) a member of an object.
   void set(std::string key, Json value);
   /// Appends to an array.

@@ -66,7 +66,9 @@ struct TransformerConfig {
   io::Json to_json() const;
   /// Reads a Hugging Face config.json (model_type gpt2, llama, mistral or qwen2) or our own.
   static TransformerConfig from_json(const io::Json& j);
-  friend bool operator==(const TransformerConfig&, const TransformerConfig&) = default;
+  /// Same model: compares what the fields mean (n_kv_heads 0 equals n_kv_heads == n_heads, an
+  /// empty model_type equals the family's own), so a config equals its to_json() round trip.
+  friend bool operator==(const TransformerConfig& a, const TransformerConfig& b);
 };
 
 /// Causal self-attention with its projections.
