@@ -13,11 +13,11 @@
 
 namespace test {
 
-/// Every kernel table this build and CPU can run (scalar always; avx2, avx512 when supported).
+/// Every kernel table this build and CPU can run (scalar always; the others when supported).
 inline std::vector<const scholar::kernels::KernelTable*> all_tables() {
+  using scholar::kernels::Isa;
   std::vector<const scholar::kernels::KernelTable*> v;
-  for (auto isa :
-       {scholar::kernels::Isa::scalar, scholar::kernels::Isa::avx2, scholar::kernels::Isa::avx512})
+  for (auto isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512_vnni})
     if (auto* t = scholar::kernels::table_for(isa)) v.push_back(t);
   return v;
 }

@@ -14,6 +14,7 @@
 // Entry points of the per-ISA kernel objects (src/kernels/kernels_*.cpp).
 extern "C" const scholar::kernels::KernelTable* scholar_kernel_table_avx2();
 extern "C" const scholar::kernels::KernelTable* scholar_kernel_table_avx512();
+extern "C" const scholar::kernels::KernelTable* scholar_kernel_table_avx512vnni();
 #endif
 
 namespace scholar::kernels {
@@ -95,6 +96,8 @@ bool supported(Isa isa) {
     case Isa::avx512:
       return f.os_avx512 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx512cd &&
              f.avx2 && f.fma && f.f16c;
+    case Isa::avx512_vnni:
+      return supported(Isa::avx512) && f.avx512_vnni;
   }
   return false;
 }
@@ -127,6 +130,8 @@ std::string_view isa_name(Isa isa) {
       return "avx2";
     case Isa::avx512:
       return "avx512";
+    case Isa::avx512_vnni:
+      return "avx512_vnni";
   }
   return "?";
 }
@@ -135,7 +140,9 @@ Isa parse_isa(std::string_view name) {
   if (name == "scalar") return Isa::scalar;
   if (name == "avx2") return Isa::avx2;
   if (name == "avx512") return Isa::avx512;
-  fail<ValueError>("unknown instruction set '", name, "': expected scalar, avx2 or avx512");
+  if (name == "avx512_vnni") return Isa::avx512_vnni;
+  fail<ValueError>("unknown instruction set '", name,
+                   "': expected scalar, avx2, avx512 or avx512_vnni");
 }
 
 const KernelTable* table_for(Isa isa) {
@@ -148,6 +155,8 @@ const KernelTable* table_for(Isa isa) {
       return scholar_kernel_table_avx2();
     case Isa::avx512:
       return scholar_kernel_table_avx512();
+    case Isa::avx512_vnni:
+      return scholar_kernel_table_avx512vnni();
 #else
     default:
       return nullptr;
@@ -157,6 +166,7 @@ const KernelTable* table_for(Isa isa) {
 }
 
 Isa best_isa() {
+  if (table_for(Isa::avx512_vnni)) return Isa::avx512_vnni;
   if (table_for(Isa::avx512)) return Isa::avx512;
   if (table_for(Isa::avx2)) return Isa::avx2;
   return Isa::scalar;

@@ -26,7 +26,7 @@ inline void eigen_gemm(Isa isa, bool ta, bool tb, int64_t M, int64_t N, int64_t 
                        float* C, int64_t ldc) {
   scholar_eigen_gemm_fn* fn = scholar_eigen_gemm_scalar;
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
-  if (isa == Isa::avx512) fn = scholar_eigen_gemm_avx512;
+  if (isa == Isa::avx512 || isa == Isa::avx512_vnni) fn = scholar_eigen_gemm_avx512;
   if (isa == Isa::avx2) fn = scholar_eigen_gemm_avx2;
 #endif
   fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -2,6 +2,7 @@
 // matters, rounded to float once. See scholar/kernels/reference.hpp.
 #include "scholar/kernels/reference.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -226,6 +227,140 @@ void f16_to_f32(float* out, const uint16_t* x, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = f16::to_float(x[i]);
 }
 
+// --- quantized blocks
+// ------------------------------------------------------------------------------
+
+namespace {
+float half_to_float(uint16_t h) {
+  return f16::to_float(h);
+}
+uint16_t float_to_half(float x) {
+  return f16::from_float(x);
+}
+// Rounds half away from zero, like C's roundf, for |v| well inside the int range.
+float round_half_away(float v) {
+  return std::round(v);
+}
+}  // namespace
+
+void quantize_q8_0(BlockQ8_0* out, const float* x, size_t n) {
+  for (size_t b = 0; b < n / kQuantBlock; ++b) {
+    const float* xb = x + b * kQuantBlock;
+    float amax = 0.0f;
+    for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = float_to_half(d);
+    for (int j = 0; j < kQuantBlock; ++j) {
+      const float v = xb[j] * id;
+      out[b].qs[j] = v == v ? static_cast<int8_t>(round_half_away(v)) : 0;
+    }
+  }
+}
+
+void quantize_q4_0(BlockQ4_0* out, const float* x, size_t n) {
+  constexpr int half = kQuantBlock / 2;
+  for (size_t b = 0; b < n / kQuantBlock; ++b) {
+    const float* xb = x + b * kQuantBlock;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQuantBlock; ++j)
+      if (amax < std::fabs(xb[j])) {
+        amax = std::fabs(xb[j]);
+        max = xb[j];
+      }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = float_to_half(d);
+    auto code = [&](float v) {
+      const float t = v * id + 8.5f;  // in [0.5, 16.5] for finite inputs
+      return t >= 0.0f ? static_cast<uint8_t>(std::min(15.0f, std::trunc(t))) : uint8_t{0};
+    };
+    for (int j = 0; j < half; ++j)
+      out[b].qs[j] = static_cast<uint8_t>(code(xb[j]) | (code(xb[j + half]) << 4));
+  }
+}
+
+void dequantize_q8_0(float* out, const BlockQ8_0* x, size_t n) {
+  for (size_t b = 0; b < n / kQuantBlock; ++b) {
+    const float d = half_to_float(x[b].d);
+    for (int j = 0; j < kQuantBlock; ++j) out[b * kQuantBlock + j] = d * x[b].qs[j];
+  }
+}
+
+void dequantize_q4_0(float* out, const BlockQ4_0* x, size_t n) {
+  constexpr int half = kQuantBlock / 2;
+  for (size_t b = 0; b < n / kQuantBlock; ++b) {
+    const float d = half_to_float(x[b].d);
+    for (int j = 0; j < half; ++j) {
+      out[b * kQuantBlock + j] = d * static_cast<float>((x[b].qs[j] & 0xF) - 8);
+      out[b * kQuantBlock + j + half] = d * static_cast<float>((x[b].qs[j] >> 4) - 8);
+    }
+  }
+}
+
+void gemv_f32(float* y, const float* W, const float* x, size_t rows, size_t n) {
+  for (size_t r = 0; r < rows; ++r) y[r] = dot(W + r * n, x, n);
+}
+
+void gemv_f16(float* y, const uint16_t* W, const float* x, size_t rows, size_t n) {
+  for (size_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (size_t i = 0; i < n; ++i) s += double{half_to_float(W[r * n + i])} * double{x[i]};
+    y[r] = static_cast<float>(s);
+  }
+}
+
+void gemv_bf16(float* y, const uint16_t* W, const float* x, size_t rows, size_t n) {
+  for (size_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (size_t i = 0; i < n; ++i)
+      s += double{static_cast<float>(bf16::from_bits(W[r * n + i]))} * double{x[i]};
+    y[r] = static_cast<float>(s);
+  }
+}
+
+void gemv_q8_0(float* y, const BlockQ8_0* W, const BlockQ8_0* x, size_t rows, size_t n) {
+  const size_t nb = n / kQuantBlock;
+  for (size_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (size_t b = 0; b < nb; ++b) {
+      const BlockQ8_0& w = W[r * nb + b];
+      int32_t isum = 0;
+      for (int j = 0; j < kQuantBlock; ++j) isum += int32_t{w.qs[j]} * int32_t{x[b].qs[j]};
+      s += double{half_to_float(w.d)} * double{half_to_float(x[b].d)} * isum;
+    }
+    y[r] = static_cast<float>(s);
+  }
+}
+
+void gemv_q4_0(float* y, const BlockQ4_0* W, const BlockQ8_0* x, size_t rows, size_t n) {
+  constexpr int half = kQuantBlock / 2;
+  const size_t nb = n / kQuantBlock;
+  for (size_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (size_t b = 0; b < nb; ++b) {
+      const BlockQ4_0& w = W[r * nb + b];
+      int32_t isum = 0;
+      for (int j = 0; j < half; ++j) {
+        isum += ((w.qs[j] & 0xF) - 8) * int32_t{x[b].qs[j]};
+        isum += ((w.qs[j] >> 4) - 8) * int32_t{x[b].qs[j + half]};
+      }
+      s += double{half_to_float(w.d)} * double{half_to_float(x[b].d)} * isum;
+    }
+    y[r] = static_cast<float>(s);
+  }
+}
+
+void gemm_q8_0(float* Y, size_t ldy, const BlockQ8_0* W, const BlockQ8_0* X, size_t rows, size_t T,
+               size_t n) {
+  for (size_t t = 0; t < T; ++t) gemv_q8_0(Y + t * ldy, W, X + t * (n / kQuantBlock), rows, n);
+}
+
+void gemm_q4_0(float* Y, size_t ldy, const BlockQ4_0* W, const BlockQ8_0* X, size_t rows, size_t T,
+               size_t n) {
+  for (size_t t = 0; t < T; ++t) gemv_q4_0(Y + t * ldy, W, X + t * (n / kQuantBlock), rows, n);
+}
+
 const KernelTable& table() {
   static const KernelTable t{
       .isa = Isa::scalar,
@@ -259,6 +394,17 @@ const KernelTable& table() {
       .bf16_to_f32 = bf16_to_f32,
       .f32_to_f16 = f32_to_f16,
       .f16_to_f32 = f16_to_f32,
+      .quantize_q8_0 = quantize_q8_0,
+      .quantize_q4_0 = quantize_q4_0,
+      .dequantize_q8_0 = dequantize_q8_0,
+      .dequantize_q4_0 = dequantize_q4_0,
+      .gemv_f32 = gemv_f32,
+      .gemv_f16 = gemv_f16,
+      .gemv_bf16 = gemv_bf16,
+      .gemv_q8_0 = gemv_q8_0,
+      .gemv_q4_0 = gemv_q4_0,
+      .gemm_q8_0 = gemm_q8_0,
+      .gemm_q4_0 = gemm_q4_0,
   };
   return t;
 }

@@ -10,9 +10,13 @@
 #error \
     "define SCHOLAR_KERNEL_NS, SCHOLAR_KERNEL_ARCH, SCHOLAR_KERNEL_AVX512 and SCHOLAR_KERNEL_ENTRY"
 #endif
+#if !defined(SCHOLAR_KERNEL_VNNI)
+#define SCHOLAR_KERNEL_VNNI 0  // AVX512_VNNI for the quantized products (kernels_avx512vnni.cpp)
+#endif
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +27,7 @@
 
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
+#include "scholar/tensor/dtype.hpp"
 
 // The Group math below must be inlined into each kernel's loop for the chains to interleave; GCC's
 // inliner gives up on the larger lambdas unless told.
@@ -865,12 +870,16 @@ void f16_to_f32(float* out, const uint16_t* x, size_t n) {
   if (i < n) ref::f16_to_f32(out + i, x + i, n - i);
 }
 
+#include "kernels/simd_quant.hpp"
+
 }  // namespace
 
 // This instruction set's table.
 const KernelTable& table() {
   static const KernelTable t{
-      .isa = kAvx512 ? Isa::avx512 : Isa::avx2,
+      .isa = SCHOLAR_KERNEL_VNNI ? Isa::avx512_vnni
+             : kAvx512           ? Isa::avx512
+                                 : Isa::avx2,
       .add = add,
       .sub = sub,
       .mul = mul,
@@ -901,6 +910,17 @@ const KernelTable& table() {
       .bf16_to_f32 = bf16_to_f32,
       .f32_to_f16 = f32_to_f16,
       .f16_to_f32 = f16_to_f32,
+      .quantize_q8_0 = quantize_q8_0,
+      .quantize_q4_0 = ref::quantize_q4_0,  // used when exporting only; the twin is exact
+      .dequantize_q8_0 = dequantize_q8_0,
+      .dequantize_q4_0 = dequantize_q4_0,
+      .gemv_f32 = gemv_f32,
+      .gemv_f16 = gemv_f16,
+      .gemv_bf16 = gemv_bf16,
+      .gemv_q8_0 = gemv_q8_0,
+      .gemv_q4_0 = gemv_q4_0,
+      .gemm_q8_0 = gemm_q8_0,
+      .gemm_q4_0 = gemm_q4_0,
   };
   return t;
 }

@@ -11,6 +11,8 @@ _DTYPES = {
     torch.int32: "I32",
     torch.int64: "I64",
     torch.float64: "F64",
+    torch.uint8: "U8",
+    torch.int8: "I8",
 }
 
 

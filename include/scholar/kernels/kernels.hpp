@@ -24,13 +24,15 @@
 #include <string_view>
 
 #include "scholar/error.hpp"
+#include "scholar/tensor/quant.hpp"
 
 namespace scholar::kernels {
 
-/// Instruction sets the kernels are compiled for.
-enum class Isa : uint8_t { scalar, avx2, avx512 };
+/// Instruction sets the kernels are compiled for. avx512_vnni is avx512 plus AVX512_VNNI, which
+/// only the quantized products use.
+enum class Isa : uint8_t { scalar, avx2, avx512, avx512_vnni };
 
-/// "scalar", "avx2" or "avx512".
+/// "scalar", "avx2", "avx512" or "avx512_vnni".
 std::string_view isa_name(Isa isa);
 
 /// Parses an ISA name (as accepted in SCHOLAR_ISA); throws ValueError for anything else.
@@ -124,6 +126,33 @@ struct KernelTable {
   void (*bf16_to_f32)(float* out, const uint16_t* x, size_t n);
   void (*f32_to_f16)(uint16_t* out, const float* x, size_t n);
   void (*f16_to_f32)(float* out, const uint16_t* x, size_t n);
+
+  // --- ggml's quantized blocks (scholar/tensor/quant.hpp); n is a multiple of 32 ----------------
+  /// ggml's reference quantizer bit for bit (quantize_row_q8_0_ref): per block d = max|x| / 127,
+  /// q = x * (1 / d) rounded half away from zero, d stored as f16.
+  void (*quantize_q8_0)(BlockQ8_0* out, const float* x, size_t n);
+  /// ggml's quantize_row_q4_0_ref bit for bit: m = the value of largest magnitude (the first on
+  /// ties), d = m / -8, q = min(15, trunc(x * (1 / d) + 8.5)). NaN inputs give q = 0.
+  void (*quantize_q4_0)(BlockQ4_0* out, const float* x, size_t n);
+  /// out[i] = d * q[i] (Q4_0: d * (q[i] - 8)).
+  void (*dequantize_q8_0)(float* out, const BlockQ8_0* x, size_t n);
+  void (*dequantize_q4_0)(float* out, const BlockQ4_0* x, size_t n);
+
+  // --- products with stored weight matrices ------------------------------------------------------
+  // W is `rows` rows of n values, stored contiguously in the given type; y[r] = W[r, :] . x.
+  // The quantized forms take x quantized to Q8_0 (quantize_q8_0), as llama.cpp does: each block
+  // contributes d_w * d_x * (the integer dot product of its q's).
+  void (*gemv_f32)(float* y, const float* W, const float* x, size_t rows, size_t n);
+  void (*gemv_f16)(float* y, const uint16_t* W, const float* x, size_t rows, size_t n);
+  void (*gemv_bf16)(float* y, const uint16_t* W, const float* x, size_t rows, size_t n);
+  void (*gemv_q8_0)(float* y, const BlockQ8_0* W, const BlockQ8_0* x, size_t rows, size_t n);
+  void (*gemv_q4_0)(float* y, const BlockQ4_0* W, const BlockQ8_0* x, size_t rows, size_t n);
+  /// The same for T inputs at once (prefill): Y[t * ldy + r] = W[r, :] . X[t], where X holds T
+  /// rows of n / 32 blocks each.
+  void (*gemm_q8_0)(float* Y, size_t ldy, const BlockQ8_0* W, const BlockQ8_0* X, size_t rows,
+                    size_t T, size_t n);
+  void (*gemm_q4_0)(float* Y, size_t ldy, const BlockQ4_0* W, const BlockQ8_0* X, size_t rows,
+                    size_t T, size_t n);
 };
 
 /// The table every scholar operation uses. Chosen on first use: SCHOLAR_ISA if set (a ValueError if

@@ -56,6 +56,20 @@ void bf16_to_f32(float* out, const uint16_t* x, size_t n);
 void f32_to_f16(uint16_t* out, const float* x, size_t n);
 void f16_to_f32(float* out, const uint16_t* x, size_t n);
 
+void quantize_q8_0(BlockQ8_0* out, const float* x, size_t n);
+void quantize_q4_0(BlockQ4_0* out, const float* x, size_t n);
+void dequantize_q8_0(float* out, const BlockQ8_0* x, size_t n);
+void dequantize_q4_0(float* out, const BlockQ4_0* x, size_t n);
+void gemv_f32(float* y, const float* W, const float* x, size_t rows, size_t n);
+void gemv_f16(float* y, const uint16_t* W, const float* x, size_t rows, size_t n);
+void gemv_bf16(float* y, const uint16_t* W, const float* x, size_t rows, size_t n);
+void gemv_q8_0(float* y, const BlockQ8_0* W, const BlockQ8_0* x, size_t rows, size_t n);
+void gemv_q4_0(float* y, const BlockQ4_0* W, const BlockQ8_0* x, size_t rows, size_t n);
+void gemm_q8_0(float* Y, size_t ldy, const BlockQ8_0* W, const BlockQ8_0* X, size_t rows, size_t T,
+               size_t n);
+void gemm_q4_0(float* Y, size_t ldy, const BlockQ4_0* W, const BlockQ8_0* X, size_t rows, size_t T,
+               size_t n);
+
 /// The scalar table: these functions, gathered.
 const KernelTable& table();
 
