@@ -193,39 +193,38 @@ void gemv_bf16(float* y, const uint16_t* Wm, const float* x, size_t rows, size_t
 // --- quantized weights: four rows at a time share each block of x -------------------------------
 
 // y[r] for rows [0, rows) of Q8_0 weights against one Q8_0 vector.
-void gemv_q8_0(float* y, const BlockQ8_0* Wm, const BlockQ8_0* x, size_t rows, size_t n) {
+// Block b of row w against block b of x, scaled, added to acc.
+SCHOLAR_INLINE __m256 block_q8(__m256 acc, const BlockQ8_0& w, const BlockQ8_0& x) {
+  const __m256 s = _mm256_cvtepi32_ps(dot_s8s8(load_qs(w.qs), load_qs(x.qs)));
+  return _mm256_fmadd_ps(s, _mm256_set1_ps(half_to_float(w.d) * half_to_float(x.d)), acc);
+}
+
+// One row at a time: streaming rows one after another keeps the hardware prefetcher on one
+// sequential stream (interleaving four rows measured up to 3x slower out of cache), with four
+// accumulators so that the FMA latency is hidden.
+template <class Block, class Step>
+SCHOLAR_INLINE void gemv_blocks(float* y, const Block* Wm, const BlockQ8_0* x, size_t rows,
+                                size_t n, Step step) {
   const size_t nb = n / kQuantBlock;
-  size_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const BlockQ8_0* w0 = Wm + r * nb;
-    const BlockQ8_0 *w1 = w0 + nb, *w2 = w1 + nb, *w3 = w2 + nb;
+  for (size_t r = 0; r < rows; ++r) {
+    const Block* w = Wm + r * nb;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t b = 0; b < nb; ++b) {
-      const __m256i xv = load_qs(x[b].qs);
-      const float dx = half_to_float(x[b].d);
-      auto step = [&](const BlockQ8_0& w, __m256 acc) SCHOLAR_LAMBDA_INLINE {
-        const __m256 s = _mm256_cvtepi32_ps(dot_s8s8(load_qs(w.qs), xv));
-        return _mm256_fmadd_ps(s, _mm256_set1_ps(half_to_float(w.d) * dx), acc);
-      };
-      a0 = step(w0[b], a0);
-      a1 = step(w1[b], a1);
-      a2 = step(w2[b], a2);
-      a3 = step(w3[b], a3);
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      a0 = step(a0, w[b], x[b]);
+      a1 = step(a1, w[b + 1], x[b + 1]);
+      a2 = step(a2, w[b + 2], x[b + 2]);
+      a3 = step(a3, w[b + 3], x[b + 3]);
     }
-    y[r] = hsum256(a0);
-    y[r + 1] = hsum256(a1);
-    y[r + 2] = hsum256(a2);
-    y[r + 3] = hsum256(a3);
+    for (; b < nb; ++b) a0 = step(a0, w[b], x[b]);
+    y[r] = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   }
-  for (; r < rows; ++r) {
-    const BlockQ8_0* w = Wm + r * nb;
-    __m256 a = _mm256_setzero_ps();
-    for (size_t b = 0; b < nb; ++b) {
-      const __m256 s = _mm256_cvtepi32_ps(dot_s8s8(load_qs(w[b].qs), load_qs(x[b].qs)));
-      a = _mm256_fmadd_ps(s, _mm256_set1_ps(half_to_float(w[b].d) * half_to_float(x[b].d)), a);
-    }
-    y[r] = hsum256(a);
-  }
+}
+
+void gemv_q8_0(float* y, const BlockQ8_0* Wm, const BlockQ8_0* x, size_t rows, size_t n) {
+  gemv_blocks(y, Wm, x, rows, n,
+              [](__m256 a, const BlockQ8_0& w, const BlockQ8_0& xb)
+                  SCHOLAR_LAMBDA_INLINE { return block_q8(a, w, xb); });
 }
 
 // Integer dot product of a Q4_0 block's codes (0..15) with x's bytes, minus 8 * sum(x): the dot
@@ -249,41 +248,16 @@ SCHOLAR_INLINE __m256i minus8_sum(__m256i xv) {
 #endif
 }
 
+SCHOLAR_INLINE __m256 block_q4(__m256 acc, const BlockQ4_0& w, const BlockQ8_0& x) {
+  const __m256i xv = load_qs(x.qs);
+  const __m256 s = _mm256_cvtepi32_ps(dot_q4(unpack_q4(w.qs), xv, minus8_sum(xv)));
+  return _mm256_fmadd_ps(s, _mm256_set1_ps(half_to_float(w.d) * half_to_float(x.d)), acc);
+}
+
 void gemv_q4_0(float* y, const BlockQ4_0* Wm, const BlockQ8_0* x, size_t rows, size_t n) {
-  const size_t nb = n / kQuantBlock;
-  size_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const BlockQ4_0* w0 = Wm + r * nb;
-    const BlockQ4_0 *w1 = w0 + nb, *w2 = w1 + nb, *w3 = w2 + nb;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t b = 0; b < nb; ++b) {
-      const __m256i xv = load_qs(x[b].qs);
-      const __m256i m8 = minus8_sum(xv);
-      const float dx = half_to_float(x[b].d);
-      auto step = [&](const BlockQ4_0& w, __m256 acc) SCHOLAR_LAMBDA_INLINE {
-        const __m256 s = _mm256_cvtepi32_ps(dot_q4(unpack_q4(w.qs), xv, m8));
-        return _mm256_fmadd_ps(s, _mm256_set1_ps(half_to_float(w.d) * dx), acc);
-      };
-      a0 = step(w0[b], a0);
-      a1 = step(w1[b], a1);
-      a2 = step(w2[b], a2);
-      a3 = step(w3[b], a3);
-    }
-    y[r] = hsum256(a0);
-    y[r + 1] = hsum256(a1);
-    y[r + 2] = hsum256(a2);
-    y[r + 3] = hsum256(a3);
-  }
-  for (; r < rows; ++r) {
-    const BlockQ4_0* w = Wm + r * nb;
-    __m256 a = _mm256_setzero_ps();
-    for (size_t b = 0; b < nb; ++b) {
-      const __m256i xv = load_qs(x[b].qs);
-      const __m256 s = _mm256_cvtepi32_ps(dot_q4(unpack_q4(w[b].qs), xv, minus8_sum(xv)));
-      a = _mm256_fmadd_ps(s, _mm256_set1_ps(half_to_float(w[b].d) * half_to_float(x[b].d)), a);
-    }
-    y[r] = hsum256(a);
-  }
+  gemv_blocks(y, Wm, x, rows, n,
+              [](__m256 a, const BlockQ4_0& w, const BlockQ8_0& xb)
+                  SCHOLAR_LAMBDA_INLINE { return block_q4(a, w, xb); });
 }
 
 // Prefill: a band of rows stays in cache while every input passes over it.

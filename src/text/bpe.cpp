@@ -552,10 +552,12 @@ BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& encoder_json,
 
 io::Json BpeTokenizer::to_json() const {
   using io::Json;
-  Json vocab = Json::object();
+  Json::Object members;  // built directly: Json::set checks for duplicates (quadratic here)
+  members.reserve(tokens_.size());
   for (size_t id = 0; id < tokens_.size(); ++id)
     if (!is_special(static_cast<int32_t>(id)))
-      vocab.set(to_printable(tokens_[id]), Json(static_cast<int64_t>(id)));
+      members.emplace_back(to_printable(tokens_[id]), Json(static_cast<int64_t>(id)));
+  Json vocab = Json::object(std::move(members));
   Json merges = Json::array();
   for (const auto& [a, b] : merges_)
     merges.push_back(Json(to_printable(tokens_[static_cast<size_t>(a)]) + " " +

@@ -1,0 +1,89 @@
+// Inference speed on a model file, measured the way llama.cpp's llama-bench does: pp N (prompt
+// processing: one batch of N tokens into an empty cache) and tg N (generation: N tokens decoded one
+// at a time after an empty cache), in tokens per second. Prints one JSON line per test with the
+// median of --reps runs (after one warm-up). bench/compare/infer.py runs it beside llama-bench.
+//   infer_bench MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "scholar/infer/model.hpp"
+#include "scholar/parallel.hpp"
+
+using namespace scholar;
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5]\n",
+                 argv[0]);
+    return 2;
+  }
+  int threads = 1, pp = 128, tg = 128, reps = 5;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const int v = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads"))
+      threads = v;
+    else if (!std::strcmp(argv[i], "--pp"))
+      pp = v;
+    else if (!std::strcmp(argv[i], "--tg"))
+      tg = v;
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = v;
+  }
+  try {
+    set_num_threads(threads);
+    const auto model = infer::Model::load(argv[1]);
+    infer::Session s(model, {.n_ctx = pp + tg + 8, .max_batch = std::max(pp, 1)});
+    const int32_t V = static_cast<int32_t>(model->arch().vocab_size);
+    std::vector<int32_t> prompt(static_cast<size_t>(pp));
+    for (int i = 0; i < pp; ++i) prompt[static_cast<size_t>(i)] = (i * 7919 + 13) % V;
+    auto now = [] { return std::chrono::steady_clock::now(); };
+    auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    auto report = [&](const char* test, int n, std::vector<double> t) {
+      std::sort(t.begin(), t.end());
+      std::printf(
+          "{\"impl\": \"scholar\", \"test\": \"%s%d\", \"threads\": %d, \"type\": \"%s\", "
+          "\"tokens_per_s\": %.2f, \"weight_bytes\": %zu, \"bytes_per_token\": %zu}\n",
+          test, n, threads, model->weight_type_summary().c_str(), n / t[t.size() / 2],
+          model->weight_bytes(), model->bytes_per_token());
+      std::fflush(stdout);
+    };
+    if (pp > 0) {
+      std::vector<double> t;
+      for (int r = 0; r <= reps; ++r) {
+        s.clear();
+        const auto t0 = now();
+        s.prefill(prompt);
+        if (r > 0) t.push_back(secs(t0, now()));
+      }
+      report("pp", pp, t);
+    }
+    if (tg > 0) {
+      std::vector<double> t;
+      infer::Batch b;
+      b.add(0, 0, 0, true);
+      for (int r = 0; r <= reps; ++r) {
+        s.clear();
+        const auto t0 = now();
+        int32_t id = 1;
+        for (int i = 0; i < tg; ++i) {
+          b.tokens[0] = id;
+          b.pos[0] = i;
+          auto logits = s.decode(b);
+          id =
+              static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        }
+        if (r > 0) t.push_back(secs(t0, now()));
+      }
+      report("tg", tg, t);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "infer_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,228 @@
+// scholar/infer/model.hpp: fast inference on (possibly quantized) weights, with a KV cache.
+//
+// The inference path has no autograd. A Model holds the weights, read-only: in place in the mapped
+// file where the format allows (GGUF, aligned safetensors), so loading is quick and several
+// processes share the pages. A Session holds everything that changes while generating: the KV
+// cache (preallocated for its context), the scratch buffers (allocated once, so the per-token loop
+// never allocates), and the logits. Many Sessions may share one Model, as llama.cpp's contexts
+// share a model.
+//
+//   auto model = infer::Model::load("model.gguf");         // or a Hugging Face dir, or a
+//   checkpoint infer::Session s(model); std::vector<int32_t> ids = model->tokenizer().encode("The
+//   quick brown"); std::span<const float> logits = s.prefill(ids);         // [V]: the last token's
+//   int32_t next = ...;                                     // see scholar/generate
+//   logits = s.decode_one(next);
+//
+// The KV cache works like llama.cpp's: cells each hold one position of one or more sequences, so a
+// sequence can be forked (copy_sequence, which copies no data), trimmed (remove) or dropped; beam
+// search and shared prompt prefixes use this.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "scholar/kernels/kernels.hpp"
+#include "scholar/nn/transformer.hpp"
+#include "scholar/tensor/quant.hpp"
+#include "scholar/text/tokenizer.hpp"
+
+namespace scholar::infer {
+
+/// A weight matrix of `rows` x `cols` values in one storage type, row-major (each row is
+/// row_bytes(type, cols) bytes). Vectors (norm weights, biases) are rows == 1, always f32.
+struct Weight {
+  WeightType type = WeightType::f32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  std::shared_ptr<const void> owner;  ///< keeps `data` alive (a mapping or an owned buffer)
+  std::string name;                   ///< the tensor's name in its file (for messages)
+
+  bool empty() const noexcept { return data == nullptr; }
+  size_t bytes() const noexcept { return row_bytes(type, cols) * static_cast<size_t>(rows); }
+  const float* f32() const noexcept { return static_cast<const float*>(data); }
+  /// Row r converted to f32 into out (cols values).
+  void row_to_f32(int64_t r, float* out) const;
+  /// The whole matrix as f32 (a copy).
+  std::vector<float> to_f32() const;
+  /// This matrix stored as `t` (a copy; quantizing needs cols % 32 == 0).
+  Weight convert(WeightType t) const;
+  /// An owned f32 weight.
+  static Weight from_f32(std::vector<float> values, int64_t rows, int64_t cols);
+};
+
+/// One transformer block's weights. Empty members are absent in this architecture.
+struct LayerWeights {
+  Weight attn_norm, attn_norm_b;
+  Weight wqkv, bqkv;              // GPT-2: fused [3C, C]
+  Weight wq, wk, wv, bq, bk, bv;  // Llama family (biases: Qwen2)
+  Weight wo, bo;
+  Weight ffn_norm, ffn_norm_b;
+  Weight w_gate, w_up, b_up, w_down, b_down;
+};
+
+/// Everything the forward pass reads.
+struct ModelWeights {
+  Weight tok_embd, pos_embd;  // pos_embd: GPT-2 only
+  std::vector<LayerWeights> layers;
+  Weight out_norm, out_norm_b;
+  Weight output;  ///< the head [V, C] (the token embedding when tied)
+};
+
+/// Architecture plus what inference needs beyond nn::TransformerConfig.
+struct ModelConfig {
+  nn::TransformerConfig arch;
+  /// How RoPE pairs dimensions in these weights: Hugging Face Llama checkpoints use half,
+  /// llama.cpp's GGUF Llama (whose converter permutes the Q and K rows) uses interleaved.
+  kernels::RopeStyle rope_style = kernels::RopeStyle::half;
+  int32_t bos_id = -1, eos_id = -1;  ///< -1: none known
+};
+
+/// Loaded weights, config and tokenizer. Immutable after loading.
+///
+/// Thread-safety: all member functions are const; share one Model between threads and Sessions.
+class Model {
+ public:
+  /// Loads by looking at `path`: a directory (Hugging Face: config.json, model.safetensors or its
+  /// sharded index, tokenizer.json if present), a .gguf file, or a .safetensors checkpoint written
+  /// by train::Trainer (config and tokenizer in its metadata). FormatError naming the file, tensor
+  /// and problem for anything wrong: missing tensors, shapes that disagree with the config,
+  /// unsupported types or architectures.
+  static std::shared_ptr<const Model> load(const std::string& path);
+  static std::shared_ptr<const Model> from_gguf(const std::string& path);
+  static std::shared_ptr<const Model> from_hf_dir(const std::string& dir);
+  static std::shared_ptr<const Model> from_checkpoint(const std::string& path);
+  /// Copies the weights of a model built or trained with scholar::nn.
+  static std::shared_ptr<const Model> from_module(
+      const nn::TransformerLM& lm, std::shared_ptr<const text::BpeTokenizer> tok = nullptr);
+  /// Assembles a model from parts (validates every shape against cfg).
+  Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::BpeTokenizer> tok,
+        std::string source);
+
+  const ModelConfig& config() const noexcept { return cfg_; }
+  const nn::TransformerConfig& arch() const noexcept { return cfg_.arch; }
+  const ModelWeights& weights() const noexcept { return w_; }
+  /// Where it was loaded from (for messages).
+  const std::string& source() const noexcept { return source_; }
+  bool has_tokenizer() const noexcept { return tok_ != nullptr; }
+  /// The tokenizer; Error if the file carried none.
+  const text::BpeTokenizer& tokenizer() const;
+  std::shared_ptr<const text::BpeTokenizer> tokenizer_ptr() const noexcept { return tok_; }
+  /// Bytes of all weights (what one decode step reads, plus the embedding table).
+  size_t weight_bytes() const;
+  /// Bytes read per decoded token: every matrix once, one embedding row.
+  size_t bytes_per_token() const;
+  /// The storage type of most matrices ("f32", "q8_0", ...; "mixed" otherwise).
+  std::string weight_type_summary() const;
+
+  /// A copy with every matrix whose rows are a multiple of 32 values stored as `t` (others, and
+  /// vectors, stay f32). Quantized from f32 values (dequantizing first if needed).
+  std::shared_ptr<const Model> converted(WeightType t) const;
+
+  /// Writes a GGUF v3 file that llama.cpp runs: architecture gpt2, llama or qwen2, tensors in
+  /// llama.cpp's names and layouts (Llama Q/K rows permuted for its RoPE), matrices in `t`
+  /// (rows not a multiple of 32 stay f32 when t is quantized), and the tokenizer if there is one.
+  /// Atomic (temporary file + rename).
+  void save_gguf(const std::string& path, WeightType t) const;
+
+ private:
+  ModelConfig cfg_;
+  ModelWeights w_;
+  std::shared_ptr<const text::BpeTokenizer> tok_;
+  std::string source_;
+  std::string tokenizer_note_;  // why there is no tokenizer, when there is none
+
+ public:
+  /// Records why the source had no usable tokenizer (reported by tokenizer()). For loaders.
+  void set_tokenizer_note(std::string note) { tokenizer_note_ = std::move(note); }
+};
+
+/// Options of a Session.
+struct SessionOptions {
+  int64_t n_ctx = 0;        ///< KV cache cells; 0: the model's context length
+  int64_t max_batch = 512;  ///< most tokens per decode() call (scratch is sized for it)
+  int max_sequences = 16;   ///< sequence ids 0 .. max_sequences - 1 (at most 64)
+};
+
+/// A batch of tokens to run, llama.cpp style: each token has a position and a sequence, and says
+/// whether its logits are wanted.
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> pos;
+  std::vector<int32_t> seq;
+  std::vector<uint8_t> logits;  ///< 1: return this token's logits
+  void add(int32_t token, int64_t position, int32_t sequence, bool want_logits) {
+    tokens.push_back(token);
+    pos.push_back(position);
+    seq.push_back(sequence);
+    logits.push_back(want_logits ? 1 : 0);
+  }
+  void clear() {
+    tokens.clear();
+    pos.clear();
+    seq.clear();
+    logits.clear();
+  }
+  size_t size() const noexcept { return tokens.size(); }
+};
+
+/// The mutable state of inference: KV cache, scratch buffers, logits.
+///
+/// Thread-safety: one thread at a time per Session (each call spreads its work over the pool).
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model, SessionOptions opt = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  const Model& model() const noexcept { return *model_; }
+  int64_t n_ctx() const noexcept;
+  int64_t vocab_size() const noexcept { return model_->arch().vocab_size; }
+
+  /// Runs a batch: writes each token's K and V into a free cache cell, and returns the logits of
+  /// the tokens flagged in batch.logits, one row of V per flagged token, in batch order (valid
+  /// until the next call). Errors: a token outside the vocabulary (IndexError), a position at or
+  /// past the model's context length, or no free cell left (ValueError saying how many are used),
+  /// a sequence id out of range; on error the cache is unchanged.
+  std::span<const float> decode(const Batch& batch);
+
+  /// Appends `ids` to sequence `seq` (positions continue from its last) and returns the last
+  /// token's logits [V]. Splits long prompts into max_batch pieces.
+  std::span<const float> prefill(std::span<const int32_t> ids, int32_t seq = 0);
+  /// Appends one token to `seq` and returns its logits [V].
+  std::span<const float> decode_one(int32_t id, int32_t seq = 0);
+
+  // --- KV cache, by sequence (positions are half-open ranges; p1 < 0 means "to the end") -------
+  /// Empties the cache.
+  void clear();
+  /// Removes positions [p0, p1) of `seq` (seq < 0: of every sequence).
+  void remove(int32_t seq, int64_t p0 = 0, int64_t p1 = -1);
+  /// Makes positions [p0, p1) of `src` part of `dst` as well (no data is copied). dst's own cells
+  /// in that range are replaced.
+  void copy_sequence(int32_t src, int32_t dst, int64_t p0 = 0, int64_t p1 = -1);
+  /// Drops every sequence but `seq`.
+  void keep_only(int32_t seq);
+  /// The next position of `seq` (its largest position + 1; 0 when empty).
+  int64_t next_pos(int32_t seq = 0) const;
+  /// Cells in use.
+  int64_t used_cells() const;
+
+  /// The whole state (cache contents and bookkeeping) as bytes, and back. load_state checks that
+  /// the bytes are for a model of the same shape and fit this session (FormatError otherwise).
+  std::string save_state() const;
+  void load_state(std::string_view bytes);
+  /// The same through a file (written atomically).
+  void save_state_file(const std::string& path) const;
+  void load_state_file(const std::string& path);
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Model> model_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace scholar::infer

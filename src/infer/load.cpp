@@ -1,0 +1,638 @@
+// Loading models from GGUF, Hugging Face directories, scholar checkpoints and nn modules, and
+// writing GGUF files that llama.cpp runs.
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <set>
+
+#include "scholar/error.hpp"
+#include "scholar/infer/model.hpp"
+#include "scholar/io/file.hpp"
+#include "scholar/io/gguf.hpp"
+#include "scholar/io/json.hpp"
+#include "scholar/io/safetensors.hpp"
+
+namespace scholar::infer {
+
+namespace fs = std::filesystem;
+using Family = nn::TransformerConfig::Family;
+
+namespace {
+
+// Rows of a [rows, cols] matrix viewed as heads of D rows: llama.cpp's converter reorders each
+// head's rows from Hugging Face's rotate_half pairing (i, i + D/2) to adjacent pairs (2i, 2i + 1).
+// to_gguf = true applies that permutation, false undoes it.
+std::vector<float> permute_rope_rows(const std::vector<float>& w, int64_t rows, int64_t cols,
+                                     int64_t D, bool to_gguf) {
+  std::vector<float> out(w.size());
+  const int64_t heads = rows / D, half = D / 2;
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t j = 0; j < half; ++j)
+      for (int64_t s = 0; s < 2; ++s) {
+        const int64_t hf = h * D + s * half + j, gg = h * D + 2 * j + s;
+        const int64_t from = to_gguf ? hf : gg, to = to_gguf ? gg : hf;
+        std::memcpy(out.data() + to * cols, w.data() + from * cols, cols * sizeof(float));
+      }
+  return out;
+}
+
+Weight permute_weight(const Weight& w, int64_t D, bool to_gguf) {
+  Weight f =
+      Weight::from_f32(permute_rope_rows(w.to_f32(), w.rows, w.cols, D, to_gguf), w.rows, w.cols);
+  f.name = w.name;
+  return w.type == WeightType::f32 ? f : f.convert(w.type);
+}
+
+// A bias vector of n values permuted the same way (as a [n, 1] matrix).
+Weight permute_bias(const Weight& b, int64_t D, bool to_gguf) {
+  std::vector<float> v(b.f32(), b.f32() + b.cols);
+  Weight f = Weight::from_f32(permute_rope_rows(v, b.cols, 1, D, to_gguf), 1, b.cols);
+  f.name = b.name;
+  return f;
+}
+
+// --- tokenizer from GGUF metadata
+// ---------------------------------------------------------------------
+
+std::shared_ptr<const text::BpeTokenizer> gguf_tokenizer(const io::GgufFile& f, std::string& note) {
+  const io::GgufValue* model = f.find("tokenizer.ggml.model");
+  if (!model) {
+    note = "the GGUF file has no tokenizer.ggml.model";
+    return nullptr;
+  }
+  const std::string& kind = model->as_string(f.path() + ": tokenizer.ggml.model");
+  if (kind != "gpt2") {
+    note = "its tokenizer type '" + kind + "' is not supported (byte-level BPE 'gpt2' is)";
+    return nullptr;
+  }
+  if (const io::GgufValue* pre = f.find("tokenizer.ggml.pre")) {
+    const std::string& p = pre->as_string(f.path() + ": tokenizer.ggml.pre");
+    if (p != "gpt-2" && p != "default") {
+      note = "its pre-tokenizer '" + p + "' is not supported (GPT-2's is)";
+      return nullptr;
+    }
+  }
+  const std::string where = f.path() + ": tokenizer.ggml.";
+  const auto tokens = f.get("tokenizer.ggml.tokens").as_strings(where + "tokens");
+  std::vector<int64_t> types;
+  if (const io::GgufValue* t = f.find("tokenizer.ggml.token_type"))
+    types = t->as_ints(where + "token_type");
+  if (!types.empty() && types.size() != tokens.size())
+    fail<FormatError>(where, "token_type has ", types.size(), " entries for ", tokens.size(),
+                      " tokens");
+  io::Json::Object vocab;  // built directly: Json::set checks for duplicates (quadratic here)
+  vocab.reserve(tokens.size());
+  io::Json added = io::Json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int64_t type = types.empty() ? 1 : types[i];
+    if (type == 3 || type == 4 || type == 5) {  // control, user-defined, unused (padding)
+      io::Json a = io::Json::object();
+      a.set("id", io::Json(static_cast<int64_t>(i)));
+      a.set("content", io::Json(tokens[i]));
+      a.set("special", io::Json(true));
+      added.push_back(std::move(a));
+    } else {
+      vocab.emplace_back(tokens[i], io::Json(static_cast<int64_t>(i)));
+    }
+  }
+  io::Json merges = io::Json::array();
+  if (const io::GgufValue* m = f.find("tokenizer.ggml.merges"))
+    for (auto& s : m->as_strings(where + "merges")) merges.push_back(io::Json(std::move(s)));
+  io::Json pre = io::Json::object();
+  pre.set("type", io::Json("ByteLevel"));
+  io::Json mj = io::Json::object();
+  mj.set("type", io::Json("BPE"));
+  mj.set("vocab", io::Json::object(std::move(vocab)));
+  mj.set("merges", std::move(merges));
+  io::Json j = io::Json::object();
+  j.set("added_tokens", std::move(added));
+  j.set("pre_tokenizer", std::move(pre));
+  j.set("model", std::move(mj));
+  return std::make_shared<text::BpeTokenizer>(
+      text::BpeTokenizer::from_json(j, f.path() + " (tokenizer metadata)"));
+}
+
+}  // namespace
+
+// --- GGUF
+// -----------------------------------------------------------------------------------------
+
+std::shared_ptr<const Model> Model::from_gguf(const std::string& path) {
+  auto file = std::make_shared<io::GgufFile>(io::GgufFile::open(path));
+  const io::GgufFile& f = *file;
+  const std::string arch = f.get("general.architecture").as_string(path + ": general.architecture");
+  if (arch != "gpt2" && arch != "llama" && arch != "qwen2")
+    fail<FormatError>(path, ": architecture '", arch,
+                      "' is not supported (gpt2, llama and qwen2 are)");
+  auto key = [&](const std::string& k) { return arch + "." + k; };
+  auto get_int = [&](const std::string& k) { return f.get(key(k)).as_int(path + ": " + key(k)); };
+  auto get_real = [&](const std::string& k, double dflt) {
+    const io::GgufValue* v = f.find(key(k));
+    return v ? v->as_double(path + ": " + key(k)) : dflt;
+  };
+  ModelConfig cfg;
+  nn::TransformerConfig& a = cfg.arch;
+  a.family = arch == "gpt2" ? Family::gpt2 : Family::llama;
+  a.model_type = arch;
+  a.context_length = get_int("context_length");
+  a.n_embd = get_int("embedding_length");
+  a.n_layers = get_int("block_count");
+  a.ffn_hidden = get_int("feed_forward_length");
+  a.n_heads = get_int("attention.head_count");
+  a.n_kv_heads = f.has(key("attention.head_count_kv")) ? get_int("attention.head_count_kv") : 0;
+  const io::GgufTensorInfo& emb = f.info("token_embd.weight");
+  if (emb.shape.rank() != 2)
+    fail<FormatError>(path, ": token_embd.weight has shape ", emb.shape.str(), ", not 2-D");
+  a.vocab_size = emb.shape[0];
+  a.tie_embeddings = !f.contains("output.weight");
+  if (a.family == Family::gpt2) {
+    a.norm_eps = static_cast<float>(get_real("attention.layer_norm_epsilon", 1e-5));
+  } else {
+    a.norm_eps = static_cast<float>(get_real("attention.layer_norm_rms_epsilon", 1e-6));
+    a.rope_theta = get_real("rope.freq_base", 10000.0);
+    a.qkv_bias = f.contains("blk.0.attn_q.bias");
+    if (a.n_heads > 0 && f.has(key("rope.dimension_count")) &&
+        get_int("rope.dimension_count") != a.n_embd / a.n_heads)
+      fail<FormatError>(path, ": ", key("rope.dimension_count"), " = ",
+                        get_int("rope.dimension_count"),
+                        " rotates part of each head; scholar rotates whole heads only");
+    if (f.has(key("rope.scaling.type"))) {
+      const std::string t = f.get(key("rope.scaling.type")).as_string();
+      if (t != "none") fail<FormatError>(path, ": RoPE scaling '", t, "' is not supported");
+    }
+    // llama.cpp's Llama converter permutes Q/K for adjacent-pair rotation; Qwen2 uses NeoX's.
+    cfg.rope_style = arch == "llama" ? kernels::RopeStyle::interleaved : kernels::RopeStyle::half;
+  }
+  if (const io::GgufValue* v = f.find("tokenizer.ggml.bos_token_id"))
+    cfg.bos_id = static_cast<int32_t>(v->as_int());
+  if (const io::GgufValue* v = f.find("tokenizer.ggml.eos_token_id"))
+    cfg.eos_id = static_cast<int32_t>(v->as_int());
+
+  auto tensor = [&](const std::string& name, bool required = true) -> Weight {
+    if (!f.contains(name)) {
+      if (required) fail<FormatError>(path, ": tensor ", name, " is missing");
+      return {};
+    }
+    const io::GgufTensorInfo& t = f.info(name);
+    if (t.shape.rank() > 2)
+      fail<FormatError>(path, ": tensor ", name, " has shape ", t.shape.str(), " (at most 2-D)");
+    Weight w;
+    w.type = t.type;
+    w.rows = t.shape.rank() == 2 ? t.shape[0] : 1;
+    w.cols = t.shape[t.shape.rank() - 1];
+    w.data = f.bytes(name).data();
+    w.owner = file;
+    w.name = name;
+    if (w.rows == 1 && w.type != WeightType::f32) w = w.convert(WeightType::f32);
+    return w;
+  };
+  ModelWeights w;
+  w.tok_embd = tensor("token_embd.weight");
+  if (a.family == Family::gpt2) w.pos_embd = tensor("position_embd.weight");
+  for (int64_t i = 0; i < a.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attn_norm = tensor(p + "attn_norm.weight");
+    l.ffn_norm = tensor(p + "ffn_norm.weight");
+    l.wo = tensor(p + "attn_output.weight");
+    l.w_up = tensor(p + "ffn_up.weight");
+    l.w_down = tensor(p + "ffn_down.weight");
+    if (a.family == Family::gpt2) {
+      l.attn_norm_b = tensor(p + "attn_norm.bias");
+      l.ffn_norm_b = tensor(p + "ffn_norm.bias");
+      l.wqkv = tensor(p + "attn_qkv.weight");
+      l.bqkv = tensor(p + "attn_qkv.bias");
+      l.bo = tensor(p + "attn_output.bias");
+      l.b_up = tensor(p + "ffn_up.bias");
+      l.b_down = tensor(p + "ffn_down.bias");
+    } else {
+      l.wq = tensor(p + "attn_q.weight");
+      l.wk = tensor(p + "attn_k.weight");
+      l.wv = tensor(p + "attn_v.weight");
+      l.w_gate = tensor(p + "ffn_gate.weight");
+      l.bq = tensor(p + "attn_q.bias", a.qkv_bias);
+      l.bk = tensor(p + "attn_k.bias", a.qkv_bias);
+      l.bv = tensor(p + "attn_v.bias", a.qkv_bias);
+    }
+    w.layers.push_back(std::move(l));
+  }
+  w.out_norm = tensor("output_norm.weight");
+  if (a.family == Family::gpt2) w.out_norm_b = tensor("output_norm.bias");
+  w.output = tensor("output.weight", false);
+  std::string note;
+  auto tok = gguf_tokenizer(f, note);
+  auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path);
+  m->set_tokenizer_note(note);
+  return m;
+}
+
+// --- Hugging Face names (HF directories, scholar checkpoints, nn modules)
+// ----------------------------
+
+namespace {
+
+// A tensor by Hugging Face name: its storage type, shape and bytes.
+struct Source {
+  std::string label;  // file, for messages
+  std::function<std::optional<Weight>(const std::string&)> get;
+};
+
+Weight transpose(const Weight& w) {
+  const std::vector<float> v = w.to_f32();
+  std::vector<float> t(v.size());
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; ++c) t[c * w.rows + r] = v[r * w.cols + c];
+  Weight out = Weight::from_f32(std::move(t), w.cols, w.rows);
+  out.name = w.name;
+  return w.type == WeightType::f32 ? out : out.convert(w.type);
+}
+
+ModelWeights weights_from_hf(const nn::TransformerConfig& a, const Source& src) {
+  auto req = [&](const std::string& name, bool required = true) -> Weight {
+    auto w = src.get(name);
+    if (!w) {
+      if (required) fail<FormatError>(src.label, ": tensor ", name, " is missing");
+      return {};
+    }
+    if (w->rows == 1 && w->type != WeightType::f32) *w = w->convert(WeightType::f32);
+    return *w;
+  };
+  ModelWeights w;
+  if (a.family == Family::gpt2) {
+    // Hugging Face's own gpt2 files have no "transformer." prefix; ours and newer ones do.
+    const std::string pre = src.get("transformer.wte.weight") ? "transformer." : "";
+    w.tok_embd = req(pre + "wte.weight");
+    w.pos_embd = req(pre + "wpe.weight");
+    for (int64_t i = 0; i < a.n_layers; ++i) {
+      const std::string p = pre + "h." + std::to_string(i) + ".";
+      LayerWeights l;
+      l.attn_norm = req(p + "ln_1.weight");
+      l.attn_norm_b = req(p + "ln_1.bias");
+      l.wqkv = transpose(req(p + "attn.c_attn.weight"));  // Conv1D stores [in, out]
+      l.bqkv = req(p + "attn.c_attn.bias");
+      l.wo = transpose(req(p + "attn.c_proj.weight"));
+      l.bo = req(p + "attn.c_proj.bias");
+      l.ffn_norm = req(p + "ln_2.weight");
+      l.ffn_norm_b = req(p + "ln_2.bias");
+      l.w_up = transpose(req(p + "mlp.c_fc.weight"));
+      l.b_up = req(p + "mlp.c_fc.bias");
+      l.w_down = transpose(req(p + "mlp.c_proj.weight"));
+      l.b_down = req(p + "mlp.c_proj.bias");
+      w.layers.push_back(std::move(l));
+    }
+    w.out_norm = req(pre + "ln_f.weight");
+    w.out_norm_b = req(pre + "ln_f.bias");
+    if (!a.tie_embeddings) w.output = req("lm_head.weight");
+  } else {
+    w.tok_embd = req("model.embed_tokens.weight");
+    for (int64_t i = 0; i < a.n_layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      LayerWeights l;
+      l.attn_norm = req(p + "input_layernorm.weight");
+      l.wq = req(p + "self_attn.q_proj.weight");
+      l.wk = req(p + "self_attn.k_proj.weight");
+      l.wv = req(p + "self_attn.v_proj.weight");
+      l.bq = req(p + "self_attn.q_proj.bias", a.qkv_bias);
+      l.bk = req(p + "self_attn.k_proj.bias", a.qkv_bias);
+      l.bv = req(p + "self_attn.v_proj.bias", a.qkv_bias);
+      l.wo = req(p + "self_attn.o_proj.weight");
+      l.ffn_norm = req(p + "post_attention_layernorm.weight");
+      l.w_gate = req(p + "mlp.gate_proj.weight");
+      l.w_up = req(p + "mlp.up_proj.weight");
+      l.w_down = req(p + "mlp.down_proj.weight");
+      w.layers.push_back(std::move(l));
+    }
+    w.out_norm = req("model.norm.weight");
+    if (!a.tie_embeddings) w.output = req("lm_head.weight");
+  }
+  return w;
+}
+
+// A weight from one safetensors tensor: in place when its type and alignment allow.
+std::optional<Weight> st_weight(const std::shared_ptr<io::SafetensorsFile>& f,
+                                const std::string& name) {
+  if (!f->contains(name)) return std::nullopt;
+  const io::StTensorInfo& info = f->info(name);
+  if (info.shape.rank() < 1 || info.shape.rank() > 2)
+    fail<FormatError>(f->path(), ": tensor ", name, " has shape ", info.shape.str(),
+                      " (1-D or 2-D expected)");
+  Weight w;
+  w.name = name;
+  w.rows = info.shape.rank() == 2 ? info.shape[0] : 1;
+  w.cols = info.shape[info.shape.rank() - 1];
+  const auto bytes = f->bytes(name);
+  switch (info.dtype) {
+    case io::StDType::F32:
+      w.type = WeightType::f32;
+      break;
+    case io::StDType::F16:
+      w.type = WeightType::f16;
+      break;
+    case io::StDType::BF16:
+      w.type = WeightType::bf16;
+      break;
+    default: {
+      // F64 and the like: convert through the safetensors loader.
+      const Tensor<float> t = f->load<float>(name);
+      std::vector<float> v(t.data(), t.data() + t.numel());
+      Weight c = Weight::from_f32(std::move(v), w.rows, w.cols);
+      c.name = name;
+      return c;
+    }
+  }
+  const size_t align = w.type == WeightType::f32 ? 4 : 2;
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % align == 0) {
+    w.data = bytes.data();
+    w.owner = f;
+    return w;
+  }
+  auto buf = std::make_shared<std::vector<uint8_t>>(bytes.begin(), bytes.end());
+  w.data = buf->data();
+  w.owner = buf;
+  return w;
+}
+
+int32_t special_id(const text::BpeTokenizer* tok, const char* text) {
+  if (!tok) return -1;
+  auto id = tok->find(text);
+  return id && tok->is_special(*id) ? *id : -1;
+}
+
+void default_special_ids(ModelConfig& cfg, const text::BpeTokenizer* tok) {
+  if (cfg.eos_id < 0) cfg.eos_id = special_id(tok, "<|endoftext|>");
+  if (cfg.bos_id < 0) cfg.bos_id = special_id(tok, "<|endoftext|>");
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir) {
+  const fs::path d(dir);
+  const std::string config_path = (d / "config.json").string();
+  if (!fs::exists(config_path))
+    fail<FormatError>(dir, ": not a Hugging Face model directory (no config.json)");
+  const io::Json cj = io::Json::parse(io::read_file(config_path), config_path);
+  ModelConfig cfg;
+  try {
+    cfg.arch = nn::TransformerConfig::from_json(cj);
+  } catch (const ValueError& e) {
+    fail<FormatError>(config_path, ": ", e.what());
+  }
+  cfg.rope_style = kernels::RopeStyle::half;
+  auto id_of = [&](const char* k) -> int32_t {
+    const io::Json* v = cj.find(k);
+    if (!v || v->is_null()) return -1;
+    if (v->is_array())
+      return v->as_array().empty() ? -1 : static_cast<int32_t>(v->as_array()[0].as_int());
+    return static_cast<int32_t>(v->as_int(config_path + ": " + k));
+  };
+  cfg.bos_id = id_of("bos_token_id");
+  cfg.eos_id = id_of("eos_token_id");
+
+  // Weights: one file, or shards listed in model.safetensors.index.json.
+  std::vector<std::shared_ptr<io::SafetensorsFile>> files;
+  const fs::path single = d / "model.safetensors", index = d / "model.safetensors.index.json";
+  if (fs::exists(single)) {
+    files.push_back(
+        std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(single.string())));
+  } else if (fs::exists(index)) {
+    const io::Json ij = io::Json::parse(io::read_file(index.string()), index.string());
+    std::set<std::string> shards;
+    for (const auto& [name, file] : ij.at("weight_map", index.string()).as_object())
+      shards.insert(file.as_string(index.string() + ": weight_map"));
+    for (const auto& s : shards) {
+      if (s.find('/') != std::string::npos || s.find("..") != std::string::npos)
+        fail<FormatError>(index.string(), ": shard name '", s, "' is not a plain file name");
+      files.push_back(
+          std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open((d / s).string())));
+    }
+  } else {
+    fail<FormatError>(dir, ": no model.safetensors or model.safetensors.index.json");
+  }
+  Source src;
+  src.label = files.size() == 1 ? files[0]->path() : dir;
+  src.get = [&files](const std::string& name) -> std::optional<Weight> {
+    for (const auto& f : files)
+      if (auto w = st_weight(f, name)) return w;
+    return std::nullopt;
+  };
+  ModelWeights w = weights_from_hf(cfg.arch, src);
+  std::shared_ptr<const text::BpeTokenizer> tok;
+  std::string note;
+  const fs::path tj = d / "tokenizer.json";
+  if (fs::exists(tj)) {
+    try {
+      tok = std::make_shared<text::BpeTokenizer>(text::BpeTokenizer::load(tj.string()));
+    } catch (const FormatError& e) {
+      note = e.what();
+    }
+  } else if (fs::exists(d / "vocab.json") && fs::exists(d / "merges.txt")) {
+    tok = std::make_shared<text::BpeTokenizer>(text::BpeTokenizer::from_gpt2_files(
+        (d / "vocab.json").string(), (d / "merges.txt").string()));
+  } else {
+    note = "the directory has no tokenizer.json";
+  }
+  default_special_ids(cfg, tok.get());
+  auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), src.label);
+  m->set_tokenizer_note(note);
+  return m;
+}
+
+std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path) {
+  auto f = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
+  auto it = f->metadata().find("config");
+  if (it == f->metadata().end())
+    fail<FormatError>(path,
+                      ": no 'config' metadata: not a scholar checkpoint (for a Hugging Face "
+                      "model, load its directory)");
+  ModelConfig cfg;
+  try {
+    cfg.arch = nn::TransformerConfig::from_json(io::Json::parse(it->second, path + " config"));
+  } catch (const ValueError& e) {
+    fail<FormatError>(path, ": config: ", e.what());
+  }
+  cfg.rope_style = kernels::RopeStyle::half;
+  Source src{path, [&f](const std::string& name) { return st_weight(f, name); }};
+  ModelWeights w = weights_from_hf(cfg.arch, src);
+  std::shared_ptr<const text::BpeTokenizer> tok;
+  std::string note = "the checkpoint carries no tokenizer";
+  auto t = f->metadata().find("tokenizer");
+  if (t != f->metadata().end()) {
+    tok = std::make_shared<text::BpeTokenizer>(
+        text::BpeTokenizer::from_json(io::Json::parse(t->second, path + " tokenizer"), path));
+    note.clear();
+  }
+  default_special_ids(cfg, tok.get());
+  auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path);
+  m->set_tokenizer_note(note);
+  return m;
+}
+
+std::shared_ptr<const Model> Model::from_module(const nn::TransformerLM& lm,
+                                                std::shared_ptr<const text::BpeTokenizer> tok) {
+  std::map<std::string, Tensor<float>> params;
+  for (const auto& p : lm.named_parameters()) params.emplace(p.name, p.var.value().contiguous());
+  Source src{"nn::TransformerLM", [&params](const std::string& name) -> std::optional<Weight> {
+               auto it = params.find(name);
+               if (it == params.end()) return std::nullopt;
+               const Tensor<float>& t = it->second;
+               const int64_t cols = t.shape()[t.shape().rank() - 1], rows = t.numel() / cols;
+               Weight w =
+                   Weight::from_f32(std::vector<float>(t.data(), t.data() + t.numel()), rows, cols);
+               w.name = name;
+               return w;
+             }};
+  ModelConfig cfg;
+  cfg.arch = lm.config();
+  cfg.rope_style = kernels::RopeStyle::half;
+  ModelWeights w = weights_from_hf(cfg.arch, src);
+  default_special_ids(cfg, tok.get());
+  auto m =
+      std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), "nn::TransformerLM");
+  if (!m->has_tokenizer()) m->set_tokenizer_note("none was given to from_module");
+  return m;
+}
+
+std::shared_ptr<const Model> Model::load(const std::string& path) {
+  if (fs::is_directory(path)) return from_hf_dir(path);
+  if (!fs::exists(path)) fail<IoError>(path, ": no such file or directory");
+  // Decide by content, not by name.
+  std::string head(4, '\0');
+  {
+    auto f = io::MappedFile::open(path);
+    if (f->size() >= 4) std::memcpy(head.data(), f->data(), 4);
+  }
+  if (head == "GGUF") return from_gguf(path);
+  return from_checkpoint(path);
+}
+
+// --- GGUF export
+// -------------------------------------------------------------------------------------
+
+namespace {
+uint32_t file_type_of(WeightType t) {
+  switch (t) {
+    case WeightType::f32:
+      return 0;
+    case WeightType::f16:
+      return 1;
+    case WeightType::q4_0:
+      return 2;
+    case WeightType::q8_0:
+      return 7;
+    case WeightType::bf16:
+      return 32;
+  }
+  return 0;
+}
+}  // namespace
+
+void Model::save_gguf(const std::string& path, WeightType type) const {
+  const auto& a = cfg_.arch;
+  const bool gpt2 = a.family == Family::gpt2;
+  const std::string arch = gpt2 ? "gpt2" : (a.model_type == "qwen2" ? "qwen2" : "llama");
+  io::GgufWriter g;
+  using V = io::GgufValue;
+  g.set("general.architecture", V::string(arch));
+  g.set("general.name", V::string("scholar export"));
+  g.set("general.file_type", V::u32(file_type_of(type)));
+  auto k = [&](const std::string& s) { return arch + "." + s; };
+  g.set(k("context_length"), V::u32(static_cast<uint32_t>(a.context_length)));
+  g.set(k("embedding_length"), V::u32(static_cast<uint32_t>(a.n_embd)));
+  g.set(k("block_count"), V::u32(static_cast<uint32_t>(a.n_layers)));
+  g.set(k("feed_forward_length"), V::u32(static_cast<uint32_t>(a.mlp_hidden())));
+  g.set(k("attention.head_count"), V::u32(static_cast<uint32_t>(a.n_heads)));
+  if (gpt2) {
+    g.set(k("attention.layer_norm_epsilon"), V::f32(a.norm_eps));
+  } else {
+    g.set(k("attention.head_count_kv"), V::u32(static_cast<uint32_t>(a.kv_heads())));
+    g.set(k("attention.layer_norm_rms_epsilon"), V::f32(a.norm_eps));
+    g.set(k("rope.freq_base"), V::f32(static_cast<float>(a.rope_theta)));
+    g.set(k("rope.dimension_count"), V::u32(static_cast<uint32_t>(a.head_dim())));
+  }
+  if (tok_) {
+    const int64_t V_ = a.vocab_size;
+    std::vector<std::string> tokens;
+    std::vector<int32_t> types;
+    const io::Json tj = tok_->to_json();
+    std::vector<std::string> printable(static_cast<size_t>(tok_->vocab_size()));
+    for (const auto& [text, id] : tj.at("model").at("vocab").as_object())
+      printable[static_cast<size_t>(id.as_int())] = text;
+    for (int32_t i = 0; i < V_; ++i) {
+      if (i >= tok_->vocab_size()) {
+        tokens.push_back("[PAD" + std::to_string(i) + "]");
+        types.push_back(5);
+      } else if (tok_->is_special(i)) {
+        tokens.push_back(tok_->token_bytes(i));
+        types.push_back(3);
+      } else {
+        tokens.push_back(printable[static_cast<size_t>(i)]);
+        types.push_back(1);
+      }
+    }
+    std::vector<std::string> merges;
+    for (const auto& m : tj.at("model").at("merges").as_array()) merges.push_back(m.as_string());
+    g.set("tokenizer.ggml.model", V::string("gpt2"));
+    g.set("tokenizer.ggml.pre", V::string("gpt-2"));
+    g.set("tokenizer.ggml.tokens", V::string_array(std::move(tokens)));
+    g.set("tokenizer.ggml.token_type", V::i32_array(types));
+    g.set("tokenizer.ggml.merges", V::string_array(std::move(merges)));
+  }
+  if (cfg_.bos_id >= 0)
+    g.set("tokenizer.ggml.bos_token_id", V::u32(static_cast<uint32_t>(cfg_.bos_id)));
+  if (cfg_.eos_id >= 0)
+    g.set("tokenizer.ggml.eos_token_id", V::u32(static_cast<uint32_t>(cfg_.eos_id)));
+
+  auto add = [&](const std::string& name, Weight w, bool matrix) {
+    if (w.empty()) return;
+    if (matrix) {
+      WeightType t = type;
+      if (is_quantized(t) && w.cols % kQuantBlock != 0) t = WeightType::f32;
+      w = w.convert(t);
+    } else {
+      w = w.convert(WeightType::f32);
+    }
+    const Shape shape = w.rows == 1 && !matrix ? Shape{w.cols} : Shape{w.rows, w.cols};
+    g.add_tensor(name, w.type, shape, w.data, w.bytes(), w.owner);
+  };
+  // llama.cpp's llama architecture rotates adjacent pairs: permute weights that pair (i, i + D/2).
+  const bool permute = arch == "llama" && cfg_.rope_style == kernels::RopeStyle::half;
+  const int64_t D = a.head_dim();
+  add("token_embd.weight", w_.tok_embd, true);
+  if (gpt2) add("position_embd.weight", w_.pos_embd, true);
+  for (int64_t i = 0; i < a.n_layers; ++i) {
+    const LayerWeights& l = w_.layers[static_cast<size_t>(i)];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    add(p + "attn_norm.weight", l.attn_norm, false);
+    add(p + "attn_norm.bias", l.attn_norm_b, false);
+    if (gpt2) {
+      add(p + "attn_qkv.weight", l.wqkv, true);
+      add(p + "attn_qkv.bias", l.bqkv, false);
+    } else {
+      add(p + "attn_q.weight", permute ? permute_weight(l.wq, D, true) : l.wq, true);
+      add(p + "attn_k.weight", permute ? permute_weight(l.wk, D, true) : l.wk, true);
+      add(p + "attn_v.weight", l.wv, true);
+      if (!l.bq.empty())
+        add(p + "attn_q.bias", permute ? permute_bias(l.bq, D, true) : l.bq, false);
+      if (!l.bk.empty())
+        add(p + "attn_k.bias", permute ? permute_bias(l.bk, D, true) : l.bk, false);
+      add(p + "attn_v.bias", l.bv, false);
+    }
+    add(p + "attn_output.weight", l.wo, true);
+    add(p + "attn_output.bias", l.bo, false);
+    add(p + "ffn_norm.weight", l.ffn_norm, false);
+    add(p + "ffn_norm.bias", l.ffn_norm_b, false);
+    if (!gpt2) add(p + "ffn_gate.weight", l.w_gate, true);
+    add(p + "ffn_up.weight", l.w_up, true);
+    add(p + "ffn_up.bias", l.b_up, false);
+    add(p + "ffn_down.weight", l.w_down, true);
+    add(p + "ffn_down.bias", l.b_down, false);
+  }
+  add("output_norm.weight", w_.out_norm, false);
+  add("output_norm.bias", w_.out_norm_b, false);
+  if (w_.output.data != w_.tok_embd.data) add("output.weight", w_.output, true);
+  g.save(path);
+}
+
+}  // namespace scholar::infer
