@@ -25,6 +25,7 @@
 #include "scholar/autograd/ops.hpp"
 #include "scholar/autograd/var.hpp"
 #include "scholar/error.hpp"
+#include "scholar/generate/generate.hpp"
 #include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/gguf.hpp"

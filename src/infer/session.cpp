@@ -383,6 +383,10 @@ int64_t Session::n_ctx() const noexcept {
   return impl_->n_ctx;
 }
 
+int Session::max_sequences() const noexcept {
+  return impl_->max_seq;
+}
+
 std::span<const float> Session::decode(const Batch& batch) {
   return impl_->run(batch);
 }

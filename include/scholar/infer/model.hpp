@@ -181,6 +181,8 @@ class Session {
 
   const Model& model() const noexcept { return *model_; }
   int64_t n_ctx() const noexcept;
+  /// Sequence ids this session accepts: 0 .. max_sequences() - 1.
+  int max_sequences() const noexcept;
   int64_t vocab_size() const noexcept { return model_->arch().vocab_size; }
 
   /// Runs a batch: writes each token's K and V into a free cache cell, and returns the logits of
