@@ -3,6 +3,8 @@
 #   1. tour      tensors, kernels, matrix products, files, with timings on this machine
 #   2. train_lm  trains a BPE tokenizer and a small GPT on the Jargon File (about a minute and a
 #                half on 2 cores), printing samples; output in build/demo/train_lm
+#   3. generate  streams text from that model with sampling, exports it to a Q8_0 GGUF file (which
+#                llama.cpp can run) and decodes from the GGUF with beam search
 # `scripts/demo.sh --quick` shortens both.
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,7 +13,7 @@ steps=1500
 if [ "${1:-}" = "--quick" ]; then quick="--quick"; steps=200; fi
 scripts/deps.sh demo
 cmake --preset release
-cmake --build --preset release -j "$(nproc)" --target tour train_lm
+cmake --build --preset release -j "$(nproc)" --target tour train_lm generate
 
 echo "== 1. tour of the base layers =="
 build/release/examples/tour/tour $quick
@@ -21,3 +23,11 @@ echo "== 2. train a tokenizer and a small GPT on the Jargon File =="
 rm -rf build/demo/train_lm
 build/release/examples/train_lm/train_lm --out build/demo/train_lm --vocab 2048 --layers 4 \
   --width 128 --heads 4 --context 64 --batch 16 --steps "$steps" --eval-every 100 --sample-every 500
+
+echo
+echo "== 3. generate: sampling from the checkpoint, then beam search on a Q8_0 GGUF export =="
+build/release/examples/generate/generate --model build/demo/train_lm/checkpoint.safetensors \
+  --prompt "A hacker is" --temperature 0.8 --top-k 40 --top-p 0.95 --seed 1 --max-tokens 60 \
+  --save-gguf build/demo/train_lm/model-q8_0.gguf --type q8_0
+build/release/examples/generate/generate --model build/demo/train_lm/model-q8_0.gguf \
+  --prompt "A hacker is" --beams 4 --max-tokens 30

@@ -1,0 +1,143 @@
+// generate: loads a model (GGUF file, Hugging Face directory, or a checkpoint written by train_lm)
+// and generates text from a prompt, streaming it as it comes, then prints prompt and generation
+// speed. With --save-gguf it also writes the model as GGUF (F32, F16, Q8_0 or Q4_0) for llama.cpp.
+//
+//   generate --model PATH --prompt TEXT [--temperature 0.8] [--top-k 40] [--top-p 0.95]
+//            [--min-p 0.05] [--repeat-penalty 1.1] [--beams N] [--seed N] [--max-tokens N]
+//            [--threads N] [--order transformers|llama.cpp] [--save-gguf OUT --type q8_0]
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "scholar/generate/generate.hpp"
+#include "scholar/infer/model.hpp"
+#include "scholar/parallel.hpp"
+
+using namespace scholar;
+
+namespace {
+
+[[noreturn]] void usage(const char* argv0) {
+  std::fprintf(
+      stderr,
+      "usage: %s --model PATH --prompt TEXT [--temperature T] [--top-k K] [--top-p P]\n"
+      "          [--min-p P] [--repeat-penalty R] [--beams N] [--seed S] [--max-tokens N]\n"
+      "          [--threads N] [--order transformers|llama.cpp]\n"
+      "          [--save-gguf OUT.gguf [--type f32|f16|q8_0|q4_0]]\n",
+      argv0);
+  std::exit(2);
+}
+
+WeightType parse_type(const std::string& s) {
+  if (s == "f32") return WeightType::f32;
+  if (s == "f16") return WeightType::f16;
+  if (s == "q8_0") return WeightType::q8_0;
+  if (s == "q4_0") return WeightType::q4_0;
+  throw ValueError("--type must be f32, f16, q8_0 or q4_0, got '" + s + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_path, prompt, save_path, type = "q8_0";
+  generate::GenerationConfig cfg;
+  cfg.temperature = 0.8f;
+  cfg.top_k = 40;
+  cfg.top_p = 0.95f;
+  cfg.min_p = 0.05f;
+  cfg.max_new_tokens = 64;
+  int threads = 0;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string k = argv[i];
+      if (k == "-h" || k == "--help") usage(argv[0]);
+      if (i + 1 >= argc) usage(argv[0]);
+      const std::string v = argv[++i];
+      auto f = [&] { return std::stof(v); };
+      if (k == "--model")
+        model_path = v;
+      else if (k == "--prompt")
+        prompt = v;
+      else if (k == "--temperature")
+        cfg.temperature = f();
+      else if (k == "--top-k")
+        cfg.top_k = std::stoi(v);
+      else if (k == "--top-p")
+        cfg.top_p = f();
+      else if (k == "--min-p")
+        cfg.min_p = f();
+      else if (k == "--repeat-penalty")
+        cfg.repetition_penalty = f();
+      else if (k == "--beams")
+        cfg.num_beams = std::stoi(v);
+      else if (k == "--seed")
+        cfg.seed = std::stoull(v);
+      else if (k == "--max-tokens")
+        cfg.max_new_tokens = std::stoll(v);
+      else if (k == "--threads")
+        threads = std::stoi(v);
+      else if (k == "--order") {
+        if (v == "transformers")
+          cfg.order = generate::ChainOrder::transformers;
+        else if (v == "llama.cpp")
+          cfg.order = generate::ChainOrder::llama_cpp;
+        else
+          usage(argv[0]);
+      } else if (k == "--save-gguf")
+        save_path = v;
+      else if (k == "--type")
+        type = v;
+      else
+        usage(argv[0]);
+    }
+    if (model_path.empty() || (prompt.empty() && save_path.empty())) usage(argv[0]);
+    if (threads > 0) set_num_threads(threads);
+    cfg.validate();
+
+    const auto model = infer::Model::load(model_path);
+    const auto& a = model->arch();
+    std::fprintf(stderr,
+                 "model: %s, %s, %lld layers, width %lld, vocab %lld, %s weights (%.1f MB)\n",
+                 model->source().c_str(), a.model_type.c_str(), static_cast<long long>(a.n_layers),
+                 static_cast<long long>(a.n_embd), static_cast<long long>(a.vocab_size),
+                 model->weight_type_summary().c_str(), model->weight_bytes() / 1e6);
+    if (!save_path.empty()) {
+      model->save_gguf(save_path, parse_type(type));
+      std::fprintf(stderr, "wrote %s (%s)\n", save_path.c_str(), type.c_str());
+      if (prompt.empty()) return 0;
+    }
+    (void)model->tokenizer();  // fails here, before any output, if the model came without one
+    infer::Session session(model, {.max_sequences = std::max(16, 2 * cfg.num_beams)});
+    if (cfg.num_beams > 1)
+      std::fprintf(stderr, "beam search: %d beams\n", cfg.num_beams);
+    else
+      std::fprintf(stderr, "sampler: %s\n", generate::Sampler(cfg).describe().c_str());
+    std::fprintf(stderr, "threads: %d\n\n", num_threads());
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
+    const auto r = generate::generate(session, prompt, cfg, [](const generate::StreamEvent& e) {
+      std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    });
+    if (cfg.num_beams > 1) {
+      const std::string& t = r.sequences.at(0).text;
+      std::fwrite(t.data(), 1, t.size(), stdout);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+    const int64_t gen = r.generated_tokens;
+    std::fprintf(stderr,
+                 "\nprompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, %.1f tokens/s | "
+                 "stop: %s\n",
+                 static_cast<long long>(r.prompt_tokens),
+                 r.prompt_tokens / std::max(r.prompt_seconds, 1e-9), static_cast<long long>(gen),
+                 gen / std::max(r.generation_seconds, 1e-9),
+                 generate::stop_reason_name(r.sequences.at(0).stop).data());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "generate: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
