@@ -10,8 +10,8 @@ function(scholar_isolated_object target source entry)
   set(objlib ${target}_iso_${name})
   add_library(${objlib} OBJECT "${source}")
   # -fno-gnu-unique: static locals of inline functions become weak symbols, which objcopy can make
-  # local (GNU "unique" symbols it cannot).
-  target_compile_options(${objlib} PRIVATE ${ARGN} -fno-gnu-unique)
+  # local (GNU "unique" symbols it cannot). Clang never emits unique symbols.
+  target_compile_options(${objlib} PRIVATE ${ARGN} $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
   set_target_properties(${objlib} PROPERTIES POSITION_INDEPENDENT_CODE ON CXX_EXTENSIONS OFF)
   target_compile_features(${objlib} PRIVATE cxx_std_20)
   # The library's own include directories and definitions; third-party headers as system headers.

@@ -4,6 +4,7 @@
 #   scripts/deps.sh test      build + Catch2 and Google Benchmark (the test build compiles benches)
 #   scripts/deps.sh demo      build + the text corpora the demo trains on
 #   scripts/deps.sh fixtures  Python and PyTorch, to regenerate test fixtures (tests/reference/)
+#   scripts/deps.sh fuzz      build + clang and libFuzzer (scripts/fuzz.sh)
 # Several groups may be given. Needs root or sudo only when something is missing.
 set -eu
 
@@ -11,6 +12,7 @@ BUILD="build-essential cmake ninja-build pkg-config libeigen3-dev libxsimd-dev l
 TEST="catch2 libbenchmark-dev"
 DEMO="jargon-text"
 FIXTURES="python3 python3-torch python3-numpy"
+FUZZ="clang libclang-rt-14-dev"
 
 want=""
 [ $# -eq 0 ] && set -- build
@@ -21,7 +23,8 @@ for group in "$@"; do
     demo) want="$want $BUILD $DEMO" ;;
     bench) want="$want $BUILD $TEST" ;;
     fixtures) want="$want $FIXTURES" ;;
-    *) echo "deps.sh: unknown group '$group' (build, test, demo, bench, fixtures)" >&2; exit 2 ;;
+    fuzz) want="$want $BUILD $FUZZ" ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, demo, bench, fixtures, fuzz)" >&2; exit 2 ;;
   esac
 done
 

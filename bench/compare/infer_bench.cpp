@@ -3,6 +3,7 @@
 // at a time after an empty cache), in tokens per second. Prints one JSON line per test with the
 // median of --reps runs (after one warm-up). bench/compare/infer.py runs it beside llama-bench.
 //   infer_bench MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5]
+//   infer_bench --bandwidth [--threads N]   memory read bandwidth: sums a 1 GiB buffer
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "scholar/infer/model.hpp"
+#include "scholar/kernels/kernels.hpp"
 #include "scholar/parallel.hpp"
 
 using namespace scholar;
@@ -36,6 +38,30 @@ int main(int argc, char** argv) {
   }
   try {
     set_num_threads(threads);
+    if (!std::strcmp(argv[1], "--bandwidth")) {
+      // Read bandwidth: the threads each sum their share of a 1 GiB buffer, best of 5.
+      const size_t n = size_t{1} << 28;
+      std::vector<float> buf(n, 1.0f);
+      double best = 0;
+      std::vector<float> part(static_cast<size_t>(threads));
+      for (int r = 0; r < 5; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        thread_pool().run(threads, [&](int64_t p) {
+          const size_t b = n * static_cast<size_t>(p) / static_cast<size_t>(threads);
+          const size_t e = n * static_cast<size_t>(p + 1) / static_cast<size_t>(threads);
+          part[static_cast<size_t>(p)] =
+              kernels::sum(std::span<const float>(buf.data() + b, e - b));
+        });
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, static_cast<double>(n * sizeof(float)) / s);
+      }
+      std::printf(
+          "{\"impl\": \"scholar\", \"test\": \"bandwidth\", \"threads\": %d, "
+          "\"bytes_per_s\": %.4g, \"check\": %.0f}\n",
+          threads, best, static_cast<double>(part[0]));
+      return 0;
+    }
     const auto model = infer::Model::load(argv[1]);
     infer::Session s(model, {.n_ctx = pp + tg + 8, .max_batch = std::max(pp, 1)});
     const int32_t V = static_cast<int32_t>(model->arch().vocab_size);

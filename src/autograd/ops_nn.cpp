@@ -92,7 +92,8 @@ Var softmax(const Var& x) {
   return make_result(y, Op::softmax, {x}, [x, y](const Tensor<float>& g) {
     const Tensor<float> gc = g.contiguous();
     Tensor<float>& dx = x.grad_storage();
-    const auto [rows, cols] = rows_cols(y);
+    const auto shape = rows_cols(y);
+    const int64_t rows = shape.first, cols = shape.second;
     const kernels::KernelTable& k = kernels::active();
     parallel_for(0, rows, std::max<int64_t>(1, kChunk / std::max<int64_t>(cols, 1)),
                  [&](int64_t b, int64_t e) {
@@ -114,7 +115,8 @@ Var log_softmax(const Var& x) {
   return make_result(y, Op::log_softmax, {x}, [x, y](const Tensor<float>& g) {
     const Tensor<float> gc = g.contiguous();
     Tensor<float>& dx = x.grad_storage();
-    const auto [rows, cols] = rows_cols(y);
+    const auto shape = rows_cols(y);
+    const int64_t rows = shape.first, cols = shape.second;
     const kernels::KernelTable& k = kernels::active();
     parallel_for(0, rows, std::max<int64_t>(1, kChunk / std::max<int64_t>(cols, 1)),
                  [&](int64_t b, int64_t e) {
@@ -151,7 +153,8 @@ Var layernorm(const Var& x, const Var& weight, const Var& bias, float eps) {
   check(x, "layernorm", "input");
   check(weight, "layernorm", "weight");
   const Tensor<float> xc = x.value().contiguous();
-  const auto [rows, C] = rows_cols(xc);
+  const auto shape = rows_cols(xc);
+  const int64_t rows = shape.first, C = shape.second;
   if (!(weight.shape() == Shape{C}) || (bias.defined() && !(bias.shape() == Shape{C})))
     fail<ShapeError>("layernorm: input ", xc.shape().str(), " needs weight and bias of shape [", C,
                      "], got ", weight.shape().str(),
@@ -208,7 +211,8 @@ Var rmsnorm(const Var& x, const Var& weight, float eps) {
   check(x, "rmsnorm", "input");
   check(weight, "rmsnorm", "weight");
   const Tensor<float> xc = x.value().contiguous();
-  const auto [rows, C] = rows_cols(xc);
+  const auto shape = rows_cols(xc);
+  const int64_t rows = shape.first, C = shape.second;
   if (!(weight.shape() == Shape{C}))
     fail<ShapeError>("rmsnorm: input ", xc.shape().str(), " needs a weight of shape [", C,
                      "], got ", weight.shape().str());

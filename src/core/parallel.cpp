@@ -2,6 +2,7 @@
 #include "scholar/parallel.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -17,6 +18,29 @@ namespace {
 // True on a pool worker, and on a caller while it runs its share of a loop: a parallel call made
 // there runs inline instead of waiting for workers that are all busy with the outer loop.
 thread_local bool tls_inside_pool = false;
+
+// How long a worker keeps checking for the next loop before it sleeps, and how long the caller
+// checks for the end of its loop before it sleeps. Token-by-token inference dispatches a loop
+// every 10-100 us; waking a sleeping thread costs about as much as a small loop itself. Spinning
+// this briefly keeps the threads ready between those loops and gives the core back soon after.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Calls ready() until it returns true or kSpin passes; returns its last answer.
+template <class Ready>
+bool spin_until(Ready&& ready) {
+  const auto end = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > end) return ready();
+  }
+}
 }  // namespace
 
 struct ThreadPool::Impl {
@@ -25,7 +49,9 @@ struct ThreadPool::Impl {
   std::condition_variable done_cv;  // the caller waits here for the loop to finish
   std::mutex busy;                  // held by the one caller whose loop the workers run
   std::vector<std::thread> workers;
-  uint64_t generation = 0;  // bumped once per loop
+  uint64_t generation = 0;             // bumped once per loop
+  std::atomic<uint64_t> published{0};  // generation, readable without the mutex (for spinning)
+  std::atomic<bool> stopping{false};
   const std::function<void(int64_t)>* task = nullptr;
   int64_t n_tasks = 0;
   std::atomic<int64_t> next{0};     // next task index to hand out
@@ -55,6 +81,10 @@ struct ThreadPool::Impl {
     for (;;) {
       const std::function<void(int64_t)>* fn;
       int64_t n;
+      spin_until([&] {
+        return stopping.load(std::memory_order_acquire) ||
+               published.load(std::memory_order_acquire) != seen;
+      });
       {
         std::unique_lock lock(mutex);
         work_cv.wait(lock, [&] { return stop || generation != seen; });
@@ -84,6 +114,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->stop = true;
+    impl_->stopping.store(true, std::memory_order_release);
   }
   impl_->work_cv.notify_all();
   for (auto& t : impl_->workers) t.join();
@@ -114,11 +145,13 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& task) 
     s.pending.store(n_tasks, std::memory_order_relaxed);
     s.error = nullptr;
     ++s.generation;
+    s.published.store(s.generation, std::memory_order_release);
   }
   s.work_cv.notify_all();
   tls_inside_pool = true;
   s.work(&task, n_tasks);
   tls_inside_pool = false;
+  spin_until([&] { return s.pending.load(std::memory_order_acquire) == 0; });
   std::exception_ptr error;
   {
     std::unique_lock lock(s.mutex);

@@ -40,6 +40,20 @@ std::vector<float> Weight::to_f32() const {
   return out;
 }
 
+void Weight::pack() {
+  if (!is_quantized(type) || rows % 8 != 0 || packed) return;
+  const auto n = static_cast<size_t>(cols), r = static_cast<size_t>(rows);
+  auto buf = std::make_shared<std::vector<uint8_t>>(bytes());
+  if (type == WeightType::q8_0)
+    repack_x8(reinterpret_cast<BlockQ8_0x8*>(buf->data()), static_cast<const BlockQ8_0*>(data), r,
+              n);
+  else
+    repack_x8(reinterpret_cast<BlockQ4_0x8*>(buf->data()), static_cast<const BlockQ4_0*>(data), r,
+              n);
+  packed = buf->data();
+  packed_owner = buf;
+}
+
 Weight Weight::from_f32(std::vector<float> values, int64_t rows, int64_t cols) {
   if (static_cast<int64_t>(values.size()) != rows * cols)
     fail<ShapeError>("Weight::from_f32: ", values.size(), " values for ", rows, " x ", cols);
@@ -171,6 +185,11 @@ Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::BpeTok
   if (gpt2) expect(s, w_.out_norm_b, "final norm bias", -1, 1, C);
   if (w_.output.empty()) w_.output = w_.tok_embd;
   expect(s, w_.output, "output head", -1, V, C);
+  // Interleaved copies of the quantized matrices, for the products.
+  for (auto& l : w_.layers)
+    for (Weight* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      p->pack();
+  w_.output.pack();
   if (tok_ && tok_->vocab_size() > V)
     fail<FormatError>(s, ": the tokenizer has ", tok_->vocab_size(),
                       " tokens, more than the model's vocabulary of ", V);

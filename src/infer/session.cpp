@@ -43,6 +43,7 @@ struct Session::Impl {
   std::vector<float> scores;  // [threads][n_ctx]
   std::vector<float> panel;   // [threads][kPanelRows * max cols]
   std::vector<int64_t> slot;  // batch token -> cell
+  Batch one;                  // decode_one's batch, kept so that its vectors are reused
   int threads = 1;
 
   Impl(const Model& model, const SessionOptions& opt) : m(&model), k(&kernels::active()) {
@@ -138,7 +139,11 @@ struct Session::Impl {
           }
           break;
         case WeightType::q8_0:
-          if (T == 1)
+          if (W.packed && T > 1)  // decode: the plain GEMV streams faster
+            k->gemm_q8_0_x8(Y + r0, static_cast<size_t>(ldy),
+                            static_cast<const BlockQ8_0x8*>(W.packed) + r0 / 8 * (n / kQuantBlock),
+                            XQ, nr, static_cast<size_t>(T), static_cast<size_t>(n));
+          else if (T == 1)
             k->gemv_q8_0(Y + r0, reinterpret_cast<const BlockQ8_0*>(w), XQ, nr,
                          static_cast<size_t>(n));
           else
@@ -146,7 +151,11 @@ struct Session::Impl {
                          XQ, nr, static_cast<size_t>(T), static_cast<size_t>(n));
           break;
         case WeightType::q4_0:
-          if (T == 1)
+          if (W.packed && T > 1)
+            k->gemm_q4_0_x8(Y + r0, static_cast<size_t>(ldy),
+                            static_cast<const BlockQ4_0x8*>(W.packed) + r0 / 8 * (n / kQuantBlock),
+                            XQ, nr, static_cast<size_t>(T), static_cast<size_t>(n));
+          else if (T == 1)
             k->gemv_q4_0(Y + r0, reinterpret_cast<const BlockQ4_0*>(w), XQ, nr,
                          static_cast<size_t>(n));
           else
@@ -417,11 +426,9 @@ std::span<const float> Session::prefill(std::span<const int32_t> ids, int32_t se
 
 std::span<const float> Session::decode_one(int32_t id, int32_t seq) {
   impl_->check_seq(seq, "decode_one");
-  Batch b;  // small vectors: one allocation each; decode() avoids even these
-  b.tokens.assign(1, id);
-  b.pos.assign(1, impl_->next_pos(seq));
-  b.seq.assign(1, seq);
-  b.logits.assign(1, 1);
+  Batch& b = impl_->one;  // reused: no allocation per token
+  b.clear();
+  b.add(id, impl_->next_pos(seq), seq, true);
   return impl_->run(b);
 }
 

@@ -361,6 +361,45 @@ void gemm_q4_0(float* Y, size_t ldy, const BlockQ4_0* W, const BlockQ8_0* X, siz
   for (size_t t = 0; t < T; ++t) gemv_q4_0(Y + t * ldy, W, X + t * (n / kQuantBlock), rows, n);
 }
 
+void gemm_q8_0_x8(float* Y, size_t ldy, const BlockQ8_0x8* W, const BlockQ8_0* X, size_t rows,
+                  size_t T, size_t n) {
+  const size_t nb = n / kQuantBlock;
+  for (size_t t = 0; t < T; ++t)
+    for (size_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (size_t b = 0; b < nb; ++b) {
+        const BlockQ8_0x8& w = W[(r / 8) * nb + b];
+        const BlockQ8_0& x = X[t * nb + b];
+        int32_t isum = 0;
+        for (size_t v = 0; v < 32; ++v)
+          isum += int32_t{w.qs[32 * (v / 4) + 4 * (r % 8) + v % 4]} * int32_t{x.qs[v]};
+        s += double{half_to_float(w.d[r % 8])} * double{half_to_float(x.d)} * isum;
+      }
+      Y[t * ldy + r] = static_cast<float>(s);
+    }
+}
+
+void gemm_q4_0_x8(float* Y, size_t ldy, const BlockQ4_0x8* W, const BlockQ8_0* X, size_t rows,
+                  size_t T, size_t n) {
+  const size_t nb = n / kQuantBlock;
+  for (size_t t = 0; t < T; ++t)
+    for (size_t r = 0; r < rows; ++r) {
+      double s = 0;
+      for (size_t b = 0; b < nb; ++b) {
+        const BlockQ4_0x8& w = W[(r / 8) * nb + b];
+        const BlockQ8_0& x = X[t * nb + b];
+        int32_t isum = 0;
+        for (size_t v = 0; v < 16; ++v) {
+          const uint8_t byte = w.qs[32 * (v / 4) + 4 * (r % 8) + v % 4];
+          isum += ((byte & 0xF) - 8) * int32_t{x.qs[v]};
+          isum += ((byte >> 4) - 8) * int32_t{x.qs[v + 16]};
+        }
+        s += double{half_to_float(w.d[r % 8])} * double{half_to_float(x.d)} * isum;
+      }
+      Y[t * ldy + r] = static_cast<float>(s);
+    }
+}
+
 const KernelTable& table() {
   static const KernelTable t{
       .isa = Isa::scalar,
@@ -405,6 +444,8 @@ const KernelTable& table() {
       .gemv_q4_0 = gemv_q4_0,
       .gemm_q8_0 = gemm_q8_0,
       .gemm_q4_0 = gemm_q4_0,
+      .gemm_q8_0_x8 = gemm_q8_0_x8,
+      .gemm_q4_0_x8 = gemm_q4_0_x8,
   };
   return t;
 }

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 #include <xsimd/xsimd.hpp>
 
 #include "scholar/kernels/kernels.hpp"
@@ -921,6 +922,8 @@ const KernelTable& table() {
       .gemv_q4_0 = gemv_q4_0,
       .gemm_q8_0 = gemm_q8_0,
       .gemm_q4_0 = gemm_q4_0,
+      .gemm_q8_0_x8 = gemm_q8_0_x8,
+      .gemm_q4_0_x8 = gemm_q4_0_x8,
   };
   return t;
 }

@@ -96,6 +96,16 @@ TEST_CASE("inference logits and greedy tokens match PyTorch from Hugging Face di
     CHECK(m->weight_type_summary() == "f32");
     check_model(m, want, "f32", 1e-4);
     check_model(m->converted(WeightType::f16), want, "f16", 1e-4);
+    // BF16 keeps 8 bits of mantissa: the logits only point the same way.
+    const auto bf = m->converted(WeightType::bf16);
+    CHECK(bf->weight_type_summary() == "bf16");
+    infer::Session s(bf, {.n_ctx = 32});
+    const auto prompt = ints(want, "prompt");
+    infer::Batch b;
+    for (size_t i = 0; i < prompt.size(); ++i) b.add(prompt[i], static_cast<int64_t>(i), 0, true);
+    const auto logits = want.load<float>("logits_f32");
+    CHECK(min_cosine(s.decode(b), logits.data(), static_cast<size_t>(m->arch().vocab_size)) >
+          0.995);
   }
 }
 

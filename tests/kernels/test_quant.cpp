@@ -178,3 +178,45 @@ TEST_CASE("quantized GEMM equals one GEMV per input", "[kernels][quant]") {
     }
   }
 }
+
+TEST_CASE("interleaved eight-row products equal the plain ones", "[kernels][quant]") {
+  std::mt19937 rng(17);
+  for (size_t n : {32, 64, 96, 800})
+    for (size_t T : {1, 3, 4, 5, 9}) {
+      const size_t rows = 24, ldy = 27, nb = n / kQuantBlock;
+      INFO("n=" << n << " T=" << T);
+      std::vector<float> Wf(rows * n), X(T * n);
+      test::fill_uniform(Wf.data(), Wf.size(), rng, -1, 1);
+      test::fill_uniform(X.data(), X.size(), rng, -1, 1);
+      std::vector<BlockQ8_0> W8(rows * nb), X8(T * nb);
+      std::vector<BlockQ4_0> W4(rows * nb);
+      ref::quantize_q8_0(W8.data(), Wf.data(), Wf.size());
+      ref::quantize_q4_0(W4.data(), Wf.data(), Wf.size());
+      ref::quantize_q8_0(X8.data(), X.data(), X.size());
+      std::vector<BlockQ8_0x8> R8(rows / 8 * nb);
+      std::vector<BlockQ4_0x8> R4(rows / 8 * nb);
+      repack_x8(R8.data(), W8.data(), rows, n);
+      repack_x8(R4.data(), W4.data(), rows, n);
+      double mass = 0;
+      for (size_t i = 0; i < n; ++i) mass += 1.0;  // |x| <= 1, |w| <= 1
+      std::vector<float> want(T * ldy), got(T * ldy, -1.0f);
+      ref::gemm_q8_0(want.data(), ldy, W8.data(), X8.data(), rows, T, n);
+      for (const KernelTable* t : test::all_tables()) {
+        INFO(isa(t));
+        t->gemm_q8_0_x8(got.data(), ldy, R8.data(), X8.data(), rows, T, n);
+        for (size_t i = 0; i < T; ++i) {
+          test::check_close(got.data() + i * ldy, want.data() + i * ldy, rows, 0, dot_tol(mass),
+                            "gemm_q8_0_x8");
+          CHECK(got[i * ldy + rows] == -1.0f);
+        }
+      }
+      ref::gemm_q4_0(want.data(), ldy, W4.data(), X8.data(), rows, T, n);
+      for (const KernelTable* t : test::all_tables()) {
+        INFO(isa(t));
+        t->gemm_q4_0_x8(got.data(), ldy, R4.data(), X8.data(), rows, T, n);
+        for (size_t i = 0; i < T; ++i)
+          test::check_close(got.data() + i * ldy, want.data() + i * ldy, rows, 0, dot_tol(mass),
+                            "gemm_q4_0_x8");
+      }
+    }
+}

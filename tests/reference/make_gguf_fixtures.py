@@ -5,6 +5,12 @@ plus tests/data/gguf/tiny_types.safetensors holding the float values the tensors
 (gguf-py's dequantization). tests/io/test_gguf.cpp reads the file, checks every value, and writes it
 back with io::GgufWriter, which must give the same bytes.
 
+The other files in tests/data/gguf (tiny_*.gguf) are scholar's own GGUF exports of the models in
+tests/data/infer, seeds for the fuzz target tests/fuzz/fuzz_gguf.cpp:
+  build/release/examples/generate/generate --model tests/data/infer/llama \
+      --save-gguf tests/data/gguf/tiny_llama_q4_0.gguf --type q4_0
+  (qwen2 -> tiny_qwen2_q8_0.gguf --type q8_0, gpt2 -> tiny_gpt2_f16.gguf --type f16)
+
 usage: tests/reference/make_gguf_fixtures.py [LLAMA_CPP_DIR]   (default: build/llama.cpp, made by
        tests/reference/get_llama_cpp.sh)"""
 import os

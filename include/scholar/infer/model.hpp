@@ -40,6 +40,10 @@ struct Weight {
   const void* data = nullptr;
   std::shared_ptr<const void> owner;  ///< keeps `data` alive (a mapping or an owned buffer)
   std::string name;                   ///< the tensor's name in its file (for messages)
+  /// Q8_0/Q4_0 matrices with a multiple of 8 rows: the same blocks interleaved by repack_x8
+  /// (BlockQ8_0x8 / BlockQ4_0x8), which the products use; null otherwise.
+  const void* packed = nullptr;
+  std::shared_ptr<const void> packed_owner;
 
   bool empty() const noexcept { return data == nullptr; }
   size_t bytes() const noexcept { return row_bytes(type, cols) * static_cast<size_t>(rows); }
@@ -50,6 +54,8 @@ struct Weight {
   std::vector<float> to_f32() const;
   /// This matrix stored as `t` (a copy; quantizing needs cols % 32 == 0).
   Weight convert(WeightType t) const;
+  /// Adds the interleaved copy used by the products, when the type and row count allow.
+  void pack();
   /// An owned f32 weight.
   static Weight from_f32(std::vector<float> values, int64_t rows, int64_t cols);
 };

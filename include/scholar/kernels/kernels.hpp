@@ -153,6 +153,13 @@ struct KernelTable {
                     size_t T, size_t n);
   void (*gemm_q4_0)(float* Y, size_t ldy, const BlockQ4_0* W, const BlockQ8_0* X, size_t rows,
                     size_t T, size_t n);
+  /// The same on weights interleaved by repack_x8 (rows a multiple of 8): eight rows advance
+  /// together, so no horizontal sums are needed. The results equal gemm_q8_0/gemm_q4_0's up to
+  /// float rounding (each block's integer dot product is exact in both).
+  void (*gemm_q8_0_x8)(float* Y, size_t ldy, const BlockQ8_0x8* W, const BlockQ8_0* X, size_t rows,
+                       size_t T, size_t n);
+  void (*gemm_q4_0_x8)(float* Y, size_t ldy, const BlockQ4_0x8* W, const BlockQ8_0* X, size_t rows,
+                       size_t T, size_t n);
 };
 
 /// The table every scholar operation uses. Chosen on first use: SCHOLAR_ISA if set (a ValueError if

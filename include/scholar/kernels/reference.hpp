@@ -69,6 +69,10 @@ void gemm_q8_0(float* Y, size_t ldy, const BlockQ8_0* W, const BlockQ8_0* X, siz
                size_t n);
 void gemm_q4_0(float* Y, size_t ldy, const BlockQ4_0* W, const BlockQ8_0* X, size_t rows, size_t T,
                size_t n);
+void gemm_q8_0_x8(float* Y, size_t ldy, const BlockQ8_0x8* W, const BlockQ8_0* X, size_t rows,
+                  size_t T, size_t n);
+void gemm_q4_0_x8(float* Y, size_t ldy, const BlockQ4_0x8* W, const BlockQ8_0* X, size_t rows,
+                  size_t T, size_t n);
 
 /// The scalar table: these functions, gathered.
 const KernelTable& table();

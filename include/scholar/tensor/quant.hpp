@@ -31,6 +31,52 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
+/// Eight rows' Q8_0 blocks at the same position, interleaved for the products (kernels
+/// gemm_q8_0_x8): d[r] is row r's scale and qs[32 c + 4 r + j] its value 4 c + j, so one 32-byte
+/// load holds four consecutive values of each of the eight rows. Same size as eight BlockQ8_0.
+struct BlockQ8_0x8 {
+  uint16_t d[8];
+  int8_t qs[8 * kQuantBlock];
+};
+static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0));
+
+/// Eight rows' Q4_0 blocks interleaved the same way: qs[32 c + 4 r + j] is byte 4 c + j of row r's
+/// block, whose low nibble is value 4 c + j and high nibble value 16 + 4 c + j.
+struct BlockQ4_0x8 {
+  uint16_t d[8];
+  uint8_t qs[4 * kQuantBlock];
+};
+static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
+
+/// Interleaves a matrix of `rows` (a multiple of 8) rows of n values into groups of eight rows:
+/// out[g * (n / 32) + b] holds block b of rows 8 g .. 8 g + 7.
+inline void repack_x8(BlockQ8_0x8* out, const BlockQ8_0* in, size_t rows, size_t n) {
+  const size_t nb = n / kQuantBlock;
+  for (size_t g = 0; g < rows / 8; ++g)
+    for (size_t b = 0; b < nb; ++b) {
+      BlockQ8_0x8& o = out[g * nb + b];
+      for (size_t r = 0; r < 8; ++r) {
+        const BlockQ8_0& x = in[(8 * g + r) * nb + b];
+        o.d[r] = x.d;
+        for (size_t c = 0; c < 8; ++c)
+          for (size_t j = 0; j < 4; ++j) o.qs[32 * c + 4 * r + j] = x.qs[4 * c + j];
+      }
+    }
+}
+inline void repack_x8(BlockQ4_0x8* out, const BlockQ4_0* in, size_t rows, size_t n) {
+  const size_t nb = n / kQuantBlock;
+  for (size_t g = 0; g < rows / 8; ++g)
+    for (size_t b = 0; b < nb; ++b) {
+      BlockQ4_0x8& o = out[g * nb + b];
+      for (size_t r = 0; r < 8; ++r) {
+        const BlockQ4_0& x = in[(8 * g + r) * nb + b];
+        o.d[r] = x.d;
+        for (size_t c = 0; c < 4; ++c)
+          for (size_t j = 0; j < 4; ++j) o.qs[32 * c + 4 * r + j] = x.qs[4 * c + j];
+      }
+    }
+}
+
 /// How a weight matrix stores its values. The numbers are ggml's type ids (as written in GGUF).
 enum class WeightType : uint8_t { f32 = 0, f16 = 1, q4_0 = 2, q8_0 = 8, bf16 = 30 };
 
