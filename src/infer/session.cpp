@@ -13,6 +13,8 @@ namespace scholar::infer {
 namespace {
 
 constexpr int64_t kPanelRows = 64;  // f16/bf16 prefill converts weights in panels of this many rows
+constexpr int64_t kGemmAttentionTokens = 16;  // batches this large use matrix-product attention
+constexpr int64_t kAttnChunk = 64;            // tokens per attention product (bounds the scratch)
 
 // Splits [0, n) into `parts` near-equal ranges; returns range p.
 inline std::pair<int64_t, int64_t> split(int64_t n, int64_t parts, int64_t p) {
@@ -40,10 +42,11 @@ struct Session::Impl {
   // Scratch, sized once for max_batch tokens.
   std::vector<float> x, xn, q, kx, vx, att, h1, h2, rope_cos, rope_sin, out_rows, logits;
   std::vector<BlockQ8_0> xq;
-  std::vector<float> scores;  // [threads][n_ctx]
-  std::vector<float> panel;   // [threads][kPanelRows * max cols]
-  std::vector<int64_t> slot;  // batch token -> cell
-  Batch one;                  // decode_one's batch, kept so that its vectors are reused
+  std::vector<float> scores;        // [threads][n_ctx]
+  std::vector<float> attn_scratch;  // [threads][kAttnChunk][n_ctx], for matrix-product attention
+  std::vector<float> panel;         // [threads][kPanelRows * max cols]
+  std::vector<int64_t> slot;        // batch token -> cell
+  Batch one;                        // decode_one's batch, kept so that its vectors are reused
   int threads = 1;
 
   Impl(const Model& model, const SessionOptions& opt) : m(&model), k(&kernels::active()) {
@@ -82,6 +85,8 @@ struct Session::Impl {
     slot.resize(B);
     threads = thread_pool().size();
     scores.resize(static_cast<size_t>(threads * n_ctx));
+    if (max_batch >= kGemmAttentionTokens)
+      attn_scratch.resize(static_cast<size_t>(threads * kAttnChunk * n_ctx));
     panel.resize(static_cast<size_t>(threads * kPanelRows * std::max(C, F)));
   }
 
@@ -94,6 +99,14 @@ struct Session::Impl {
     const int n = std::min(threads, thread_pool().size());
     if (n <= 1) return fn(0, 1);
     thread_pool().run(n, [&](int64_t p) { fn(p, n); });
+  }
+
+  // Runs f(t0, t1) over token ranges, on the pool when there are enough tokens (prefill) so that
+  // the elementwise steps do not serialize a parallel GEMM.
+  template <class F>
+  void per_token(int64_t T, F&& f) {
+    if (T < 8 || threads <= 1) return f(int64_t{0}, T);
+    thread_pool().parallel_for(0, T, 4, f);
   }
 
   // Y[t * ldy + r] = W[r] . X[t] for t < T, r < W.rows. X holds T rows of W.cols floats; xq (if
@@ -173,19 +186,28 @@ struct Session::Impl {
     for (const Weight* w : ws) any = any || (w && !w->empty() && is_quantized(w->type));
     if (!any) return nullptr;
     const int64_t nb = n / kQuantBlock;
-    for (int64_t t = 0; t < T; ++t)
-      k->quantize_q8_0(xq.data() + t * nb, X + t * n, static_cast<size_t>(n));
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        k->quantize_q8_0(xq.data() + t * nb, X + t * n, static_cast<size_t>(n));
+    });
     return xq.data();
   }
 
   void add_bias(float* Y, int64_t T, int64_t ldy, const Weight& b) {
     if (b.empty()) return;
-    for (int64_t t = 0; t < T; ++t)
-      k->add(Y + t * ldy, Y + t * ldy, b.f32(), static_cast<size_t>(b.cols));
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        k->add(Y + t * ldy, Y + t * ldy, b.f32(), static_cast<size_t>(b.cols));
+    });
   }
 
   void norm(float* out, const float* in, int64_t T, const Weight& w, const Weight& b) {
-    for (int64_t t = 0; t < T; ++t) {
+    per_token(T, [&](int64_t t0, int64_t t1) { norm_rows(out, in, t0, t1, w, b); });
+  }
+
+  void norm_rows(float* out, const float* in, int64_t t0, int64_t t1, const Weight& w,
+                 const Weight& b) {
+    for (int64_t t = t0; t < t1; ++t) {
       if (gpt2)
         k->layernorm_forward(out + t * C, nullptr, nullptr, in + t * C, w.f32(),
                              b.empty() ? nullptr : b.f32(), static_cast<size_t>(C), eps);
@@ -194,8 +216,17 @@ struct Session::Impl {
     }
   }
 
+  // x += xn over T rows (the residual connection).
+  void residual(int64_t T) {
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      k->add(x.data() + t0 * C, x.data() + t0 * C, xn.data() + t0 * C,
+             static_cast<size_t>((t1 - t0) * C));
+    });
+  }
+
   // Causal attention of the batch's queries over the cache cells of their own sequence.
   void attention(int64_t layer, const Batch& b, int64_t T) {
+    if (T >= kGemmAttentionTokens) return attention_gemm(layer, b, T);
     const int64_t group = H / KVH;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     on_threads([&](int64_t p, int64_t parts) {
@@ -225,6 +256,36 @@ struct Session::Impl {
           k->axpy(o, e, vcache(layer, c) + g * D, static_cast<size_t>(D));
         }
         if (sum > 0) k->scale(o, o, 1.0f / sum, static_cast<size_t>(D));
+      }
+    });
+  }
+  // The same for a large batch (prefill), one head per task, as matrix products over a chunk of
+  // kAttnChunk tokens: S = Q K^T over all cells in use, masked by sequence and position, softmax,
+  // O = P V. The mask makes it exact for any mix of sequences.
+  void attention_gemm(int64_t layer, const Batch& b, int64_t T) {
+    const int64_t group = H / KVH;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const int64_t cells = cell_hi;
+    const int64_t chunks = (T + kAttnChunk - 1) / kAttnChunk;
+    on_threads([&](int64_t p, int64_t parts) {
+      auto [w0, w1] = split(chunks * H, parts, p);
+      float* S = attn_scratch.data() + p * kAttnChunk * n_ctx;
+      for (int64_t w = w0; w < w1; ++w) {
+        const int64_t h = w % H, g = h / group, t0 = (w / H) * kAttnChunk;
+        const int64_t tn = std::min(kAttnChunk, T - t0);
+        kernels::gemm(false, true, tn, cells, D, scale, q.data() + t0 * H * D + h * D, H * D,
+                      kcache(layer, 0) + g * D, kvdim, 0.0f, S, cells);
+        for (int64_t i = 0; i < tn; ++i) {
+          const int64_t t = t0 + i;
+          const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];
+          const int64_t pos = b.pos[static_cast<size_t>(t)];
+          float* row = S + i * cells;
+          for (int64_t c = 0; c < cells; ++c)
+            if (!(cell_seq[c] & bit) || cell_pos[c] > pos) row[c] = -INFINITY;
+          k->softmax(row, row, static_cast<size_t>(cells));
+        }
+        kernels::gemm(false, false, tn, D, cells, 1.0f, S, cells, vcache(layer, 0) + g * D, kvdim,
+                      0.0f, att.data() + t0 * H * D + h * D, H * D);
       }
     });
   }
@@ -307,18 +368,20 @@ struct Session::Impl {
         add_bias(kx.data(), T, kvdim, lw.bk);
         add_bias(vx.data(), T, kvdim, lw.bv);
         const auto style = m->config().rope_style;
-        for (int64_t t = 0; t < T; ++t) {
-          const float* cs = rope_cos.data() + t * D / 2;
-          const float* sn = rope_sin.data() + t * D / 2;
-          for (int64_t h = 0; h < H; ++h) {
-            float* v = q.data() + t * H * D + h * D;
-            k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
+        per_token(T, [&](int64_t ta, int64_t tb) {
+          for (int64_t t = ta; t < tb; ++t) {
+            const float* cs = rope_cos.data() + t * D / 2;
+            const float* sn = rope_sin.data() + t * D / 2;
+            for (int64_t h = 0; h < H; ++h) {
+              float* v = q.data() + t * H * D + h * D;
+              k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
+            }
+            for (int64_t h = 0; h < KVH; ++h) {
+              float* v = kx.data() + t * kvdim + h * D;
+              k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
+            }
           }
-          for (int64_t h = 0; h < KVH; ++h) {
-            float* v = kx.data() + t * kvdim + h * D;
-            k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
-          }
-        }
+        });
       }
       for (int64_t t = 0; t < T; ++t) {
         std::memcpy(kcache(l, slot[t]), kx.data() + t * kvdim, kvdim * sizeof(float));
@@ -328,24 +391,30 @@ struct Session::Impl {
       const BlockQ8_0* xq1 = prepare(att.data(), T, H * D, {&lw.wo});
       linear(lw.wo, att.data(), xq1, T, xn.data(), C);
       add_bias(xn.data(), T, C, lw.bo);
-      k->add(x.data(), x.data(), xn.data(), static_cast<size_t>(T * C));
+      residual(T);
 
       norm(xn.data(), x.data(), T, lw.ffn_norm, lw.ffn_norm_b);
       if (gpt2) {
         const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_up});
         linear(lw.w_up, xn.data(), xq2, T, h1.data(), F);
         add_bias(h1.data(), T, F, lw.b_up);
-        k->gelu_forward(h1.data(), h1.data(), static_cast<size_t>(T * F));
+        per_token(T, [&](int64_t t0, int64_t t1) {
+          k->gelu_forward(h1.data() + t0 * F, h1.data() + t0 * F,
+                          static_cast<size_t>((t1 - t0) * F));
+        });
       } else {
         const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_gate, &lw.w_up});
         linear(lw.w_gate, xn.data(), xq2, T, h1.data(), F);
         linear(lw.w_up, xn.data(), xq2, T, h2.data(), F);
-        k->swiglu_forward(h1.data(), h1.data(), h2.data(), static_cast<size_t>(T * F));
+        per_token(T, [&](int64_t t0, int64_t t1) {
+          k->swiglu_forward(h1.data() + t0 * F, h1.data() + t0 * F, h2.data() + t0 * F,
+                            static_cast<size_t>((t1 - t0) * F));
+        });
       }
       const BlockQ8_0* xq3 = prepare(h1.data(), T, F, {&lw.w_down});
       linear(lw.w_down, h1.data(), xq3, T, xn.data(), C);
       add_bias(xn.data(), T, C, lw.b_down);
-      k->add(x.data(), x.data(), xn.data(), static_cast<size_t>(T * C));
+      residual(T);
     }
     // Head, for the flagged tokens only.
     int64_t n_out = 0;

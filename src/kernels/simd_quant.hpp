@@ -406,9 +406,12 @@ SCHOLAR_INLINE TokenBlocks& prepare_tokens(const BlockQ8_0* X, size_t T, size_t 
   if (sums) {
     p.sum.resize(T * nb);
     for (size_t i = 0; i < T * nb; ++i) {
-      int32_t s = 0;
-      for (int j = 0; j < 32; ++j) s += X[i].qs[j];
-      p.sum[i] = s;
+      // sum(x) = sum(x + 128 as unsigned bytes) - 32 * 128, by sums of absolute differences.
+      const __m256i u =
+          _mm256_xor_si256(load_qs(X[i].qs), _mm256_set1_epi8(static_cast<char>(0x80)));
+      const __m256i s4 = _mm256_sad_epu8(u, _mm256_setzero_si256());
+      const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+      p.sum[i] = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
     }
   }
   return p;

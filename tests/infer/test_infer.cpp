@@ -287,3 +287,30 @@ TEST_CASE("damaged model files are FormatErrors naming the file and tensor", "[i
                     Catch::Contains("h.2.ln_1.weight") && Catch::Contains("missing"));
   CHECK_THROWS_AS(infer::Model::load(temp_path("no_such_file")), IoError);
 }
+
+TEST_CASE("a large batch (matrix-product attention) equals token-by-token decoding", "[infer]") {
+  for (const char* name : {"llama", "gpt2"}) {
+    INFO(name);
+    const auto m = infer::Model::load(data(name));
+    const int64_t V = m->arch().vocab_size;
+    std::vector<int32_t> a(20), c(18);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<int32_t>((i * 37 + 5) % 96);
+    for (size_t i = 0; i < c.size(); ++i) c[i] = static_cast<int32_t>((i * 11 + 3) % 96);
+    // Both sequences in one batch of 38 tokens, every logit wanted.
+    infer::Session s(m, {.n_ctx = 32 * 2, .max_sequences = 2});
+    infer::Batch b;
+    for (size_t i = 0; i < a.size(); ++i) b.add(a[i], static_cast<int64_t>(i), 0, true);
+    for (size_t i = 0; i < c.size(); ++i) b.add(c[i], static_cast<int64_t>(i), 1, true);
+    const auto out = s.decode(b);
+    const std::vector<float> both(out.begin(), out.end());
+    size_t row = 0;
+    for (const auto* seq : {&a, &c}) {
+      infer::Session one(m, {.n_ctx = 32});
+      for (size_t i = 0; i < seq->size(); ++i, ++row) {
+        const auto l = one.decode_one((*seq)[i]);
+        CHECK(rel_err(l, both.data() + row * static_cast<size_t>(V), static_cast<size_t>(V)) <
+              1e-5);
+      }
+    }
+  }
+}
