@@ -131,47 +131,6 @@ SCHOLAR_INLINE B load_row(const uint16_t* p, std::true_type /*bf16*/) {
 #endif
 }
 
-// f32: four rows at a time share each load of x. With 64-byte AVX-512 loads, streaming one row at
-// a time measured half the bandwidth of this (the opposite of the 2-byte formats).
-template <class T, class Load, class Scalar>
-SCHOLAR_INLINE void gemv_rows4(float* y, const T* Wm, const float* x, size_t rows, size_t n,
-                               Load&& load_w, Scalar&& scalar_w) {
-  size_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const T* w0 = Wm + r * n;
-    const T *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
-    B a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-    size_t i = 0;
-    for (; i + W <= n; i += W) {
-      const B xv = load(x + i);
-      a0 = xsimd::fma(load_w(w0 + i), xv, a0);
-      a1 = xsimd::fma(load_w(w1 + i), xv, a1);
-      a2 = xsimd::fma(load_w(w2 + i), xv, a2);
-      a3 = xsimd::fma(load_w(w3 + i), xv, a3);
-    }
-    float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-    for (; i < n; ++i) {
-      s0 += scalar_w(w0[i]) * x[i];
-      s1 += scalar_w(w1[i]) * x[i];
-      s2 += scalar_w(w2[i]) * x[i];
-      s3 += scalar_w(w3[i]) * x[i];
-    }
-    y[r] = s0;
-    y[r + 1] = s1;
-    y[r + 2] = s2;
-    y[r + 3] = s3;
-  }
-  for (; r < rows; ++r) {
-    const T* w = Wm + r * n;
-    B a(0.0f);
-    size_t i = 0;
-    for (; i + W <= n; i += W) a = xsimd::fma(load_w(w + i), load(x + i), a);
-    float s = hsum(a);
-    for (; i < n; ++i) s += scalar_w(w[i]) * x[i];
-    y[r] = s;
-  }
-}
-
 // f16/bf16: one row at a time with four accumulators; rows stream one after another, which the
 // hardware prefetcher follows best (four interleaved rows measured 1.7x slower out of cache).
 template <class T, class Load, class Scalar>
@@ -195,9 +154,24 @@ SCHOLAR_INLINE void gemv_rows(float* y, const T* Wm, const float* x, size_t rows
 }
 
 void gemv_f32(float* y, const float* Wm, const float* x, size_t rows, size_t n) {
-  gemv_rows4(
-      y, Wm, x, rows, n, [](const float* p) SCHOLAR_LAMBDA_INLINE { return load(p); },
-      [](float v) { return v; });
+  // One row at a time in 32-byte loads, even in the AVX-512 build: out of cache this streamed at
+  // 33 GB/s, against 25 GB/s for four interleaved rows and 18 GB/s for one row in 64-byte loads.
+  for (size_t r = 0; r < rows; ++r) {
+    const float* w = Wm + r * n;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; ++i) s += w[i] * x[i];
+    y[r] = s;
+  }
 }
 
 void gemv_f16(float* y, const uint16_t* Wm, const float* x, size_t rows, size_t n) {

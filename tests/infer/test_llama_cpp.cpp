@@ -78,9 +78,8 @@ TEST_CASE("greedy tokens equal llama.cpp's on our GGUF exports at F32 and Q8_0",
         if (std::string(tag) == "f32") {
           CHECK(got == expected);
         } else if (got != expected) {
-          // Q8_0: llama.cpp rounds differently in places (f16 KV cache, its SIMD activation
-          // quantizer, GELU by f16 table); 2 of 8 continuations part at a near-tie. Require that
-          // and no more: a small margin where they part.
+          // Q8_0: 2 of 8 continuations part from llama.cpp's at a near-tie (margins 0.035 and
+          // 0.004; the cause is not pinned down, see docs/inference.md). Allow that and no more.
           ++q8_diverged;
           const float margin = divergence_margin(model, prompt, expected, got);
           INFO("margin " << margin);
