@@ -54,7 +54,22 @@ int main(int argc, char** argv) {
       if (k == "-h" || k == "--help") usage(argv[0]);
       if (i + 1 >= argc) usage(argv[0]);
       const std::string v = argv[++i];
-      auto f = [&] { return std::stof(v); };
+      // Whole-string numbers, or an error naming the flag.
+      auto number = [&](auto parse) {
+        size_t used = 0;
+        try {
+          const auto x = parse(v, &used);
+          if (used == v.size()) return x;
+        } catch (const std::exception&) {
+        }
+        throw ValueError(k + ": '" + v + "' is not a valid number");
+      };
+      auto f = [&] {
+        return number([](const std::string& t, size_t* u) { return std::stof(t, u); });
+      };
+      auto i64 = [&] {
+        return number([](const std::string& t, size_t* u) { return std::stoll(t, u); });
+      };
       if (k == "--model")
         model_path = v;
       else if (k == "--prompt")
@@ -62,7 +77,7 @@ int main(int argc, char** argv) {
       else if (k == "--temperature")
         cfg.temperature = f();
       else if (k == "--top-k")
-        cfg.top_k = std::stoi(v);
+        cfg.top_k = static_cast<int32_t>(i64());
       else if (k == "--top-p")
         cfg.top_p = f();
       else if (k == "--min-p")
@@ -70,13 +85,13 @@ int main(int argc, char** argv) {
       else if (k == "--repeat-penalty")
         cfg.repetition_penalty = f();
       else if (k == "--beams")
-        cfg.num_beams = std::stoi(v);
+        cfg.num_beams = static_cast<int32_t>(i64());
       else if (k == "--seed")
-        cfg.seed = std::stoull(v);
+        cfg.seed = static_cast<uint64_t>(i64());
       else if (k == "--max-tokens")
-        cfg.max_new_tokens = std::stoll(v);
+        cfg.max_new_tokens = i64();
       else if (k == "--threads")
-        threads = std::stoi(v);
+        threads = static_cast<int>(i64());
       else if (k == "--order") {
         if (v == "transformers")
           cfg.order = generate::ChainOrder::transformers;
@@ -92,7 +107,7 @@ int main(int argc, char** argv) {
         usage(argv[0]);
     }
     if (model_path.empty() || (prompt.empty() && save_path.empty())) usage(argv[0]);
-    if (threads > 0) set_num_threads(threads);
+    if (threads != 0) set_num_threads(threads);  // negative: a ValueError
     cfg.validate();
 
     const auto model = infer::Model::load(model_path);

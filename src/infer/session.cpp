@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "scholar/error.hpp"
 #include "scholar/infer/model.hpp"
@@ -51,8 +52,8 @@ struct Session::Impl {
 
   Impl(const Model& model, const SessionOptions& opt) : m(&model), k(&kernels::active()) {
     const auto& a = model.arch();
-    n_ctx = opt.n_ctx > 0 ? opt.n_ctx : a.context_length;
     if (opt.n_ctx < 0) fail<ValueError>("Session: n_ctx must be >= 0, got ", opt.n_ctx);
+    n_ctx = opt.n_ctx > 0 ? opt.n_ctx : std::min(a.context_length, kDefaultMaxContext);
     if (opt.max_batch < 1) fail<ValueError>("Session: max_batch must be >= 1, got ", opt.max_batch);
     if (opt.max_sequences < 1 || opt.max_sequences > 64)
       fail<ValueError>("Session: max_sequences must be in [1, 64], got ", opt.max_sequences);
@@ -62,9 +63,17 @@ struct Session::Impl {
     V = a.vocab_size, L = a.n_layers, kvdim = KVH * D;
     eps = a.norm_eps;
     gpt2 = a.family == nn::TransformerConfig::Family::gpt2;
-    const size_t cache = static_cast<size_t>(L * n_ctx * kvdim);
-    kc.assign(cache, 0.0f);
-    vc.assign(cache, 0.0f);
+    const double cache_bytes =
+        8.0 * static_cast<double>(L) * static_cast<double>(n_ctx) * static_cast<double>(kvdim);
+    try {
+      if (cache_bytes > 0x1p50) throw std::bad_alloc();  // also keeps the product in range
+      const size_t cache = static_cast<size_t>(L * n_ctx * kvdim);
+      kc.assign(cache, 0.0f);
+      vc.assign(cache, 0.0f);
+    } catch (const std::exception&) {  // bad_alloc or length_error
+      fail<ValueError>("Session: a KV cache of ", n_ctx, " cells needs ", cache_bytes / (1 << 30),
+                       " GiB, which could not be allocated; pass a smaller n_ctx");
+    }
     cell_pos.assign(static_cast<size_t>(n_ctx), -1);
     cell_seq.assign(static_cast<size_t>(n_ctx), 0);
     const auto B = static_cast<size_t>(max_batch);

@@ -244,6 +244,13 @@ TEST_CASE("inference errors: context length, vocabulary, sequences, bad options"
   b.pos.pop_back();
   CHECK_THROWS_WITH(big.decode(b), Catch::Contains("different lengths"));
   CHECK_THROWS_AS(infer::Session(m, {.max_sequences = 65}), ValueError);
+  CHECK_THROWS_WITH(infer::Session(m, {.n_ctx = int64_t{1} << 45}),
+                    Catch::Contains("smaller n_ctx"));
+  CHECK_THROWS_AS(infer::Session(m, {.n_ctx = -1}), ValueError);
+  // A long-context model gets a bounded default cache.
+  nn::TransformerLM long_lm(nn::TransformerConfig::llama(16, 100000, 1, 32, 2, 2, 32), 1);
+  infer::Session bounded(infer::Model::from_module(long_lm));
+  CHECK(bounded.n_ctx() == infer::kDefaultMaxContext);
   CHECK_THROWS_AS(infer::Session(m, {.max_batch = 0}), ValueError);
   CHECK_THROWS_WITH(m->tokenizer(), Catch::Contains("tokenizer"));
 }

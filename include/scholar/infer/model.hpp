@@ -146,9 +146,15 @@ class Model {
   void set_tokenizer_note(std::string note) { tokenizer_note_ = std::move(note); }
 };
 
+/// The default context of a Session when SessionOptions::n_ctx is 0 and the model's is longer (a
+/// 128k-token context would preallocate gigabytes of cache).
+inline constexpr int64_t kDefaultMaxContext = 4096;
+
 /// Options of a Session.
 struct SessionOptions {
-  int64_t n_ctx = 0;        ///< KV cache cells; 0: the model's context length
+  /// KV cache cells (f32 K and V: 8 * n_layers * kv_width bytes each). 0: the model's context
+  /// length, at most kDefaultMaxContext; ask for more explicitly.
+  int64_t n_ctx = 0;
   int64_t max_batch = 512;  ///< most tokens per decode() call (scratch is sized for it)
   int max_sequences = 16;   ///< sequence ids 0 .. max_sequences - 1 (at most 64)
 };
