@@ -348,7 +348,8 @@ GgufValue detail::GgufReader::value(GgufType t, const std::string& key, int dept
       GgufValue v;
       v.type_ = GgufType::array;
       v.elem_ = elem;
-      v.items_.reserve(static_cast<size_t>(n));
+      // Reserve only a bounded amount up front: each element still has to be read from the file.
+      v.items_.reserve(static_cast<size_t>(std::min<uint64_t>(n, 1 << 16)));
       for (uint64_t i = 0; i < n; ++i) v.items_.push_back(value(elem, key, depth + 1));
       return v;
     }
