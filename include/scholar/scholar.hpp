@@ -26,6 +26,8 @@
 #include "scholar/autograd/var.hpp"
 #include "scholar/error.hpp"
 #include "scholar/generate/generate.hpp"
+#include "scholar/index/hnsw.hpp"
+#include "scholar/index/index.hpp"
 #include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/gguf.hpp"

@@ -58,6 +58,35 @@ float l2_squared(const float* a, const float* b, size_t n) {
   }
   return static_cast<float>(s);
 }
+float dot_bf16(const float* a, const uint16_t* b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i)
+    s += double{a[i]} * double{static_cast<float>(bf16::from_bits(b[i]))};
+  return static_cast<float>(s);
+}
+float l2_squared_bf16(const float* a, const uint16_t* b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = double{a[i]} - double{static_cast<float>(bf16::from_bits(b[i]))};
+    s += d * d;
+  }
+  return static_cast<float>(s);
+}
+// The dequantized value lo + step * c is rounded to float first, as the SIMD paths compute it
+// (one fma), so both measure the distance to the same stored vector.
+float dot_u8(const float* a, const uint8_t* c, float lo, float step, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += double{a[i]} * double{std::fma(step, float(c[i]), lo)};
+  return static_cast<float>(s);
+}
+float l2_squared_u8(const float* a, const uint8_t* c, float lo, float step, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = double{a[i]} - double{std::fma(step, float(c[i]), lo)};
+    s += d * d;
+  }
+  return static_cast<float>(s);
+}
 float sum(const float* x, size_t n) {
   double s = 0;
   for (size_t i = 0; i < n; ++i) s += x[i];
@@ -414,6 +443,10 @@ const KernelTable& table() {
       .dot = dot,
       .l2_squared = l2_squared,
       .sum = sum,
+      .dot_bf16 = dot_bf16,
+      .l2_squared_bf16 = l2_squared_bf16,
+      .dot_u8 = dot_u8,
+      .l2_squared_u8 = l2_squared_u8,
       .max = max,
       .softmax = softmax,
       .log_softmax = log_softmax,

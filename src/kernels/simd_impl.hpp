@@ -329,6 +329,29 @@ void axpy(float* y, float alpha, const float* x, size_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+// --- distances to compact stored vectors (vector search) -----------------------------------------
+// The stored side is widened to W floats per step; two accumulators (the rows are short, 128 to
+// 1024, and the loads, not the FMAs, bound these).
+
+SCHOLAR_INLINE B load_bf16(const uint16_t* p) {
+#if SCHOLAR_KERNEL_AVX512
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+#else
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+#endif
+}
+SCHOLAR_INLINE B load_u8(const uint8_t* p) {
+#if SCHOLAR_KERNEL_AVX512
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#else
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#endif
+}
+
 // Horizontal sum of one register (xsimd's hadd goes through two slow vhaddps on AVX-512).
 SCHOLAR_INLINE float hsum(B v) {
 #if SCHOLAR_KERNEL_AVX512
@@ -377,6 +400,77 @@ float l2_squared(const float* a, const float* b, size_t n) {
   }
   float s = hsum(s0 + s1 + s2);
   for (; i < n; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+  return s;
+}
+
+float dot_bf16(const float* a, const uint16_t* b, size_t n) {
+  B s0(0.f), s1(0.f);
+  size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    s0 = xsimd::fma(load(a + i), load_bf16(b + i), s0);
+    s1 = xsimd::fma(load(a + i + W), load_bf16(b + i + W), s1);
+  }
+  for (; i + W <= n; i += W) s0 = xsimd::fma(load(a + i), load_bf16(b + i), s0);
+  float s = hsum(s0 + s1);
+  for (; i < n; ++i) s += a[i] * static_cast<float>(bf16::from_bits(b[i]));
+  return s;
+}
+
+float l2_squared_bf16(const float* a, const uint16_t* b, size_t n) {
+  B s0(0.f), s1(0.f);
+  size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const B d0 = load(a + i) - load_bf16(b + i);
+    const B d1 = load(a + i + W) - load_bf16(b + i + W);
+    s0 = xsimd::fma(d0, d0, s0);
+    s1 = xsimd::fma(d1, d1, s1);
+  }
+  for (; i + W <= n; i += W) {
+    const B d = load(a + i) - load_bf16(b + i);
+    s0 = xsimd::fma(d, d, s0);
+  }
+  float s = hsum(s0 + s1);
+  for (; i < n; ++i) {
+    const float d = a[i] - static_cast<float>(bf16::from_bits(b[i]));
+    s += d * d;
+  }
+  return s;
+}
+
+float dot_u8(const float* a, const uint8_t* c, float lo, float step, size_t n) {
+  const B vlo(lo), vstep(step);
+  B s0(0.f), s1(0.f);
+  size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    s0 = xsimd::fma(load(a + i), xsimd::fma(vstep, load_u8(c + i), vlo), s0);
+    s1 = xsimd::fma(load(a + i + W), xsimd::fma(vstep, load_u8(c + i + W), vlo), s1);
+  }
+  for (; i + W <= n; i += W)
+    s0 = xsimd::fma(load(a + i), xsimd::fma(vstep, load_u8(c + i), vlo), s0);
+  float s = hsum(s0 + s1);
+  for (; i < n; ++i) s += a[i] * std::fma(step, float(c[i]), lo);
+  return s;
+}
+
+float l2_squared_u8(const float* a, const uint8_t* c, float lo, float step, size_t n) {
+  const B vlo(lo), vstep(step);
+  B s0(0.f), s1(0.f);
+  size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const B d0 = load(a + i) - xsimd::fma(vstep, load_u8(c + i), vlo);
+    const B d1 = load(a + i + W) - xsimd::fma(vstep, load_u8(c + i + W), vlo);
+    s0 = xsimd::fma(d0, d0, s0);
+    s1 = xsimd::fma(d1, d1, s1);
+  }
+  for (; i + W <= n; i += W) {
+    const B d = load(a + i) - xsimd::fma(vstep, load_u8(c + i), vlo);
+    s0 = xsimd::fma(d, d, s0);
+  }
+  float s = hsum(s0 + s1);
+  for (; i < n; ++i) {
+    const float d = a[i] - std::fma(step, float(c[i]), lo);
+    s += d * d;
+  }
   return s;
 }
 
@@ -892,6 +986,10 @@ const KernelTable& table() {
       .dot = dot,
       .l2_squared = l2_squared,
       .sum = sum,
+      .dot_bf16 = dot_bf16,
+      .l2_squared_bf16 = l2_squared_bf16,
+      .dot_u8 = dot_u8,
+      .l2_squared_u8 = l2_squared_u8,
       .max = max,
       .softmax = softmax,
       .log_softmax = log_softmax,

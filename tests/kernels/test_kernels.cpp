@@ -133,6 +133,41 @@ TEST_CASE("reductions match the double-precision twin", "[kernels]") {
   });
 }
 
+TEST_CASE("distances to bf16 and byte-quantized vectors match the twin", "[kernels]") {
+  sweep([](const KernelTable* t, size_t n, size_t off, std::mt19937& rng) {
+    test::Buf a(n, off), b(n, (off + 1) % 4);
+    test::fill_uniform(a.p, n, rng, -2, 2);
+    test::fill_uniform(b.p, n, rng, -2, 2);
+    std::vector<uint16_t> h(n + 3);
+    std::vector<uint8_t> c(n + 3);
+    for (size_t i = 0; i < n; ++i) {
+      h[off + i] = bf16(b[i]).bits;
+      c[off + i] = static_cast<uint8_t>(rng() % 256);
+    }
+    const float lo = -1.7f, step = 3.4f / 255;
+    double mag_dot = 0, mag_l2 = 0, mag_dq = 0, mag_lq = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double bb = static_cast<float>(bf16::from_bits(h[off + i]));
+      const double q = std::fma(step, float(c[off + i]), lo);
+      mag_dot += std::fabs(a[i] * bb);
+      mag_l2 += (a[i] - bb) * (a[i] - bb);
+      mag_dq += std::fabs(a[i] * q);
+      mag_lq += (a[i] - q) * (a[i] - q);
+    }
+    INFO(label(t, n, off));
+    const double tol = 4e-7 * std::sqrt(static_cast<double>(n)) + 1e-7;
+    const uint16_t* hp = h.data() + off;
+    const uint8_t* cp = c.data() + off;
+    CHECK(std::fabs(t->dot_bf16(a.p, hp, n) - ref::dot_bf16(a.p, hp, n)) <= tol * mag_dot + 1e-30);
+    CHECK(std::fabs(t->l2_squared_bf16(a.p, hp, n) - ref::l2_squared_bf16(a.p, hp, n)) <=
+          tol * mag_l2 + 1e-30);
+    CHECK(std::fabs(t->dot_u8(a.p, cp, lo, step, n) - ref::dot_u8(a.p, cp, lo, step, n)) <=
+          tol * mag_dq + 1e-30);
+    CHECK(std::fabs(t->l2_squared_u8(a.p, cp, lo, step, n) -
+                    ref::l2_squared_u8(a.p, cp, lo, step, n)) <= tol * mag_lq + 1e-30);
+  });
+}
+
 TEST_CASE("max reports NaN and handles infinities", "[kernels]") {
   for (const KernelTable* t : test::all_tables()) {
     for (size_t n : {1u, 5u, 16u, 33u, 100u}) {

@@ -67,6 +67,15 @@ struct KernelTable {
   /// sum (a[i] - b[i])^2
   float (*l2_squared)(const float* a, const float* b, size_t n);
   float (*sum)(const float* x, size_t n);
+  // Distances from an f32 query a to a stored vector in a compact form (vector search):
+  /// sum a[i] * bf16(b[i])
+  float (*dot_bf16)(const float* a, const uint16_t* b, size_t n);
+  /// sum (a[i] - bf16(b[i]))^2
+  float (*l2_squared_bf16)(const float* a, const uint16_t* b, size_t n);
+  /// sum a[i] * (lo + step * c[i]): the inner product with a vector scalar-quantized to bytes
+  float (*dot_u8)(const float* a, const uint8_t* c, float lo, float step, size_t n);
+  /// sum (a[i] - (lo + step * c[i]))^2
+  float (*l2_squared_u8)(const float* a, const uint8_t* c, float lo, float step, size_t n);
   /// max x[i]; -inf for n == 0; NaN if any x[i] is NaN
   float (*max)(const float* x, size_t n);
 

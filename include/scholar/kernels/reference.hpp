@@ -24,6 +24,10 @@ void axpy(float* y, float alpha, const float* x, size_t n);
 float dot(const float* a, const float* b, size_t n);
 float l2_squared(const float* a, const float* b, size_t n);
 float sum(const float* x, size_t n);
+float dot_bf16(const float* a, const uint16_t* b, size_t n);
+float l2_squared_bf16(const float* a, const uint16_t* b, size_t n);
+float dot_u8(const float* a, const uint8_t* c, float lo, float step, size_t n);
+float l2_squared_u8(const float* a, const uint8_t* c, float lo, float step, size_t n);
 float max(const float* x, size_t n);
 
 void softmax(float* out, const float* x, size_t n);
