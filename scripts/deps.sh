@@ -13,6 +13,7 @@ TEST="catch2 libbenchmark-dev"
 DEMO="jargon-text"
 FIXTURES="python3 python3-torch python3-numpy"
 FUZZ="clang libclang-rt-14-dev"
+BENCH="libhnswlib-dev libfaiss-dev python3-matplotlib"
 
 want=""
 [ $# -eq 0 ] && set -- build
@@ -21,7 +22,7 @@ for group in "$@"; do
     build) want="$want $BUILD" ;;
     test) want="$want $BUILD $TEST" ;;
     demo) want="$want $BUILD $DEMO" ;;
-    bench) want="$want $BUILD $TEST" ;;
+    bench) want="$want $BUILD $TEST $BENCH" ;;
     fixtures) want="$want $FIXTURES" ;;
     fuzz) want="$want $BUILD $FUZZ" ;;
     *) echo "deps.sh: unknown group '$group' (build, test, demo, bench, fixtures, fuzz)" >&2; exit 2 ;;

@@ -2,10 +2,13 @@
 // reader for index files, and vector checks.
 #pragma once
 
+#include <pthread.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -14,6 +17,12 @@
 #include "scholar/index/index.hpp"
 
 namespace scholar::index::detail {
+
+/// NaN becomes +inf (distances of huge vectors can overflow to inf - inf), so that comparisons and
+/// sorts of distances stay a strict weak order.
+inline float not_nan(float d) {
+  return d == d ? d : std::numeric_limits<float>::infinity();
+}
 
 inline uint64_t mix64(uint64_t x) {  // splitmix64's finalizer
   x ^= x >> 30;
@@ -104,6 +113,31 @@ class LabelMap {
   }
   std::vector<Entry> slots_;
   size_t mask_ = 0, used_ = 0, live_ = 0;
+};
+
+/// A reader-writer lock that prefers writers: once a writer waits, new readers queue behind it, so
+/// a steady stream of searches cannot starve update() or a growth (std::shared_mutex, glibc's
+/// default rwlock, prefers readers and can). Not recursive: a thread holding it shared must not
+/// take it again. Meets the SharedMutex requirements used by std::shared_lock and std::unique_lock.
+class RwLock {
+ public:
+  RwLock() {
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&l_, &a);
+    pthread_rwlockattr_destroy(&a);
+  }
+  ~RwLock() { pthread_rwlock_destroy(&l_); }
+  RwLock(const RwLock&) = delete;
+  RwLock& operator=(const RwLock&) = delete;
+  void lock() { pthread_rwlock_wrlock(&l_); }
+  void unlock() { pthread_rwlock_unlock(&l_); }
+  void lock_shared() { pthread_rwlock_rdlock(&l_); }
+  void unlock_shared() { pthread_rwlock_unlock(&l_); }
+
+ private:
+  pthread_rwlock_t l_;
 };
 
 /// A 64-bit checksum of a byte stream, four independent multiply-xorshift lanes over 8-byte words

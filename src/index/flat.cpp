@@ -81,7 +81,7 @@ struct FlatIndex::Impl {
   std::vector<float> data;  // row i belongs to labels[i]
   std::vector<uint64_t> labels;
   detail::LabelMap map;
-  mutable std::shared_mutex mutex;
+  mutable detail::RwLock mutex;
 
   // Stores v (normalized for cosine) into row `row`.
   void put_row(size_t row, std::span<const float> v, float scale) {

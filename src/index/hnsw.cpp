@@ -19,6 +19,7 @@
 
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/parallel.hpp"
+#include "scholar/progress.hpp"
 
 namespace scholar::index {
 
@@ -148,7 +149,7 @@ const float* Graph::exact_vector(uint32_t slot, float* scratch) const {
   return scratch;
 }
 
-float Graph::distance(const float* q, uint32_t slot) const {
+float Graph::raw_distance(const float* q, uint32_t slot) const {
   const uint8_t* s = vec(slot);
   const bool l2 = space == Space::l2;
   switch (p.storage) {
@@ -172,7 +173,7 @@ float Graph::distance(const float* q, uint32_t slot) const {
 }
 
 float Graph::exact_distance(const float* q, const float* x) const {
-  return space == Space::l2 ? kt->l2_squared(q, x, dim) : 1.0f - kt->dot(q, x, dim);
+  return not_nan(space == Space::l2 ? kt->l2_squared(q, x, dim) : 1.0f - kt->dot(q, x, dim));
 }
 
 std::unique_ptr<Scratch> Graph::acquire() const {
@@ -266,14 +267,13 @@ void Graph::search_layer(Scratch& s, const float* q, uint32_t ep, float d_ep, si
       if (visited[id] == tag) continue;
       visited[id] = tag;
       fresh[m++] = id;
-      prefetch(vec(id));
+      // Memory latency, not arithmetic, bounds a search once the vectors outgrow the caches: ask
+      // for every line of every new neighbour's vector at once so the misses overlap.
+      const uint8_t* v = vec(id);
+      for (size_t off = 0; off < vec_bytes; off += 64) prefetch(v + off);
     }
     for (uint32_t j = 0; j < m; ++j) {
       const uint32_t id = fresh[j];
-      if (j + 1 < m) {
-        const uint8_t* nx = vec(fresh[j + 1]);
-        for (size_t off = 64; off < vec_bytes && off < 256; off += 64) prefetch(nx + off);
-      }
       const float d = distance(q, id);
       if (res.size() < ef || d < bound) {
         cand.push({d, id});
@@ -408,6 +408,44 @@ void Graph::insert(Scratch& s, uint32_t slot, const float* q) {
   }
 }
 
+// Before a node's vector is rewritten in place (update, or a deleted slot taking a new label), the
+// nodes around it still link to it as if it were where it was. As hnswlib's updatePoint does, each
+// old neighbour chooses its links again from the neighbourhood (neighbours and their neighbours,
+// the moved node included at its new position). Runs with the index held exclusively.
+void Graph::repair_around(Scratch& s, uint32_t slot) {
+  for (int l = 0; l <= levels[slot]; ++l) {
+    const uint32_t* own = links(slot, l);
+    std::vector<uint32_t> neigh(own + 1, own + 1 + std::min<uint32_t>(own[0], l ? p.M : M0));
+    const uint16_t tag = s.next_tag();
+    std::vector<uint32_t> pool{slot};
+    s.visited[slot] = tag;
+    for (uint32_t u : neigh) {
+      if (s.visited[u] != tag) {
+        s.visited[u] = tag;
+        pool.push_back(u);
+      }
+      const uint32_t* ul = links(u, l);
+      for (uint32_t j = 1; j <= ul[0]; ++j)
+        if (s.visited[ul[j]] != tag) {
+          s.visited[ul[j]] = tag;
+          pool.push_back(ul[j]);
+        }
+    }
+    const size_t m_max = l ? p.M : M0;
+    for (uint32_t u : neigh) {
+      auto& cand = s.pruned;
+      cand.clear();
+      const float* x = exact_or_stored(u, s.b.data());
+      for (uint32_t c : pool)
+        if (c != u) cand.push_back({distance(x, c), c});
+      select_neighbors(s, cand, m_max);
+      uint32_t* ul = links(u, l);
+      for (size_t i = 0; i < cand.size(); ++i) store(ul[1 + i], cand[i].second);
+      store(ul[0], static_cast<uint32_t>(cand.size()));
+    }
+  }
+}
+
 void Graph::prepare_slot(uint32_t slot, uint64_t label, const float* v) {
   labels[slot] = label;
   const int level = random_level(label);
@@ -418,7 +456,8 @@ void Graph::prepare_slot(uint32_t slot, uint64_t label, const float* v) {
     upper[slot] = new uint32_t[size_t(level) * upper_words]();
   }
   encode(slot, v);
-  flags[slot].store(kReady, std::memory_order_release);
+  // fetch_or, not store: a concurrent remove() of this label may already have set kDeleted.
+  flags[slot].fetch_or(kReady, std::memory_order_release);
 }
 
 std::vector<Neighbor> Graph::search(const float* query, size_t k, size_t ef,
@@ -650,14 +689,13 @@ void Hnsw::add(uint64_t label, std::span<const float> vector) {
       g.label_map.put(label, slot);
       g.deleted_count.fetch_sub(1);
       g.live.fetch_add(1);
-      // Keep the slot's level (its upper link arrays are sized for it); relink from scratch.
+      // Keep the slot's level (its upper link arrays are sized for it); the old neighbours choose
+      // again, then the slot is linked anew on every level (which replaces its own lists).
       g.labels[slot] = label;
-      const int level = g.levels[slot];
-      std::memset(g.level0 + size_t{slot} * g.size0, 0, g.links0_bytes);
-      for (int l = 1; l <= level; ++l) g.links(slot, l)[0] = 0;
       g.encode(slot, v.data());
       g.flags[slot].store(detail::kReady, std::memory_order_release);
       auto s = g.acquire();
+      g.repair_around(*s, slot);
       g.insert(*s, slot, v.data());
       g.release(std::move(s));
       return;
@@ -671,7 +709,8 @@ void Hnsw::add(uint64_t label, std::span<const float> vector) {
   }
 }
 
-void Hnsw::add_batch(std::span<const uint64_t> labels, std::span<const float> vectors) {
+void Hnsw::add_batch(std::span<const uint64_t> labels, std::span<const float> vectors,
+                     bool show_progress) {
   Impl& m = *impl_;
   const size_t d = dim(), n = labels.size();
   if (vectors.size() != n * d)
@@ -704,9 +743,21 @@ void Hnsw::add_batch(std::span<const uint64_t> labels, std::span<const float> ve
       g.grow(need);
     }
   }
+  std::unique_ptr<ProgressBar> bar;
+  if (show_progress) bar = std::make_unique<ProgressBar>("index", int64_t(n), "vec");
+  std::atomic<int64_t> done{0};
+  std::mutex bar_mutex;
   parallel_for(0, static_cast<int64_t>(n), 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) add(labels[size_t(i)], vectors.subspan(size_t(i) * d, d));
+    for (int64_t i = b; i < e; ++i) {
+      add(labels[size_t(i)], vectors.subspan(size_t(i) * d, d));
+      const int64_t k = done.fetch_add(1) + 1;
+      if (bar && k % 256 == 0 && bar_mutex.try_lock()) {  // whichever thread is free draws
+        bar->update(done.load());
+        bar_mutex.unlock();
+      }
+    }
   });
+  if (bar) bar->finish();
 }
 
 void Hnsw::update(uint64_t label, std::span<const float> vector) {
@@ -720,6 +771,7 @@ void Hnsw::update(uint64_t label, std::span<const float> vector) {
     fail<IndexError>("Hnsw::update: label ", label, " is not in the index");
   g.encode(slot, v.data());
   auto s = g.acquire();
+  g.repair_around(*s, slot);
   g.insert(*s, slot, v.data());
   g.release(std::move(s));
 }

@@ -135,7 +135,11 @@ struct Graph {
   void decode(float* out, uint32_t slot) const;
   const float* exact_vector(uint32_t slot, float* scratch) const;
   const float* exact_or_stored(uint32_t slot, float* scratch) const;
-  float distance(const float* q, uint32_t slot) const;
+  float raw_distance(const float* q, uint32_t slot) const;
+  /// The distance from query q (f32, normalized for cosine) to the stored vector of a slot. Huge
+  /// vectors can overflow a sum to inf - inf; NaN is mapped to +inf so that every comparison and
+  /// sort stays a strict weak order.
+  float distance(const float* q, uint32_t slot) const { return not_nan(raw_distance(q, slot)); }
   float exact_distance(const float* q, const float* x) const;
 
   std::unique_ptr<Scratch> acquire() const;
@@ -149,6 +153,8 @@ struct Graph {
   void add_link(Scratch& s, uint32_t nb, uint32_t slot, float d, int l, size_t m_max);
   /// Writes label, level, vector and empty links of a slot and marks it ready (not yet linked).
   void prepare_slot(uint32_t slot, uint64_t label, const float* v);
+  /// Re-chooses the links of a slot's neighbours after its vector changed in place.
+  void repair_around(Scratch& s, uint32_t slot);
   /// Links a prepared slot into the graph.
   void insert(Scratch& s, uint32_t slot, const float* q);
 
@@ -163,7 +169,7 @@ struct Graph {
 namespace scholar::index {
 
 struct Hnsw::Impl {
-  mutable std::shared_mutex mutex;  // shared: search, add, remove; exclusive: the rest
+  mutable detail::RwLock mutex;  // shared: search, add, remove; exclusive: the rest
   std::unique_ptr<detail::Graph> g;
 };
 

@@ -219,10 +219,21 @@ TEST_CASE("Hnsw filters: every result passes and recall holds at 1, 10 and 50 pe
     INFO(percent << "% recall " << recall(got, want));
     CHECK(recall(got, want) >= 0.95);
   }
-  // The exact fallback can be turned off: at 1% the graph alone then loses recall or not, but the
-  // results still all pass.
-  HnswParams p = h.params();
-  CHECK(p.exact_search_below == 0.03);
+  // With the exact fallback off, the graph walk alone still returns only passing labels, and at 10%
+  // and above keeps its recall.
+  Hnsw walk(data.dim, Space::l2, {.exact_search_below = 0});
+  walk.add_batch(data.labels, data.values);
+  for (uint64_t percent : {1, 10}) {
+    Filter filter = [percent](uint64_t l) {
+      return (l * 0x9E3779B97F4A7C15ull >> 40) % 100 < percent;
+    };
+    const auto want = f.search_batch(data.queries(100), 10, 0, filter);
+    const auto got = walk.search_batch(data.queries(100), 10, 64, filter);
+    for (const auto& r : got)
+      for (const Neighbor& n : r) CHECK(filter(n.label));
+    INFO(percent << "% graph-only recall " << recall(got, want));
+    if (percent >= 10) CHECK(recall(got, want) >= 0.95);
+  }
 }
 
 TEST_CASE("Hnsw save and load keep results and every parameter", "[index]") {

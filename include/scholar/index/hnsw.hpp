@@ -101,7 +101,9 @@ class Hnsw final : public VectorIndex {
 
   /// Adds n = labels.size() vectors (row after row in `vectors`, n * dim() floats), inserting them
   /// concurrently on the process thread pool. Checks every vector and label before adding any.
-  void add_batch(std::span<const uint64_t> labels, std::span<const float> vectors);
+  /// With show_progress, draws a progress bar (rate and ETA) on stderr.
+  void add_batch(std::span<const uint64_t> labels, std::span<const float> vectors,
+                 bool show_progress = false);
 
   /// The parameters the index was built with.
   const HnswParams& params() const noexcept;

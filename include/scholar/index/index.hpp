@@ -53,7 +53,8 @@ struct Neighbor {
 
 /// A predicate on labels: search returns only vectors whose label passes. It is called from the
 /// searching thread, possibly many times per search, and must be safe to call concurrently if the
-/// same filter is used by concurrent searches.
+/// same filter is used by concurrent searches. It must not call into the index it filters (the
+/// search holds the index's lock).
 using Filter = std::function<bool(uint64_t label)>;
 
 /// The interface both indexes implement.
