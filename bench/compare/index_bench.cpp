@@ -1,14 +1,17 @@
-// One engine, one dataset, one process: builds an HNSW index (scholar::index::Hnsw, hnswlib's
-// HierarchicalNSW or FAISS IndexHNSWFlat) with M = 16, ef_construction = 200 on 2 threads, then
-// measures single-thread queries/s and recall@10 over a sweep of ef. Prints one JSON object.
-// bench/compare/index.py runs the engines alternately and makes the table and the plot.
+// HNSW engines side by side in one process: builds scholar::index::Hnsw, hnswlib's HierarchicalNSW
+// and FAISS IndexHNSWFlat (M = 16, ef_construction = 200, 2 threads) one after another on the same
+// data, then measures single-thread queries/s and recall@10 over a sweep of ef, the engines taking
+// turns pass by pass. Prints one JSON object. bench/compare/index.py runs it in rounds (the build
+// order alternating) and makes the table and the plot.
 //
-//   index_bench --engine scholar|hnswlib|faiss --data a|b [--cache DIR] [--efs 10,16,...]
+//   index_bench [--engines scholar,hnswlib,faiss] --data a|b [--cache DIR] [--efs 10,16,...]
+//               [--index-file PREFIX]   (load the indexes from PREFIX.<engine> if there, else save)
 //
 // Datasets (seeded, identical for every engine):
 //   a: 200,000 x 128 floats from a mixture of 1,000 Gaussian clusters, L2, 1,000 queries
 //   b: 100,000 x 384 unit vectors from 500 clusters, cosine (inner product of unit vectors)
-// Memory is the growth of the process's resident set during the build (a fresh process per run).
+// Memory is what each build leaves allocated (see heap_bytes).
+#include <malloc.h>
 #include <omp.h>
 
 #include <faiss/IndexHNSW.h>
@@ -92,11 +95,22 @@ std::vector<std::vector<uint64_t>> ground_truth(const Dataset& d, const std::str
   return gt;
 }
 
-size_t rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  size_t pages = 0, resident = 0;
-  f >> pages >> resident;
-  return resident * 4096;
+// Bytes allocated with malloc and not yet freed, over all arenas (glibc's mallinfo2): the growth
+// across a build is the memory the index keeps, whatever it touched and freed on the way.
+size_t heap_bytes() {
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+std::vector<std::string> split(const std::string& v) {
+  std::vector<std::string> out;
+  for (size_t p = 0; p <= v.size();) {
+    size_t e = v.find(',', p);
+    if (e == std::string::npos) e = v.size();
+    if (e > p) out.push_back(v.substr(p, e - p));
+    p = e + 1;
+  }
+  return out;
 }
 
 double now() {
@@ -205,14 +219,14 @@ struct Faiss : Engine {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string engine = "scholar", cache = "/tmp", index_file;
+  std::string engines_arg = "scholar,hnswlib,faiss", cache = "/tmp", index_file;
   char data = 'a';
   std::vector<size_t> efs = {10, 12,  16,  20,  24,  32,  40,  48,  64, 80,
                              96, 128, 160, 192, 256, 320, 384, 512, 768};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--engine")
-      engine = v;
+    if (k == "--engines" || k == "--engine")
+      engines_arg = v;
     else if (k == "--data")
       data = v[0];
     else if (k == "--cache")
@@ -221,12 +235,7 @@ int main(int argc, char** argv) {
       index_file = v;
     else if (k == "--efs") {
       efs.clear();
-      for (size_t p = 0; p < v.size();) {
-        size_t e = v.find(',', p);
-        if (e == std::string::npos) e = v.size();
-        efs.push_back(std::stoul(v.substr(p, e - p)));
-        p = e + 1;
-      }
+      for (const auto& x : split(v)) efs.push_back(std::stoul(x));
     } else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -237,44 +246,63 @@ int main(int argc, char** argv) {
   const Dataset d = make(data);
   const auto gt = ground_truth(d, cache + "/index_gt_" + data + ".bin");
 
-  std::unique_ptr<Engine> e;
-  if (engine == "scholar")
-    e = std::make_unique<Scholar>();
-  else if (engine == "hnswlib")
-    e = std::make_unique<Hnswlib>();
-  else if (engine == "faiss")
-    e = std::make_unique<Faiss>();
-  else
-    return 2;
-  e->file = index_file;
-
-  const size_t rss0 = rss_bytes();
-  const double t0 = now();
-  e->build(d);
-  const double build_s = now() - t0;
-  const size_t mem = rss_bytes() - rss0;
-
-  std::printf(
-      "{\"engine\": \"%s\", \"data\": \"%c\", \"n\": %zu, \"dim\": %zu, \"build_s\": %.3f, "
-      "\"memory_bytes\": %zu, \"sweep\": [",
-      engine.c_str(), data, d.n, d.dim, build_s, mem);
+  const std::vector<std::string> names = split(engines_arg);
+  std::vector<std::unique_ptr<Engine>> engines;
+  for (const auto& name : names) {
+    if (name == "scholar")
+      engines.push_back(std::make_unique<Scholar>());
+    else if (name == "hnswlib")
+      engines.push_back(std::make_unique<Hnswlib>());
+    else if (name == "faiss")
+      engines.push_back(std::make_unique<Faiss>());
+    else
+      return 2;
+    if (!index_file.empty()) engines.back()->file = index_file + "." + name;
+  }
+  // Builds one after another, in the order given.
+  std::vector<double> build_s(engines.size());
+  std::vector<size_t> mem(engines.size());
+  for (size_t e = 0; e < engines.size(); ++e) {
+    const size_t m0 = heap_bytes();
+    const double t0 = now();
+    engines[e]->build(d);
+    build_s[e] = now() - t0;
+    mem[e] = heap_bytes() - m0;
+    std::fprintf(stderr, "  %s: built in %.1f s\n", names[e].c_str(), build_s[e]);
+  }
+  // Queries: for each ef, three passes over all queries per engine, the engines taking turns pass
+  // by pass (A B C A B C ...), so a drift in the machine's speed touches all alike; best pass
+  // counts.
+  std::vector<std::vector<double>> qps(engines.size()), rec(engines.size());
   std::vector<uint64_t> got(d.nq * 10);
   for (size_t k = 0; k < efs.size(); ++k) {
-    e->search(d.q.data(), efs[k], got.data());  // warm
-    double best = 1e30;
-    for (int rep = 0; rep < 3; ++rep) {  // the best of 3 passes over all queries
-      const double s0 = now();
-      e->search_all(d.q.data(), d.nq, d.dim, efs[k], got.data());
-      best = std::min(best, now() - s0);
-    }
-    size_t hit = 0;
-    for (size_t i = 0; i < d.nq; ++i) {
-      std::unordered_set<uint64_t> want(gt[i].begin(), gt[i].end());
-      for (size_t j = 0; j < 10; ++j) hit += want.count(got[i * 10 + j]);
-    }
-    std::printf("%s{\"ef\": %zu, \"recall\": %.4f, \"qps\": %.1f}", k ? ", " : "", efs[k],
-                double(hit) / double(d.nq * 10), double(d.nq) / best);
+    std::vector<double> best(engines.size(), 1e30);
+    for (auto& e : engines) e->search(d.q.data(), efs[k], got.data());  // warm
+    for (int rep = 0; rep < 3; ++rep)
+      for (size_t e = 0; e < engines.size(); ++e) {
+        const double s0 = now();
+        engines[e]->search_all(d.q.data(), d.nq, d.dim, efs[k], got.data());
+        best[e] = std::min(best[e], now() - s0);
+        if (rep == 2) {
+          size_t hit = 0;
+          for (size_t i = 0; i < d.nq; ++i) {
+            std::unordered_set<uint64_t> want(gt[i].begin(), gt[i].end());
+            for (size_t j = 0; j < 10; ++j) hit += want.count(got[i * 10 + j]);
+          }
+          rec[e].push_back(double(hit) / double(d.nq * 10));
+          qps[e].push_back(double(d.nq) / best[e]);
+        }
+      }
   }
-  std::printf("]}\n");
+  std::printf("{\"data\": \"%c\", \"n\": %zu, \"dim\": %zu, \"engines\": {", data, d.n, d.dim);
+  for (size_t e = 0; e < engines.size(); ++e) {
+    std::printf("%s\"%s\": {\"build_s\": %.3f, \"memory_bytes\": %zu, \"sweep\": [", e ? ", " : "",
+                names[e].c_str(), build_s[e], mem[e]);
+    for (size_t k = 0; k < efs.size(); ++k)
+      std::printf("%s{\"ef\": %zu, \"recall\": %.4f, \"qps\": %.1f}", k ? ", " : "", efs[k],
+                  rec[e][k], qps[e][k]);
+    std::printf("]}");
+  }
+  std::printf("}}\n");
   return 0;
 }
