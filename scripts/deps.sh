@@ -11,7 +11,7 @@ set -eu
 BUILD="build-essential cmake ninja-build pkg-config libeigen3-dev libxsimd-dev libopenblas-dev"
 TEST="catch2 libbenchmark-dev"
 DEMO="jargon-text"
-FIXTURES="python3 python3-torch python3-numpy"
+FIXTURES="python3 python3-torch python3-numpy python3-tqdm"
 FUZZ="clang libclang-rt-14-dev"
 BENCH="libhnswlib-dev libfaiss-dev python3-matplotlib"
 

@@ -439,8 +439,8 @@ Result generate(infer::Session& session, std::span<const int32_t> prompt,
 
 Result generate(infer::Session& session, std::string_view prompt, const GenerationConfig& cfg,
                 const StreamCallback& on_token) {
-  const text::BpeTokenizer& tok = session.model().tokenizer();
-  const std::vector<int32_t> ids = tok.encode(prompt, true);
+  const text::Tokenizer& tok = session.model().tokenizer();
+  const std::vector<int32_t> ids = tok.encode_with_special(prompt);
   return generate(session, ids, cfg, &tok, on_token);
 }
 

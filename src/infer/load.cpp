@@ -56,23 +56,29 @@ Weight permute_bias(const Weight& b, int64_t D, bool to_gguf) {
 // --- tokenizer from GGUF metadata
 // ---------------------------------------------------------------------
 
-std::shared_ptr<const text::BpeTokenizer> gguf_tokenizer(const io::GgufFile& f, std::string& note) {
+std::shared_ptr<const text::Tokenizer> gguf_tokenizer(const io::GgufFile& f, std::string& note) {
   const io::GgufValue* model = f.find("tokenizer.ggml.model");
   if (!model) {
     note = "the GGUF file has no tokenizer.ggml.model";
     return nullptr;
   }
   const std::string& kind = model->as_string(f.path() + ": tokenizer.ggml.model");
+  if (kind == "llama")
+    return std::make_shared<text::SpmTokenizer>(text::SpmTokenizer::from_gguf(f));
   if (kind != "gpt2") {
-    note = "its tokenizer type '" + kind + "' is not supported (byte-level BPE 'gpt2' is)";
+    note = "its tokenizer type '" + kind +
+           "' is not supported (byte-level BPE 'gpt2' and SentencePiece 'llama' are)";
     return nullptr;
   }
+  text::PreTokenizer rule = text::PreTokenizer::gpt2;
   if (const io::GgufValue* pre = f.find("tokenizer.ggml.pre")) {
     const std::string& p = pre->as_string(f.path() + ": tokenizer.ggml.pre");
-    if (p != "gpt-2" && p != "default") {
-      note = "its pre-tokenizer '" + p + "' is not supported (GPT-2's is)";
+    const auto r = text::pre_tokenizer_from_name(p);
+    if (!r) {
+      note = "its pre-tokenizer '" + p + "' is not supported (gpt-2, llama-bpe and qwen2 are)";
       return nullptr;
     }
+    rule = *r;
   }
   const std::string where = f.path() + ": tokenizer.ggml.";
   const auto tokens = f.get("tokenizer.ggml.tokens").as_strings(where + "tokens");
@@ -110,8 +116,11 @@ std::shared_ptr<const text::BpeTokenizer> gguf_tokenizer(const io::GgufFile& f, 
   j.set("added_tokens", std::move(added));
   j.set("pre_tokenizer", std::move(pre));
   j.set("model", std::move(mj));
-  return std::make_shared<text::BpeTokenizer>(
+  auto tok = std::make_shared<text::BpeTokenizer>(
       text::BpeTokenizer::from_json(j, f.path() + " (tokenizer metadata)"));
+  tok->set_pre_tokenizer(rule);
+  tok->set_ignore_merges(rule == text::PreTokenizer::llama3);  // as llama.cpp decides
+  return tok;
 }
 
 }  // namespace
@@ -354,13 +363,13 @@ std::optional<Weight> st_weight(const std::shared_ptr<io::SafetensorsFile>& f,
   return w;
 }
 
-int32_t special_id(const text::BpeTokenizer* tok, const char* text) {
+int32_t special_id(const text::Tokenizer* tok, const char* text) {
   if (!tok) return -1;
   auto id = tok->find(text);
   return id && tok->is_special(*id) ? *id : -1;
 }
 
-void default_special_ids(ModelConfig& cfg, const text::BpeTokenizer* tok) {
+void default_special_ids(ModelConfig& cfg, const text::Tokenizer* tok) {
   if (cfg.eos_id < 0) cfg.eos_id = special_id(tok, "<|endoftext|>");
   if (cfg.bos_id < 0) cfg.bos_id = special_id(tok, "<|endoftext|>");
 }
@@ -418,7 +427,7 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir) {
     return std::nullopt;
   };
   ModelWeights w = weights_from_hf(cfg.arch, src);
-  std::shared_ptr<const text::BpeTokenizer> tok;
+  std::shared_ptr<const text::Tokenizer> tok;
   std::string note;
   const fs::path tj = d / "tokenizer.json";
   if (fs::exists(tj)) {
@@ -455,7 +464,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path) {
   cfg.rope_style = kernels::RopeStyle::half;
   Source src{path, [&f](const std::string& name) { return st_weight(f, name); }};
   ModelWeights w = weights_from_hf(cfg.arch, src);
-  std::shared_ptr<const text::BpeTokenizer> tok;
+  std::shared_ptr<const text::Tokenizer> tok;
   std::string note = "the checkpoint carries no tokenizer";
   auto t = f->metadata().find("tokenizer");
   if (t != f->metadata().end()) {
@@ -470,7 +479,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path) {
 }
 
 std::shared_ptr<const Model> Model::from_module(const nn::TransformerLM& lm,
-                                                std::shared_ptr<const text::BpeTokenizer> tok) {
+                                                std::shared_ptr<const text::Tokenizer> tok) {
   std::map<std::string, Tensor<float>> params;
   for (const auto& p : lm.named_parameters()) params.emplace(p.name, p.var.value().contiguous());
   Source src{"nn::TransformerLM", [&params](const std::string& name) -> std::optional<Weight> {
@@ -551,20 +560,39 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     g.set(k("rope.freq_base"), V::f32(static_cast<float>(a.rope_theta)));
     g.set(k("rope.dimension_count"), V::u32(static_cast<uint32_t>(a.head_dim())));
   }
-  if (tok_) {
+  if (const auto* spm = dynamic_cast<const text::SpmTokenizer*>(tok_.get())) {
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    std::vector<int32_t> types;
+    for (const auto& p : spm->pieces()) {
+      tokens.push_back(p.text);
+      scores.push_back(p.score);
+      types.push_back(static_cast<int32_t>(p.type));
+    }
+    for (int64_t i = spm->vocab_size(); i < a.vocab_size; ++i) {
+      tokens.push_back("[PAD" + std::to_string(i) + "]");
+      scores.push_back(-1e9f);
+      types.push_back(5);
+    }
+    g.set("tokenizer.ggml.model", V::string("llama"));
+    g.set("tokenizer.ggml.tokens", V::string_array(std::move(tokens)));
+    g.set("tokenizer.ggml.scores", V::f32_array(scores));
+    g.set("tokenizer.ggml.token_type", V::i32_array(types));
+    g.set("tokenizer.ggml.add_space_prefix", V::boolean(spm->add_space_prefix()));
+  } else if (const auto* bpe = dynamic_cast<const text::BpeTokenizer*>(tok_.get())) {
     const int64_t V_ = a.vocab_size;
     std::vector<std::string> tokens;
     std::vector<int32_t> types;
-    const io::Json tj = tok_->to_json();
-    std::vector<std::string> printable(static_cast<size_t>(tok_->vocab_size()));
+    const io::Json tj = bpe->to_json();
+    std::vector<std::string> printable(static_cast<size_t>(bpe->vocab_size()));
     for (const auto& [text, id] : tj.at("model").at("vocab").as_object())
       printable[static_cast<size_t>(id.as_int())] = text;
     for (int32_t i = 0; i < V_; ++i) {
-      if (i >= tok_->vocab_size()) {
+      if (i >= bpe->vocab_size()) {
         tokens.push_back("[PAD" + std::to_string(i) + "]");
         types.push_back(5);
-      } else if (tok_->is_special(i)) {
-        tokens.push_back(tok_->token_bytes(i));
+      } else if (bpe->is_special(i)) {
+        tokens.push_back(bpe->token_bytes(i));
         types.push_back(3);
       } else {
         tokens.push_back(printable[static_cast<size_t>(i)]);
@@ -574,7 +602,8 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     std::vector<std::string> merges;
     for (const auto& m : tj.at("model").at("merges").as_array()) merges.push_back(m.as_string());
     g.set("tokenizer.ggml.model", V::string("gpt2"));
-    g.set("tokenizer.ggml.pre", V::string("gpt-2"));
+    g.set("tokenizer.ggml.pre",
+          V::string(std::string(text::pre_tokenizer_name(bpe->pre_tokenizer()))));
     g.set("tokenizer.ggml.tokens", V::string_array(std::move(tokens)));
     g.set("tokenizer.ggml.token_type", V::i32_array(types));
     g.set("tokenizer.ggml.merges", V::string_array(std::move(merges)));

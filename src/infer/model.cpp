@@ -139,7 +139,7 @@ void expect(const std::string& source, const Weight& w, const char* what, int64_
 
 }  // namespace
 
-Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::BpeTokenizer> tok,
+Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::Tokenizer> tok,
              std::string source)
     : cfg_(std::move(cfg)), w_(std::move(w)), tok_(std::move(tok)), source_(std::move(source)) {
   const auto& a = cfg_.arch;
@@ -195,7 +195,7 @@ Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::BpeTok
                       " tokens, more than the model's vocabulary of ", V);
 }
 
-const text::BpeTokenizer& Model::tokenizer() const {
+const text::Tokenizer& Model::tokenizer() const {
   if (!tok_)
     fail<Error>(source_, ": no tokenizer",
                 tokenizer_note_.empty() ? std::string(" was found with the weights")

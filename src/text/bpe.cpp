@@ -37,6 +37,14 @@ bool is_space(uint32_t cp) {
          cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
 }
 
+// Unicode's White_Space property (the \s of Rust's regex, which Hugging Face tokenizers use, and
+// of llama.cpp): JavaScript's class plus U+0085 and without U+FEFF.
+bool is_unicode_space(uint32_t cp) {
+  return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+         cp == 0x205F || cp == 0x3000;
+}
+
 constexpr uint32_t kInvalid = 0xFFFFFFFF;  // a byte that does not start valid UTF-8
 
 Class classify(uint32_t cp) {
@@ -47,6 +55,18 @@ Class classify(uint32_t cp) {
     return is_space(cp) ? Class::space : Class::other;
   }
   if (is_space(cp)) return Class::space;
+  if (in_table(kLetters, cp)) return Class::letter;
+  if (in_table(kNumbers, cp)) return Class::number;
+  return Class::other;
+}
+
+Class classify_unicode(uint32_t cp) {
+  if (cp == kInvalid) return Class::other;
+  if (is_unicode_space(cp)) return Class::space;
+  if (cp < 0x80) {
+    if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return Class::letter;
+    return cp >= '0' && cp <= '9' ? Class::number : Class::other;
+  }
   if (in_table(kLetters, cp)) return Class::letter;
   if (in_table(kNumbers, cp)) return Class::number;
   return Class::other;
@@ -211,6 +231,133 @@ std::vector<std::string_view> gpt2_pretokenize(std::string_view s) {
   return out;
 }
 
+// Llama 3's rule, (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ , and Qwen2's (max_digits = 1), as a
+// scanner that tries the alternatives in order at each position, as the regex does.
+std::vector<std::string_view> llama3_pretokenize(std::string_view s, size_t max_digits) {
+  std::vector<std::string_view> out;
+  const size_t n = s.size();
+  auto at = [&](size_t j) {  // (class, length) of the code point at j
+    const auto [cp, len] = next_cp(s, j);
+    return std::make_pair(classify_unicode(cp), len);
+  };
+  auto run = [&](size_t j, Class cls) {
+    while (j < n) {
+      const auto [c, len] = at(j);
+      if (c != cls) break;
+      j += len;
+    }
+    return j;
+  };
+  auto lower = [](char c) { return static_cast<char>(c | 0x20); };
+  size_t i = 0;
+  auto emit = [&](size_t end) {
+    out.push_back(s.substr(i, end - i));
+    i = end;
+  };
+  while (i < n) {
+    if (s[i] == '\'' && i + 1 < n) {  // contractions, any case
+      const char a = lower(s[i + 1]), b = i + 2 < n ? lower(s[i + 2]) : '\0';
+      size_t len = 0;
+      if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        len = 3;
+      else if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        len = 2;
+      if (len) {
+        emit(i + len);
+        continue;
+      }
+    }
+    const auto [cp, len] = next_cp(s, i);
+    const Class c = classify_unicode(cp);
+    if (c == Class::letter) {  // [^\r\n\p{L}\p{N}]?\p{L}+ without the prefix
+      emit(run(i + len, Class::letter));
+      continue;
+    }
+    if (c != Class::number && cp != '\r' && cp != '\n' && i + len < n &&
+        at(i + len).first == Class::letter) {  // ... with one leading character
+      emit(run(i + len, Class::letter));
+      continue;
+    }
+    if (c == Class::number) {  // \p{N}{1,max_digits}
+      size_t j = i + len, k = 1;
+      for (; j < n && k < max_digits; ++k) {
+        const auto [c2, len2] = at(j);
+        if (c2 != Class::number) break;
+        j += len2;
+      }
+      emit(j);
+      continue;
+    }
+    // " ?[^\s\p{L}\p{N}]+[\r\n]*"
+    size_t j = n;  // start of the run of "other" characters, if this alternative applies
+    if (c == Class::other)
+      j = i;
+    else if (cp == ' ' && i + 1 < n && at(i + 1).first == Class::other)
+      j = i + 1;
+    if (j != n) {
+      size_t end = run(j, Class::other);
+      while (end < n && (s[end] == '\r' || s[end] == '\n')) ++end;
+      emit(end);
+      continue;
+    }
+    // Whitespace: "\s*[\r\n]+" (up to the run's last line break), else "\s+(?!\S)", else "\s+".
+    const size_t e = run(i, Class::space);
+    size_t last_break = n, last = i;
+    for (size_t k = i; k < e; k += next_cp(s, k).second) {
+      if (s[k] == '\r' || s[k] == '\n') last_break = k;
+      last = k;
+    }
+    if (last_break != n)
+      emit(last_break + 1);
+    else if (e == n || last == i)
+      emit(e);
+    else
+      emit(last);
+  }
+  return out;
+}
+
+std::string_view pre_tokenizer_name(PreTokenizer rule) {
+  switch (rule) {
+    case PreTokenizer::gpt2:
+      return "gpt-2";
+    case PreTokenizer::llama3:
+      return "llama-bpe";
+    case PreTokenizer::qwen2:
+      return "qwen2";
+  }
+  return "?";
+}
+
+std::optional<PreTokenizer> pre_tokenizer_from_name(std::string_view name) {
+  if (name == "gpt-2" || name == "default") return PreTokenizer::gpt2;
+  if (name == "llama-bpe" || name == "llama3" || name == "llama-v3") return PreTokenizer::llama3;
+  if (name == "qwen2") return PreTokenizer::qwen2;
+  return std::nullopt;
+}
+
+std::vector<std::string_view> pretokenize(std::string_view text, PreTokenizer rule) {
+  switch (rule) {
+    case PreTokenizer::gpt2:
+      return gpt2_pretokenize(text);
+    case PreTokenizer::llama3:
+      return llama3_pretokenize(text, 3);
+    case PreTokenizer::qwen2:
+      return llama3_pretokenize(text, 1);
+  }
+  return {};
+}
+
+// The regexes of Hugging Face's Split pre-tokenizers for the llama3 and qwen2 rules, as their
+// tokenizer.json files spell them.
+constexpr std::string_view kLlama3Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+constexpr std::string_view kQwen2Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 // --- the tokenizer -------------------------------------------------------------------------------
 
 BpeTokenizer::BpeTokenizer() {
@@ -268,6 +415,11 @@ bool BpeTokenizer::is_special(int32_t id) const {
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
   const size_t n = piece.size();
   if (n == 0) return;
+  if (ignore_merges_ && n > 1)
+    if (auto it = ids_.find(std::string(piece)); it != ids_.end()) {
+      out.push_back(it->second);
+      return;
+    }
   std::vector<int32_t> sym(n);
   for (size_t i = 0; i < n; ++i) sym[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
   if (n <= 64) {
@@ -330,7 +482,7 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
 }
 
 void BpeTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
-  for (std::string_view piece : gpt2_pretokenize(text)) encode_piece(piece, out);
+  for (std::string_view piece : pretokenize(text, pre_)) encode_piece(piece, out);
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool allow_special) const {
@@ -383,10 +535,11 @@ BpeTokenizer BpeTokenizer::train(std::span<const std::string_view> texts, const 
   if (o.min_frequency < 1)
     fail<ValueError>("BPE train: min_frequency must be >= 1, got ", o.min_frequency);
   BpeTokenizer tok;
+  tok.pre_ = o.pre_tokenizer;
   // Distinct pieces and how often each occurs.
   std::unordered_map<std::string_view, int64_t> piece_count;
   for (std::string_view t : texts)
-    for (std::string_view p : gpt2_pretokenize(t)) ++piece_count[p];
+    for (std::string_view p : pretokenize(t, o.pre_tokenizer)) ++piece_count[p];
   struct Word {
     std::vector<int32_t> sym;
     int64_t count;
@@ -590,6 +743,7 @@ io::Json BpeTokenizer::to_json() const {
   model.set("end_of_word_suffix", Json(""));
   model.set("fuse_unk", Json(false));
   model.set("byte_fallback", Json(false));
+  model.set("ignore_merges", Json(ignore_merges_));
   model.set("vocab", std::move(vocab));
   model.set("merges", std::move(merges));
   Json j = Json::object();
@@ -598,7 +752,27 @@ io::Json BpeTokenizer::to_json() const {
   j.set("padding", Json());
   j.set("added_tokens", std::move(added));
   j.set("normalizer", Json());
-  j.set("pre_tokenizer", byte_level());
+  if (pre_ == PreTokenizer::gpt2) {
+    j.set("pre_tokenizer", byte_level());
+  } else {  // Hugging Face's form: a regex Split, then ByteLevel without its own regex
+    Json pattern = Json::object();
+    pattern.set("Regex",
+                Json(std::string(pre_ == PreTokenizer::llama3 ? kLlama3Regex : kQwen2Regex)));
+    Json split = Json::object();
+    split.set("type", Json("Split"));
+    split.set("pattern", std::move(pattern));
+    split.set("behavior", Json("Isolated"));
+    split.set("invert", Json(false));
+    Json bl = byte_level();
+    bl.set("use_regex", Json(false));
+    Json seq = Json::object();
+    seq.set("type", Json("Sequence"));
+    Json list = Json::array();
+    list.push_back(std::move(split));
+    list.push_back(std::move(bl));
+    seq.set("pretokenizers", std::move(list));
+    j.set("pre_tokenizer", std::move(seq));
+  }
   j.set("post_processor", byte_level());
   j.set("decoder", byte_level());
   j.set("model", std::move(model));
@@ -619,21 +793,37 @@ BpeTokenizer BpeTokenizer::from_json(const io::Json& j, std::string_view source)
   const std::string& type = model.at("type", src + ": model").as_string(src + ": model.type");
   if (type != "BPE")
     fail<FormatError>(src, ": model type '", type, "' is not supported (BPE only)");
-  // Pre-tokenization must be GPT-2's byte-level rule.
+  // Pre-tokenization: GPT-2's byte-level rule, or a Split by Llama 3's or Qwen2's regex followed by
+  // ByteLevel without its own regex.
   const io::Json* pre = j.find("pre_tokenizer");
-  auto is_gpt2_byte_level = [](const io::Json& p) {
-    return p.is_object() && p.find("type") && p.at("type").as_string() == "ByteLevel" &&
-           (!p.find("use_regex") || p.at("use_regex").as_bool());
+  auto type_of = [](const io::Json& p) {
+    return p.is_object() && p.find("type") && p.at("type").is_string() ? p.at("type").as_string()
+                                                                       : std::string();
   };
-  if (!pre || !is_gpt2_byte_level(*pre)) {
-    bool ok = false;
-    if (pre && pre->is_object() && pre->find("type") && pre->at("type").as_string() == "Sequence")
-      for (const io::Json& p : pre->at("pretokenizers").as_array())
-        ok = ok || is_gpt2_byte_level(p);
-    if (!ok)
-      fail<FormatError>(src, ": pre-tokenizer is not GPT-2's byte-level rule (",
-                        pre ? pre->dump() : "none", "); only that one is supported");
+  auto is_gpt2_byte_level = [&](const io::Json& p) {
+    return type_of(p) == "ByteLevel" && (!p.find("use_regex") || p.at("use_regex").as_bool());
+  };
+  auto split_rule = [&](const io::Json& p) -> std::optional<PreTokenizer> {
+    if (type_of(p) != "Split" || !p.find("pattern") || !p.at("pattern").is_object()) return {};
+    const io::Json* re = p.at("pattern").find("Regex");
+    if (!re || !re->is_string()) return {};
+    if (re->as_string() == kLlama3Regex) return PreTokenizer::llama3;
+    if (re->as_string() == kQwen2Regex) return PreTokenizer::qwen2;
+    return {};
+  };
+  std::optional<PreTokenizer> rule;
+  if (pre && is_gpt2_byte_level(*pre)) {
+    rule = PreTokenizer::gpt2;
+  } else if (pre && type_of(*pre) == "Sequence" && pre->find("pretokenizers")) {
+    for (const io::Json& p : pre->at("pretokenizers").as_array(src + ": pretokenizers")) {
+      if (is_gpt2_byte_level(p)) rule = PreTokenizer::gpt2;
+      if (auto r = split_rule(p)) rule = r;
+    }
   }
+  if (!rule)
+    fail<FormatError>(src, ": pre-tokenizer ", pre ? pre->dump() : "none",
+                      " is not one scholar implements (GPT-2's byte-level rule, or a Split by "
+                      "Llama 3's or Qwen2's regex)");
   const auto& vocab = model.at("vocab", src + ": model").as_object(src + ": model.vocab");
   std::vector<std::pair<int64_t, std::string>> by_id;
   for (const auto& [printable, id] : vocab)
@@ -654,6 +844,9 @@ BpeTokenizer BpeTokenizer::from_json(const io::Json& j, std::string_view source)
   for (auto& [id, text] : added_by_id) all.push_back({id, {text, true}});
   std::sort(all.begin(), all.end());
   BpeTokenizer tok;
+  tok.pre_ = *rule;
+  if (const io::Json* im = model.find("ignore_merges"); im && im->is_bool())
+    tok.ignore_merges_ = im->as_bool();
   tok.tokens_.clear();
   tok.ids_.clear();
   for (size_t k = 0; k < all.size(); ++k) {

@@ -103,9 +103,9 @@ class Model {
   static std::shared_ptr<const Model> from_checkpoint(const std::string& path);
   /// Copies the weights of a model built or trained with scholar::nn.
   static std::shared_ptr<const Model> from_module(
-      const nn::TransformerLM& lm, std::shared_ptr<const text::BpeTokenizer> tok = nullptr);
+      const nn::TransformerLM& lm, std::shared_ptr<const text::Tokenizer> tok = nullptr);
   /// Assembles a model from parts (validates every shape against cfg).
-  Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::BpeTokenizer> tok,
+  Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::Tokenizer> tok,
         std::string source);
 
   const ModelConfig& config() const noexcept { return cfg_; }
@@ -115,8 +115,8 @@ class Model {
   const std::string& source() const noexcept { return source_; }
   bool has_tokenizer() const noexcept { return tok_ != nullptr; }
   /// The tokenizer; Error if the file carried none.
-  const text::BpeTokenizer& tokenizer() const;
-  std::shared_ptr<const text::BpeTokenizer> tokenizer_ptr() const noexcept { return tok_; }
+  const text::Tokenizer& tokenizer() const;
+  std::shared_ptr<const text::Tokenizer> tokenizer_ptr() const noexcept { return tok_; }
   /// Bytes of all weights (what one decode step reads, plus the embedding table).
   size_t weight_bytes() const;
   /// Bytes read per decoded token: every matrix once, one embedding row.
@@ -137,7 +137,7 @@ class Model {
  private:
   ModelConfig cfg_;
   ModelWeights w_;
-  std::shared_ptr<const text::BpeTokenizer> tok_;
+  std::shared_ptr<const text::Tokenizer> tok_;
   std::string source_;
   std::string tokenizer_note_;  // why there is no tokenizer, when there is none
 

@@ -1,9 +1,10 @@
 // scholar/text/tokenizer.hpp: tokenizers, and byte-level BPE (GPT-2's scheme).
 //
 // Byte-level BPE works on the bytes of the text, so every byte string, valid UTF-8 or not,
-// encodes and decodes back exactly. Text is first split into pieces by GPT-2's pre-tokenization
-// rule (contractions, letter runs, number runs, other runs, whitespace), each optionally led by one
-// space, then each piece's bytes are merged pair by pair in the order the merges were learned.
+// encodes and decodes back exactly. Text is first split into pieces by a pre-tokenization rule
+// (GPT-2's by default: contractions, letter runs, number runs, other runs, whitespace, each
+// optionally led by one space; Llama 3's and Qwen2's on request), then each piece's bytes are
+// merged pair by pair in the order the merges were learned.
 //
 //   auto tok = text::BpeTokenizer::load("tokenizer.json");          // Hugging Face format
 //   std::vector<int32_t> ids = tok.encode("Hello world");
@@ -28,22 +29,56 @@
 
 #include "scholar/io/json.hpp"
 
+namespace scholar::io {
+class GgufFile;
+}
+
 namespace scholar::text {
 
-/// What every tokenizer offers.
+/// What every tokenizer offers (BpeTokenizer, SpmTokenizer).
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  /// Token ids of `text`.
+  /// Token ids of `text`; special-token text is plain text.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  /// As encode(), but exact occurrences of special tokens' text become their ids (as Hugging Face
+  /// and llama.cpp do with special-token parsing on).
+  virtual std::vector<int32_t> encode_with_special(std::string_view text) const = 0;
   /// The bytes the ids stand for (IndexError for an id outside the vocabulary).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
   /// Number of token ids (the model's vocabulary size must be at least this).
   virtual int32_t vocab_size() const = 0;
+  /// The bytes one token stands for when decoded (IndexError outside the vocabulary).
+  virtual const std::string& token_bytes(int32_t id) const = 0;
+  /// Whether the id is a special (control) token.
+  virtual bool is_special(int32_t id) const = 0;
+  /// The id of the token written `text` in the vocabulary (special tokens by their text), if any.
+  virtual std::optional<int32_t> find(std::string_view text) const = 0;
 };
 
 /// Splits text into GPT-2 pre-tokenization pieces (string_views into `text`). Exposed for tests.
 std::vector<std::string_view> gpt2_pretokenize(std::string_view text);
+
+/// The rule that splits text into pieces before BPE merges them (merges never cross pieces).
+enum class PreTokenizer : uint8_t {
+  /// GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  gpt2,
+  /// Llama 3 (and OpenAI's cl100k): (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|
+  /// \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  llama3,
+  /// Qwen2: as llama3, but every digit is a piece of its own (\p{N} instead of \p{N}{1,3}).
+  qwen2
+};
+
+/// The name llama.cpp writes to tokenizer.ggml.pre: "gpt-2", "llama-bpe" or "qwen2".
+std::string_view pre_tokenizer_name(PreTokenizer rule);
+/// The rule for a tokenizer.ggml.pre value ("default" and "gpt-2"; "llama-bpe", "llama3",
+/// "llama-v3"; "qwen2"), or nullopt for one scholar does not implement.
+std::optional<PreTokenizer> pre_tokenizer_from_name(std::string_view name);
+/// Splits text into the pieces of `rule` (string_views into `text`). \s is JavaScript's class for
+/// gpt2 (as gpt-3-encoder) and Unicode White_Space for the others (as Hugging Face tokenizers and
+/// llama.cpp).
+std::vector<std::string_view> pretokenize(std::string_view text, PreTokenizer rule);
 
 /// Byte-level byte-pair encoding.
 class BpeTokenizer : public Tokenizer {
@@ -52,6 +87,7 @@ class BpeTokenizer : public Tokenizer {
     int32_t vocab_size = 8192;                ///< including the 256 bytes and the special tokens
     std::vector<std::string> special_tokens;  ///< appended after the merges, in this order
     int64_t min_frequency = 2;                ///< stop when the best pair occurs less often
+    PreTokenizer pre_tokenizer = PreTokenizer::gpt2;
     /// Called now and then with (merges done, merges wanted); for progress bars.
     std::function<void(int64_t, int64_t)> progress;
   };
@@ -78,18 +114,29 @@ class BpeTokenizer : public Tokenizer {
   /// case exact occurrences become their ids (as Hugging Face tokenizers do by default).
   std::vector<int32_t> encode(std::string_view text, bool allow_special) const;
   std::vector<int32_t> encode(std::string_view text) const override { return encode(text, false); }
+  std::vector<int32_t> encode_with_special(std::string_view text) const override {
+    return encode(text, true);
+  }
   std::string decode(std::span<const int32_t> ids) const override;
   int32_t vocab_size() const override { return static_cast<int32_t>(tokens_.size()); }
 
   /// The bytes of one token.
-  const std::string& token_bytes(int32_t id) const;
+  const std::string& token_bytes(int32_t id) const override;
   /// The id of the token with exactly these bytes (or special-token text), if any.
-  std::optional<int32_t> find(std::string_view bytes) const;
+  std::optional<int32_t> find(std::string_view bytes) const override;
   /// Ids of the special tokens, in order.
   const std::vector<int32_t>& special_ids() const noexcept { return special_ids_; }
-  bool is_special(int32_t id) const;
+  bool is_special(int32_t id) const override;
   /// Number of learned merges.
   size_t merge_count() const noexcept { return merges_.size(); }
+  /// The pre-tokenization rule (gpt2 unless the file or training options named another).
+  PreTokenizer pre_tokenizer() const noexcept { return pre_; }
+  /// Changes the rule (for a vocabulary whose file does not say which rule it was trained with).
+  void set_pre_tokenizer(PreTokenizer rule) noexcept { pre_ = rule; }
+  /// Whether a piece that is itself a token becomes that token without merging (Hugging Face's
+  /// BPE "ignore_merges", which Llama 3 sets; llama.cpp sets it for the llama-bpe pre-tokenizer).
+  bool ignore_merges() const noexcept { return ignore_merges_; }
+  void set_ignore_merges(bool on) noexcept { ignore_merges_ = on; }
 
  private:
   void add_token(std::string bytes, bool special);
@@ -97,6 +144,8 @@ class BpeTokenizer : public Tokenizer {
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
   void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
 
+  PreTokenizer pre_ = PreTokenizer::gpt2;
+  bool ignore_merges_ = false;
   std::array<int32_t, 256> byte_ids_{};           // byte -> id of its one-byte token
   std::vector<std::string> tokens_;               // id -> bytes (special: their text)
   std::unordered_map<std::string, int32_t> ids_;  // bytes -> id (non-special)
@@ -105,6 +154,65 @@ class BpeTokenizer : public Tokenizer {
   std::vector<std::pair<int32_t, int32_t>> merges_;  // rank -> (left, right)
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>>
       merge_rank_;  // (left,right) -> (rank, id)
+};
+
+/// SentencePiece-style tokenization as llama.cpp runs it for GGUF files with tokenizer.ggml.model
+/// "llama" (Llama 1 and 2, Mistral, TinyLlama, ...). Spaces become U+2581 and one is put before the
+/// text (add_space_prefix); the text's characters then merge pairwise, the pair that forms the
+/// highest-scoring piece first, and characters that end up in no piece are emitted as byte pieces
+/// (<0x41>). Decoding turns U+2581 back into spaces and byte pieces into their bytes; it keeps the
+/// leading space the prefix put there.
+///
+/// Thread-safety: encode and decode are const and may run concurrently.
+class SpmTokenizer : public Tokenizer {
+ public:
+  /// GGUF's token types (tokenizer.ggml.token_type).
+  enum class PieceType : uint8_t {
+    undefined = 0,
+    normal = 1,
+    unknown = 2,
+    control = 3,
+    user_defined = 4,
+    unused = 5,
+    byte = 6
+  };
+  struct Piece {
+    std::string text;  ///< as stored, with U+2581 for spaces; "<0xXX>" for byte pieces
+    float score = 0;   ///< higher merges first
+    PieceType type = PieceType::normal;
+  };
+
+  /// FormatError (naming `source`) for an empty vocabulary or a malformed byte piece.
+  SpmTokenizer(std::vector<Piece> pieces, bool add_space_prefix, std::string source = "SPM");
+  /// From tokenizer.ggml.tokens, .scores, .token_type and .add_space_prefix.
+  static SpmTokenizer from_gguf(const io::GgufFile& file);
+
+  /// Encodes text. With allow_special, control pieces' text becomes their ids; user-defined pieces
+  /// always do (as in llama.cpp). ValueError if a character has no piece and no byte fallback.
+  std::vector<int32_t> encode(std::string_view text, bool allow_special) const;
+  std::vector<int32_t> encode(std::string_view text) const override { return encode(text, false); }
+  std::vector<int32_t> encode_with_special(std::string_view text) const override {
+    return encode(text, true);
+  }
+  std::string decode(std::span<const int32_t> ids) const override;
+  int32_t vocab_size() const override { return static_cast<int32_t>(pieces_.size()); }
+  const std::string& token_bytes(int32_t id) const override;
+  bool is_special(int32_t id) const override;
+  /// The id of the piece written `text` (with U+2581 for spaces, as stored).
+  std::optional<int32_t> find(std::string_view text) const override;
+
+  const std::vector<Piece>& pieces() const noexcept { return pieces_; }
+  bool add_space_prefix() const noexcept { return add_space_prefix_; }
+
+ private:
+  void encode_raw(std::string_view escaped, std::vector<int32_t>& out) const;
+  std::vector<Piece> pieces_;
+  std::vector<std::string> bytes_;  // id -> decoded bytes
+  std::unordered_map<std::string, int32_t> by_text_;
+  std::array<int32_t, 256> byte_ids_{};
+  std::vector<int32_t> special_;    // control and user-defined
+  std::vector<int32_t> partition_;  // pieces matched whole in text: + unknown
+  bool add_space_prefix_ = true;
 };
 
 }  // namespace scholar::text
