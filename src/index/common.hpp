@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -246,5 +247,54 @@ inline float inverse_norm(const char* op, std::span<const float> v) {
 inline constexpr char kMagic[8] = {'S', 'C', 'H', 'O', 'L', 'I', 'D', 'X'};
 inline constexpr uint32_t kFormatVersion = 1;
 enum class FileKind : uint32_t { flat = 1, hnsw = 2 };
+
+/// Writes what opens every index file (magic, version, kind) through put(data, bytes).
+template <class Put>
+void write_preamble(Put&& put, FileKind kind) {
+  const uint32_t version = kFormatVersion, k = static_cast<uint32_t>(kind);
+  put(kMagic, 8);
+  put(&version, 4);
+  put(&k, 4);
+}
+
+/// Reads and checks it; `name` is the class the caller loads ("an Hnsw index").
+inline void read_preamble(Cursor& in, FileKind want, const char* name) {
+  if (in.remaining() < 8 || std::memcmp(in.take(8, "the magic"), kMagic, 8) != 0)
+    in.bad("not a scholar index file (bad magic)");
+  const auto version = in.get<uint32_t>("the version");
+  if (version != kFormatVersion)
+    in.bad("format version " + std::to_string(version) + " is not supported (this build reads " +
+           std::to_string(kFormatVersion) + ")");
+  const auto kind = in.get<uint32_t>("the kind");
+  if (kind != static_cast<uint32_t>(want))
+    in.bad("holds another kind of index (" + std::to_string(kind) + "), not " + name);
+}
+
+/// The k nearest of the (label, distance) pairs pushed, nearest first (ties: smaller label first).
+class TopK {
+ public:
+  explicit TopK(size_t k) : k_(k) {}
+  void push(uint64_t label, float d) {
+    if (heap_.size() < k_) {
+      heap_.push_back({label, d});
+      std::push_heap(heap_.begin(), heap_.end(), farther);
+    } else if (d < heap_.front().distance) {
+      std::pop_heap(heap_.begin(), heap_.end(), farther);
+      heap_.back() = {label, d};
+      std::push_heap(heap_.begin(), heap_.end(), farther);
+    }
+  }
+  std::vector<Neighbor> take() {
+    std::sort(heap_.begin(), heap_.end(), [](const Neighbor& a, const Neighbor& b) {
+      return a.distance < b.distance || (a.distance == b.distance && a.label < b.label);
+    });
+    return std::move(heap_);
+  }
+
+ private:
+  static bool farther(const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; }
+  size_t k_;
+  std::vector<Neighbor> heap_;
+};
 
 }  // namespace scholar::index::detail

@@ -181,26 +181,15 @@ std::vector<Neighbor> FlatIndex::do_search(std::span<const float> query, size_t 
   const auto& t = kernels::active();
   std::shared_lock lock(m.mutex);
   const size_t n = m.labels.size();
-  // A max-heap of the k best so far.
-  std::vector<Neighbor> heap;
-  heap.reserve(std::min(k, n) + 1);
-  auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
+  detail::TopK best(k);
   for (size_t i = 0; i < n; ++i) {
     if (filter && !filter(m.labels[i])) continue;
     const float* x = m.data.data() + i * m.dim;
-    const float d =
-        m.space == Space::l2 ? t.l2_squared(q.data(), x, m.dim) : 1.0f - t.dot(q.data(), x, m.dim);
-    if (heap.size() < k) {
-      heap.push_back({m.labels[i], d});
-      std::push_heap(heap.begin(), heap.end(), worse);
-    } else if (d < heap.front().distance) {
-      std::pop_heap(heap.begin(), heap.end(), worse);
-      heap.back() = {m.labels[i], d};
-      std::push_heap(heap.begin(), heap.end(), worse);
-    }
+    best.push(m.labels[i],
+              detail::not_nan(m.space == Space::l2 ? t.l2_squared(q.data(), x, m.dim)
+                                                   : 1.0f - t.dot(q.data(), x, m.dim)));
   }
-  std::sort_heap(heap.begin(), heap.end(), worse);
-  return heap;
+  return best.take();
 }
 
 // --- FlatIndex files
@@ -217,12 +206,9 @@ void FlatIndex::save(const std::string& path) const {
     f.write(p, n);
     sum.update(p, n);
   };
-  const uint32_t version = detail::kFormatVersion, kind = uint32_t(detail::FileKind::flat);
   const uint32_t space = uint32_t(m.space), pad = 0;
   const uint64_t dim = m.dim, count = m.labels.size();
-  put(detail::kMagic, 8);
-  put(&version, 4);
-  put(&kind, 4);
+  detail::write_preamble(put, detail::FileKind::flat);
   put(&space, 4);
   put(&pad, 4);
   put(&dim, 8);
@@ -238,15 +224,7 @@ FlatIndex FlatIndex::load(const std::string& path) {
   auto file = io::MappedFile::open(path);
   const uint8_t* base = file->data();
   detail::Cursor in(base, file->size(), path);
-  if (std::memcmp(in.take(8, "the magic"), detail::kMagic, 8) != 0)
-    in.bad("not a scholar index file (bad magic)");
-  const auto version = in.get<uint32_t>("the version");
-  if (version != detail::kFormatVersion)
-    in.bad("format version " + std::to_string(version) + " is not supported (this build reads " +
-           std::to_string(detail::kFormatVersion) + ")");
-  const auto kind = in.get<uint32_t>("the kind");
-  if (kind != uint32_t(detail::FileKind::flat))
-    in.bad("holds another kind of index (" + std::to_string(kind) + "), not a FlatIndex");
+  detail::read_preamble(in, detail::FileKind::flat, "a FlatIndex");
   const auto space = in.get<uint32_t>("the space");
   if (space > uint32_t(Space::cosine)) in.bad("unknown space " + std::to_string(space));
   in.get<uint32_t>("padding");

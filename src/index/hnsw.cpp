@@ -520,25 +520,13 @@ double Graph::estimate_pass_rate(const Filter& filter) const {
 std::vector<Neighbor> Graph::scan(Scratch& s, const float* q, size_t k,
                                   const Filter& filter) const {
   const size_t n = count.load(std::memory_order_acquire);
-  std::vector<Neighbor> heap;
-  auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
+  TopK best(k);
   for (size_t i = 0; i < n; ++i) {
     const uint8_t f = flags[i].load(std::memory_order_acquire);
     if (!(f & kReady) || (f & kDeleted) || !filter(labels[i])) continue;
-    const float d = exact_distance(q, exact_vector(uint32_t(i), s.a.data()));
-    if (heap.size() < k) {
-      heap.push_back({labels[i], d});
-      std::push_heap(heap.begin(), heap.end(), worse);
-    } else if (d < heap.front().distance) {
-      std::pop_heap(heap.begin(), heap.end(), worse);
-      heap.back() = {labels[i], d};
-      std::push_heap(heap.begin(), heap.end(), worse);
-    }
+    best.push(labels[i], exact_distance(q, exact_vector(uint32_t(i), s.a.data())));
   }
-  std::sort(heap.begin(), heap.end(), [](const Neighbor& a, const Neighbor& b) {
-    return a.distance < b.distance || (a.distance == b.distance && a.label < b.label);
-  });
-  return heap;
+  return best.take();
 }
 
 size_t Graph::memory_usage() const {

@@ -54,10 +54,7 @@ void Hnsw::save(const std::string& path) const {
     static const uint8_t zeros[64] = {};
     if (written % a) put(zeros, a - written % a);
   };
-  const uint32_t version = detail::kFormatVersion, kind = uint32_t(detail::FileKind::hnsw);
-  put(detail::kMagic, 8);
-  put(&version, 4);
-  put(&kind, 4);
+  detail::write_preamble(put, detail::FileKind::hnsw);
   Header h{};
   h.space = uint8_t(g.space);
   h.storage = uint8_t(g.p.storage);
@@ -98,15 +95,7 @@ Hnsw Hnsw::load(const std::string& path, const HnswLoadOptions& options) {
   uint8_t* base = file->mutable_data();
   const size_t size = file->size();
   detail::Cursor in(base, size, path);
-  if (size < 8 || std::memcmp(in.take(8, "the magic"), detail::kMagic, 8) != 0)
-    in.bad("not a scholar index file (bad magic)");
-  const auto version = in.get<uint32_t>("the version");
-  if (version != detail::kFormatVersion)
-    in.bad("format version " + std::to_string(version) + " is not supported (this build reads " +
-           std::to_string(detail::kFormatVersion) + ")");
-  const auto kind = in.get<uint32_t>("the kind");
-  if (kind != uint32_t(detail::FileKind::hnsw))
-    in.bad("holds another kind of index (" + std::to_string(kind) + "), not an Hnsw index");
+  detail::read_preamble(in, detail::FileKind::hnsw, "an Hnsw index");
   const Header h = in.get<Header>("the header");
   if (h.space > uint8_t(Space::cosine)) in.bad("unknown space " + std::to_string(h.space));
   if (h.storage > uint8_t(Storage::int8)) in.bad("unknown storage " + std::to_string(h.storage));
