@@ -3,7 +3,9 @@
 #   scripts/deps.sh build     compiler, CMake, Ninja, Eigen, xsimd, OpenBLAS
 #   scripts/deps.sh test      build + Catch2 and Google Benchmark (the test build compiles benches)
 #   scripts/deps.sh demo      build + the text corpora the demo trains on
-#   scripts/deps.sh fixtures  Python and PyTorch, to regenerate test fixtures (tests/reference/)
+#   scripts/deps.sh fixtures  Python, PyTorch, NumPy and tqdm, to regenerate test fixtures
+#                             (tests/reference/)
+#   scripts/deps.sh bench     test + hnswlib, FAISS and matplotlib (bench/compare/index.py)
 #   scripts/deps.sh fuzz      build + clang and libFuzzer (scripts/fuzz.sh)
 # Several groups may be given. Needs root or sudo only when something is missing.
 set -eu
