@@ -342,9 +342,7 @@ void Graph::link(Scratch& s, uint32_t slot, const float* q, int level, uint32_t 
     const size_t m_max = l ? p.M : M0;
     {
       std::lock_guard lock(lock_of(slot));
-      uint32_t* ll = links(slot, l);
-      for (size_t i = 0; i < cand.size(); ++i) store(ll[1 + i], cand[i].second);
-      store(ll[0], static_cast<uint32_t>(cand.size()));
+      set_links(links(slot, l), cand);
     }
     for (const auto& [d, nb] : cand) add_link(s, nb, slot, d, l, m_max);
   }
@@ -369,14 +367,13 @@ void Graph::add_link(Scratch& s, uint32_t nb, uint32_t slot, float d, int l, siz
   cand.push_back({d, slot});
   for (uint32_t i = 1; i <= n; ++i) cand.push_back({distance(x, ll[i]), ll[i]});
   select_neighbors(s, cand, m_max);
-  for (size_t i = 0; i < cand.size(); ++i) store(ll[1 + i], cand[i].second);
-  store(ll[0], static_cast<uint32_t>(cand.size()));
+  set_links(ll, cand);
 }
 
 void Graph::insert(Scratch& s, uint32_t slot, const float* q) {
   const int level = levels[slot];
   uint64_t e = entry.load(std::memory_order_acquire);
-  if (e == kNoEntry || uint32_t(e) == slot) {
+  if (e == kNoEntry) {  // perhaps the first node: decide under the lock
     std::lock_guard lock(entry_mutex);
     e = entry.load(std::memory_order_acquire);
     if (e == kNoEntry) {
@@ -439,9 +436,7 @@ void Graph::repair_around(Scratch& s, uint32_t slot) {
       for (uint32_t c : pool)
         if (c != u) cand.push_back({distance(x, c), c});
       select_neighbors(s, cand, m_max);
-      uint32_t* ul = links(u, l);
-      for (size_t i = 0; i < cand.size(); ++i) store(ul[1 + i], cand[i].second);
-      store(ul[0], static_cast<uint32_t>(cand.size()));
+      set_links(links(u, l), cand);
     }
   }
 }
@@ -566,6 +561,7 @@ Hnsw::Hnsw(size_t dim, Space space, const HnswParams& params) : impl_(std::make_
   impl_->g = std::make_unique<Graph>(dim, space, params);
   impl_->g->grow(std::max<size_t>(params.initial_capacity, 1));
 }
+Hnsw::Hnsw(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Hnsw::~Hnsw() = default;
 Hnsw::Hnsw(Hnsw&&) noexcept = default;
 Hnsw& Hnsw::operator=(Hnsw&&) noexcept = default;

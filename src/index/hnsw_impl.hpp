@@ -128,6 +128,12 @@ struct Graph {
   static void store(uint32_t& x, uint32_t v) {
     std::atomic_ref<uint32_t>(x).store(v, std::memory_order_release);
   }
+  /// Writes a link list (the caller holds its lock): the links first, then the count, each with a
+  /// release store, so a reader never sees a count that covers unwritten links.
+  static void set_links(uint32_t* ll, const std::vector<std::pair<float, uint32_t>>& cand) {
+    for (size_t i = 0; i < cand.size(); ++i) store(ll[1 + i], cand[i].second);
+    store(ll[0], static_cast<uint32_t>(cand.size()));
+  }
 
   void grow(size_t new_capacity);
   int random_level(uint64_t label) const;

@@ -264,9 +264,9 @@ Hnsw Hnsw::load(const std::string& path, const HnswLoadOptions& options) {
   g.deleted_count.store(deleted);
   g.entry.store(h.entry);
 
-  Hnsw out(h.dim, Space(h.space), HnswParams{.M = h.M, .initial_capacity = 1});
-  out.impl_->g = std::move(gp);
-  return out;
+  auto impl = std::make_unique<Impl>();
+  impl->g = std::move(gp);
+  return Hnsw(std::move(impl));
 }
 
 }  // namespace scholar::index

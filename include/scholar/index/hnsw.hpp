@@ -9,7 +9,8 @@
 //
 // Each vector is a node with links to at most 2M neighbours on level 0 and M on each level above;
 // a node's top level is drawn from a geometric law keyed by the seed and its label, so the levels
-// do not depend on the order or the threads that added the nodes. A search descends greedily from
+// do not depend on the order or the threads that added the nodes (a label that reuses a deleted
+// slot keeps that slot's level). A search descends greedily from
 // the top and then explores level 0 with a candidate list of ef entries: larger ef, better recall,
 // slower search.
 //
@@ -72,10 +73,10 @@ struct HnswLoadOptions {
 /// The graph index.
 ///
 /// Thread-safety: see VectorIndex. In addition: add() of new labels runs concurrently with
-/// searches and with other adds (each node's link list has its own lock, and links are published
-/// with release stores that searches read with acquire loads). update(), add() into a deleted slot,
-/// growth of the capacity, compact() and save() take the index exclusively for their duration and
-/// wait for running searches; searches then wait for them.
+/// searches and with other adds (link lists are locked per node, striped over 4,096 mutexes, and
+/// links are published with release stores that searches read with acquire loads). update(), add()
+/// into a deleted slot, growth of the capacity, compact() and save() take the index exclusively for
+/// their duration and wait for running searches; searches then wait for them.
 class Hnsw final : public VectorIndex {
  public:
   /// An empty index. ValueError for dim = 0 or parameters outside their ranges.
@@ -129,6 +130,7 @@ class Hnsw final : public VectorIndex {
   std::vector<Neighbor> do_search(std::span<const float> query, size_t k, size_t ef,
                                   const Filter& filter) const override;
   struct Impl;
+  explicit Hnsw(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
