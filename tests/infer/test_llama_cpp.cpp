@@ -1,7 +1,7 @@
 // Against llama.cpp: greedy continuations recorded from node-llama-cpp@3.21.1 (llama.cpp's own
 // build) running scholar's GGUF exports of two small trained models, at F32 and Q8_0
-// (tests/reference/make_llama_cpp_fixtures.sh). scholar must tokenize the prompts as llama.cpp did
-// and choose the same tokens.
+// (tests/reference/make_llama_cpp_fixtures.sh). scholar must tokenize the prompts as llama.cpp did,
+// choose the same tokens and compute the same logits.
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,36 +51,99 @@ float divergence_margin(const std::shared_ptr<const infer::Model>& m,
   return logits[static_cast<size_t>(ours[k])] - logits[static_cast<size_t>(theirs[k])];
 }
 
+// The model under test at F32 and at Q8_0 (scholar's export of the F32 file, as the fixtures'
+// Q8_0 file was made).
+std::vector<std::pair<std::shared_ptr<const infer::Model>, std::string>> models_of(
+    const std::string& family) {
+  const std::string dir = std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/";
+  const auto f32 = infer::Model::load(dir + family + "-f32.gguf");
+  const std::string q8_path = (std::filesystem::temp_directory_path() /
+                               ("scholar_llama_cpp_" + std::to_string(::getpid()) + ".gguf"))
+                                  .string();
+  f32->save_gguf(q8_path, WeightType::q8_0);
+  const auto q8 = infer::Model::load(q8_path);
+  std::filesystem::remove(q8_path);
+  return {{f32, "f32"}, {q8, "q8_0"}};
+}
+
+io::Json fixture() {
+  const std::string path = std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/greedy.json";
+  return io::Json::parse(io::read_file(path), path);
+}
+
 }  // namespace
 
-TEST_CASE("greedy tokens equal llama.cpp's on our GGUF exports at F32 and Q8_0",
+// llama.cpp with an F32 KV cache and flash attention off computes attention in f32, as we do.
+// Then the tokens are the same, and so are the logits: to rounding for Llama (measured: 1.9e-6 at
+// F32, 0 at Q8_0). GPT-2 differs more because llama.cpp's GELU reads a table of f16 values
+// (ggml-cpu's GGML_GELU_FP16): measured 1.0e-3 at F32, and 0.031 at Q8_0, where the activations'
+// 8-bit rounding amplifies it, enough to flip one near-tie. (Giving our inference path the same
+// table made all four GPT-2 Q8_0 continuations identical and the logits equal on three of them,
+// which pins the cause; docs/inference.md.)
+TEST_CASE("greedy tokens and logits equal llama.cpp's on our GGUF exports at F32 and Q8_0",
           "[infer][llama_cpp]") {
-  const std::string dir = std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/";
-  const io::Json want = io::Json::parse(io::read_file(dir + "greedy.json"), "greedy.json");
+  const io::Json want = fixture();
   const auto& texts = want.at("texts").as_array();
-  int q8_diverged = 0;
+  int gpt2_q8_parted = 0;
   for (const char* family : {"gpt2", "llama"}) {
-    const auto f32 = infer::Model::load(dir + family + "-f32.gguf");
-    const std::string q8_path = (std::filesystem::temp_directory_path() /
-                                 ("scholar_llama_cpp_" + std::to_string(::getpid()) + ".gguf"))
-                                    .string();
-    f32->save_gguf(q8_path, WeightType::q8_0);
-    const auto q8 = infer::Model::load(q8_path);
-    std::filesystem::remove(q8_path);
-    for (auto [model, tag] : {std::pair{f32, "f32"}, std::pair{q8, "q8_0"}}) {
-      const io::Json& w = want.at(std::string(family) + "-" + tag);
+    for (const auto& [model, tag] : models_of(family)) {
+      const bool llama = std::string(family) == "llama";
+      const float tolerance = tag == "f32" ? (llama ? 1e-4f : 3e-3f) : (llama ? 1e-3f : 0.1f);
+      const io::Json& w = want.at("exact").at(std::string(family) + "-" + tag);
+      float worst = 0;
       for (size_t i = 0; i < texts.size(); ++i) {
         INFO(family << " " << tag << " prompt '" << texts[i].as_string() << "'");
         const auto prompt = ids_of(w.at("prompts").as_array()[i]);
         CHECK(model->tokenizer().encode(texts[i].as_string()) == prompt);
         const auto expected = ids_of(w.at("greedy").as_array()[i]);
         const auto got = greedy(model, prompt, expected.size());
-        if (std::string(tag) == "f32") {
+        if (llama || tag == "f32") {
           CHECK(got == expected);
         } else if (got != expected) {
-          // Q8_0: 2 of 8 continuations part from llama.cpp's at a near-tie (margins 0.035 and
-          // 0.004; the cause is not pinned down, see docs/inference.md). Allow that and no more.
-          ++q8_diverged;
+          // GPT-2 at Q8_0: llama.cpp's f16 GELU table can flip a near-tie.
+          ++gpt2_q8_parted;
+          const float margin = divergence_margin(model, prompt, expected, got);
+          INFO("margin " << margin);
+          CHECK(margin < 0.02f);
+        }
+        // Along llama.cpp's path: our logits of its 5 best tokens at every step.
+        const auto& steps = w.at("top").as_array()[i].as_array();
+        REQUIRE(steps.size() == expected.size());
+        infer::Session s(model, {.n_ctx = 64});
+        auto logits = s.prefill(prompt);
+        for (size_t k = 0; k < steps.size(); ++k) {
+          for (const auto& pair : steps[k].as_array()) {
+            const auto id = static_cast<size_t>(pair.as_array()[0].as_int());
+            const auto theirs = static_cast<float>(pair.as_array()[1].as_double());
+            worst = std::max(worst, std::abs(logits[id] - theirs));
+          }
+          if (k + 1 < steps.size()) logits = s.decode_one(expected[k]);
+        }
+      }
+      INFO(family << " " << tag << ": largest logit difference " << worst);
+      CHECK(worst <= tolerance);
+    }
+  }
+  CHECK(gpt2_q8_parted <= 1);
+}
+
+// llama.cpp's defaults store K and V as f16 and accumulate flash attention in f16, which moves
+// logits by up to 0.12 here. Tokens must still agree except where llama.cpp's choice and ours
+// are a near-tie: measured, 2 of 8 Q8_0 continuations part, at our margins 0.035 and 0.004.
+TEST_CASE("greedy tokens equal llama.cpp's defaults except at near-ties", "[infer][llama_cpp]") {
+  const io::Json want = fixture();
+  const auto& texts = want.at("texts").as_array();
+  int parted = 0;
+  for (const char* family : {"gpt2", "llama"}) {
+    for (const auto& [model, tag] : models_of(family)) {
+      const io::Json& w = want.at("defaults").at(std::string(family) + "-" + tag);
+      for (size_t i = 0; i < texts.size(); ++i) {
+        INFO(family << " " << tag << " prompt '" << texts[i].as_string() << "'");
+        const auto prompt = ids_of(w.at("prompts").as_array()[i]);
+        const auto expected = ids_of(w.at("greedy").as_array()[i]);
+        const auto got = greedy(model, prompt, expected.size());
+        if (got != expected) {
+          ++parted;
           const float margin = divergence_margin(model, prompt, expected, got);
           INFO("margin " << margin);
           CHECK(margin < 0.05f);
@@ -88,5 +151,5 @@ TEST_CASE("greedy tokens equal llama.cpp's on our GGUF exports at F32 and Q8_0",
       }
     }
   }
-  CHECK(q8_diverged <= 2);
+  CHECK(parted <= 2);
 }

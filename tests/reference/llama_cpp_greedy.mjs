@@ -1,22 +1,30 @@
 // Greedy continuations by llama.cpp (the build bundled in node-llama-cpp@3.21.1) of text prompts.
-//   node tests/reference/llama_cpp_greedy.mjs MODEL.gguf N_TOKENS PROMPT...
-// Prints one JSON object: {"prompts": [[ids]...], "greedy": [[ids]...]}: llama.cpp's own
-// tokenization of each prompt (no BOS), then N_TOKENS tokens chosen by argmax, one context per
-// prompt. LLAMA_CPP_DIR names the directory made by tests/reference/get_llama_cpp.sh.
+//   node tests/reference/llama_cpp_greedy.mjs [--exact] MODEL.gguf N_TOKENS PROMPT...
+// Without --exact, contexts use node-llama-cpp's defaults: an F16 KV cache and flash attention
+// ("auto", which is on for the CPU), accumulated in f16. --exact asks for an F32 cache and no flash
+// attention, so that attention is computed in f32 as scholar computes it. Prints one JSON object:
+// {"prompts": [[ids]...], "greedy": [[ids]...]}: llama.cpp's own tokenization of each prompt (no
+// BOS), then up to N_TOKENS tokens chosen by argmax, one context per prompt. LLAMA_CPP_DIR names the directory made by tests/reference/get_llama_cpp.sh.
 import {pathToFileURL} from "node:url";
 
 const dir = process.env.LLAMA_CPP_DIR ?? "build/llama.cpp";
 const {getLlama} = await import(
     pathToFileURL(`${dir}/node_modules/node-llama-cpp/dist/index.js`).href);
 
-const [modelPath, nText, ...prompts] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const exact = args[0] === "--exact";
+if (exact) args.shift();
+const [modelPath, nText, ...prompts] = args;
+const contextOptions = exact
+    ? {flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32"}
+    : {};
 const n = Number(nText);
 const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
 const model = await llama.loadModel({modelPath});
 const out = {prompts: [], greedy: []};
 for (const text of prompts) {
   const ids = Array.from(model.tokenize(text, false));
-  const context = await model.createContext({contextSize: 64, threads: 1});
+  const context = await model.createContext({contextSize: 64, threads: 1, ...contextOptions});
   const sequence = context.getSequence();
   const got = [];
   for await (const token of sequence.evaluate(ids, {temperature: 0})) {

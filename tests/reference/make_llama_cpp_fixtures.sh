@@ -2,11 +2,17 @@
 # Writes tests/data/llama_cpp/: two small models trained by scholar on the Jargon File (GPT-2 and
 # Llama families, exported as F32 GGUF with their tokenizers), and greedy.json: llama.cpp's greedy
 # continuations of a few prompts for each model at F32 and at Q8_0 (the Q8_0 file is scholar's
-# export of the F32 one). tests/infer/test_llama_cpp.cpp checks that scholar picks the same tokens.
+# export of the F32 one), in two settings:
+#   "exact": an F32 KV cache and no flash attention (attention in f32, as scholar computes it),
+#            with the 5 largest logits of every step, from llama.cpp's C API
+#            (tests/reference/llama_cpp_logits.cpp), which must choose the same tokens as the node
+#            binding (its continuations end with the end-of-generation token, where there is one);
+#   "defaults": node-llama-cpp's defaults (F16 KV cache, flash attention accumulated in f16).
+# tests/infer/test_llama_cpp.cpp checks that scholar picks the same tokens and logits.
 #
 #   tests/reference/make_llama_cpp_fixtures.sh [--retrain]
 #
-# Needs: a release build (cmake --preset release && cmake --build --preset release), the Jargon File
+# Needs: g++, a release build (cmake --preset release && cmake --build --preset release), the Jargon File
 # (Debian package jargon-text), and llama.cpp from tests/reference/get_llama_cpp.sh.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -25,22 +31,69 @@ for family in gpt2 llama; do
   fi
   "$bin/generate/generate" --model "$out/$family-f32.gguf" --save-gguf "build/fixtures/$family-q8_0.gguf" --type q8_0
 done
+# llama.cpp's C API, for the logits behind its greedy choices (built against the bundled libraries).
+src=$llama_dir/src
+libs=$llama_dir/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+tool_dir=build/fixtures/llama_cpp_c
+logits_tool=$tool_dir/llama_cpp_logits
+mkdir -p "$tool_dir"
+# The backends are loaded from the executable's directory: link the libraries beside it.
+for f in "$libs"/*.so*; do ln -sf "$(realpath "$f")" "$tool_dir/"; done
+g++ -std=c++17 -O2 -I "$src/include" -I "$src/ggml/include" tests/reference/llama_cpp_logits.cpp \
+  -L "$libs" -l:libllama.v0.4.0.so -l:libggml.v0.4.0.so -l:libggml-base.so \
+  -Wl,-rpath,"$(realpath "$tool_dir")" -o "$logits_tool"
+
 prompts="The hacker|A kludge is|In the beginning was the|foo bar baz"
-run() {  # model file -> JSON
+greedy() {  # [--exact] model file -> JSON
   old_ifs=$IFS
   IFS='|'
   # shellcheck disable=SC2086
-  LLAMA_CPP_DIR="$llama_dir" node tests/reference/llama_cpp_greedy.mjs "$1" 24 $prompts
+  LLAMA_CPP_DIR="$llama_dir" node tests/reference/llama_cpp_greedy.mjs "$@" 24 $prompts
   IFS=$old_ifs
 }
-{
-  printf '{"generator": "tests/reference/make_llama_cpp_fixtures.sh", "llama_cpp": "node-llama-cpp@3.21.1",\n'
-  printf ' "texts": ["The hacker", "A kludge is", "In the beginning was the", "foo bar baz"]'
-  for family in gpt2 llama; do
-    printf ',\n "%s-f32": %s' "$family" "$(run "$out/$family-f32.gguf")"
-    printf ',\n "%s-q8_0": %s' "$family" "$(run "build/fixtures/$family-q8_0.gguf")"
+tmp=build/fixtures/llama_cpp_runs
+rm -rf "$tmp"
+mkdir -p "$tmp"
+for family in gpt2 llama; do
+  for type in f32 q8_0; do
+    file=$out/$family-f32.gguf
+    [ "$type" = f32 ] || file=build/fixtures/$family-$type.gguf
+    greedy --exact "$file" > "$tmp/$family-$type.exact.json"
+    greedy "$file" > "$tmp/$family-$type.default.json"
+    /usr/bin/python3 -c 'import json,sys; [print(" ".join(map(str, p))) for p in json.load(open(sys.argv[1]))["prompts"]]' \
+      "$tmp/$family-$type.exact.json" > "$tmp/$family-$type.prompts"
+    i=0
+    while read -r ids; do
+      # shellcheck disable=SC2086
+      "$logits_tool" "$file" 24 5 $ids > "$tmp/$family-$type.logits.$i.json"
+      i=$((i + 1))
+    done < "$tmp/$family-$type.prompts"
   done
-  printf '}\n'
-} > "$out/greedy.json.tmp"
+done
+/usr/bin/python3 - "$tmp" "$out/greedy.json.tmp" <<'PY'
+import json, sys
+tmp, dest = sys.argv[1], sys.argv[2]
+texts = ["The hacker", "A kludge is", "In the beginning was the", "foo bar baz"]
+doc = {"generator": "tests/reference/make_llama_cpp_fixtures.sh", "llama_cpp": "node-llama-cpp@3.21.1",
+       "texts": texts, "exact": {}, "defaults": {}}
+for family in ["gpt2", "llama"]:
+    for type in ["f32", "q8_0"]:
+        key = f"{family}-{type}"
+        exact = json.load(open(f"{tmp}/{key}.exact.json"))
+        exact["top"] = []
+        for i, greedy in enumerate(exact["greedy"]):
+            c = json.load(open(f"{tmp}/{key}.logits.{i}.json"))
+            # The node binding and the C API must have run the same computation (the binding
+            # stops before an end-of-generation token, the C API includes it).
+            if c["greedy"][:len(greedy)] != greedy or len(c["greedy"]) > len(greedy) + 1:
+                sys.exit(f"{key} prompt {i}: the C API chose {c['greedy']}, node-llama-cpp {greedy}")
+            exact["greedy"][i] = c["greedy"]
+            exact["top"].append(c["top"])
+        doc["exact"][key] = exact
+        doc["defaults"][key] = json.load(open(f"{tmp}/{key}.default.json"))
+with open(dest, "w") as f:
+    json.dump(doc, f, separators=(",", ":"))
+    f.write("\n")
+PY
 mv "$out/greedy.json.tmp" "$out/greedy.json"
 ls -l "$out"
