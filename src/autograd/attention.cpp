@@ -59,6 +59,10 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionOptions& 
                      k.shape().str(), " and ", v.shape().str());
   if (opt.rope.enabled && D % 2 != 0)
     fail<ShapeError>("attention: RoPE needs an even head dimension, got ", D);
+  if (opt.rope.enabled && !opt.rope.freq_factors.empty() &&
+      static_cast<int64_t>(opt.rope.freq_factors.size()) != D / 2)
+    fail<ShapeError>("attention: ", opt.rope.freq_factors.size(),
+                     " RoPE frequency factors for a head dimension of ", D, " (need ", D / 2, ")");
   Tensor<float> mask;
   if (opt.mask) {
     const Shape& ms = opt.mask->shape();
@@ -78,7 +82,8 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionOptions& 
     for (int64_t t = 0; t < T; ++t)
       kernels::rope_angles(cos.data() + t * D / 2, sin.data() + t * D / 2,
                            static_cast<double>(t + opt.rope.position_offset),
-                           static_cast<size_t>(D / 2), opt.rope.theta);
+                           static_cast<size_t>(D / 2), opt.rope.theta,
+                           opt.rope.freq_factors.empty() ? nullptr : opt.rope.freq_factors.data());
     rotate(qr, H, D, cos, sin, opt.rope.style, false);
     rotate(kr, Hkv, D, cos, sin, opt.rope.style, false);
   }

@@ -1,6 +1,7 @@
 // Loading models from GGUF, Hugging Face directories, scholar checkpoints and nn modules, and
 // writing GGUF files that llama.cpp runs.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -167,9 +168,20 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path) {
       fail<FormatError>(path, ": ", key("rope.dimension_count"), " = ",
                         get_int("rope.dimension_count"),
                         " rotates part of each head; scholar rotates whole heads only");
-    if (f.has(key("rope.scaling.type"))) {
-      const std::string t = f.get(key("rope.scaling.type")).as_string();
-      if (t != "none") fail<FormatError>(path, ": RoPE scaling '", t, "' is not supported");
+    // RoPE scaling: linear (positions / factor) from the metadata; Llama 3.1's per-pair factors
+    // come as the rope_freqs tensor (read below).
+    std::string scaling = "none";
+    if (f.has(key("rope.scaling.type")))
+      scaling = f.get(key("rope.scaling.type")).as_string(path + ": " + key("rope.scaling.type"));
+    if (scaling == "linear" || (scaling == "none" && f.has(key("rope.scale_linear")))) {
+      const double factor = scaling == "linear" ? get_real("rope.scaling.factor", 1.0)
+                                                : get_real("rope.scale_linear", 1.0);
+      if (!(factor > 0.0 && std::isfinite(factor)))
+        fail<FormatError>(path, ": RoPE scaling factor ", factor, " (must be > 0)");
+      if (factor != 1.0) a.rope_scaling = {.type = "linear", .factor = factor};
+    } else if (scaling != "none") {
+      fail<FormatError>(path, ": RoPE scaling '", scaling, "' is not supported (linear, or ",
+                        "per-pair factors in rope_freqs.weight)");
     }
     // llama.cpp's Llama converter permutes Q/K for adjacent-pair rotation; Qwen2 uses NeoX's.
     cfg.rope_style = arch == "llama" ? kernels::RopeStyle::interleaved : kernels::RopeStyle::half;
@@ -197,6 +209,23 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path) {
     if (w.rows == 1 && w.type != WeightType::f32) w = w.convert(WeightType::f32);
     return w;
   };
+  if (a.family == Family::llama && f.contains("rope_freqs.weight")) {
+    const Weight rf = tensor("rope_freqs.weight");
+    const int64_t pairs = a.n_heads > 0 ? a.n_embd / a.n_heads / 2 : 0;
+    if (rf.rows != 1 || rf.cols != pairs)
+      fail<FormatError>(path, ": tensor rope_freqs.weight has ", rf.rows * rf.cols,
+                        " values; the head dimension needs ", pairs);
+    std::vector<float> factors(static_cast<size_t>(pairs));
+    rf.row_to_f32(0, factors.data());
+    // llama.cpp applies both: a linear factor on top of the per-pair ones.
+    const double linear = a.rope_scaling.type == "linear" ? a.rope_scaling.factor : 1.0;
+    for (size_t i = 0; i < factors.size(); ++i) {
+      factors[i] = static_cast<float>(factors[i] * linear);
+      if (!(factors[i] > 0.0f && std::isfinite(factors[i])))
+        fail<FormatError>(path, ": rope_freqs.weight[", i, "] is ", factors[i], " (must be > 0)");
+    }
+    a.rope_scaling = {.type = "factors", .factors = std::move(factors)};
+  }
   ModelWeights w;
   w.tok_embd = tensor("token_embd.weight");
   if (a.family == Family::gpt2) w.pos_embd = tensor("position_embd.weight");
@@ -560,6 +589,19 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     g.set(k("rope.freq_base"), V::f32(static_cast<float>(a.rope_theta)));
     g.set(k("rope.dimension_count"), V::u32(static_cast<uint32_t>(a.head_dim())));
   }
+  // RoPE scaling: one factor for all pairs is llama.cpp's linear scaling; per-pair factors (Llama
+  // 3.1) are its rope_freqs tensor, which it reads for the llama architecture only.
+  const std::vector<float> rope_factors = a.rope_freq_factors();
+  const bool uniform_rope =
+      !rope_factors.empty() && std::all_of(rope_factors.begin(), rope_factors.end(),
+                                           [&](float v) { return v == rope_factors[0]; });
+  if (uniform_rope) {
+    g.set(k("rope.scaling.type"), V::string("linear"));
+    g.set(k("rope.scaling.factor"), V::f32(rope_factors[0]));
+  } else if (!rope_factors.empty() && arch != "llama") {
+    fail<ValueError>("save_gguf: llama.cpp reads per-pair RoPE factors (rope_freqs) for the ",
+                     "llama architecture only, not ", arch);
+  }
   if (const auto* spm = dynamic_cast<const text::SpmTokenizer*>(tok_.get())) {
     std::vector<std::string> tokens;
     std::vector<float> scores;
@@ -628,6 +670,9 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
   // llama.cpp's llama architecture rotates adjacent pairs: permute weights that pair (i, i + D/2).
   const bool permute = arch == "llama" && cfg_.rope_style == kernels::RopeStyle::half;
   const int64_t D = a.head_dim();
+  if (!rope_factors.empty() && !uniform_rope)
+    add("rope_freqs.weight",
+        Weight::from_f32(rope_factors, 1, static_cast<int64_t>(rope_factors.size())), false);
   add("token_embd.weight", w_.tok_embd, true);
   if (gpt2) add("position_embd.weight", w_.pos_embd, true);
   for (int64_t i = 0; i < a.n_layers; ++i) {

@@ -42,6 +42,7 @@ struct Session::Impl {
 
   // Scratch, sized once for max_batch tokens.
   std::vector<float> x, xn, q, kx, vx, att, h1, h2, rope_cos, rope_sin, out_rows, logits;
+  std::vector<float> rope_factors;  // the model's RoPE scaling, empty when unscaled
   std::vector<BlockQ8_0> xq;
   std::vector<float> scores;        // [threads][n_ctx]
   std::vector<float> attn_scratch;  // [threads][kAttnChunk][n_ctx], for matrix-product attention
@@ -88,6 +89,7 @@ struct Session::Impl {
     h2.resize(B * F);
     rope_cos.resize(B * D / 2);
     rope_sin.resize(B * D / 2);
+    rope_factors = a.rope_freq_factors();
     out_rows.resize(static_cast<size_t>(max_seq) * C);
     logits.resize(static_cast<size_t>(max_seq) * V);
     xq.resize(B * static_cast<size_t>((std::max(C, F) + kQuantBlock - 1) / kQuantBlock));
@@ -355,7 +357,8 @@ struct Session::Impl {
       for (int64_t t = 0; t < T; ++t)
         kernels::rope_angles(rope_cos.data() + t * D / 2, rope_sin.data() + t * D / 2,
                              static_cast<double>(b.pos[t]), static_cast<size_t>(D / 2),
-                             m->arch().rope_theta);
+                             m->arch().rope_theta,
+                             rope_factors.empty() ? nullptr : rope_factors.data());
     for (int64_t l = 0; l < L; ++l) {
       const LayerWeights& lw = w.layers[l];
       norm(xn.data(), x.data(), T, lw.attn_norm, lw.attn_norm_b);

@@ -199,10 +199,12 @@ void log_softmax_rows(float* out, const float* x, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; ++r) k.log_softmax(out + r * cols, x + r * cols, cols);
 }
 
-void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double theta_base) {
+void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double theta_base,
+                 const float* freq_factors) {
   const double dim = 2.0 * static_cast<double>(n_pairs);
   for (size_t p = 0; p < n_pairs; ++p) {
-    const double inv_freq = std::pow(theta_base, -2.0 * static_cast<double>(p) / dim);
+    double inv_freq = std::pow(theta_base, -2.0 * static_cast<double>(p) / dim);
+    if (freq_factors != nullptr) inv_freq /= static_cast<double>(freq_factors[p]);
     const double angle = pos * inv_freq;
     cos[p] = static_cast<float>(std::cos(angle));
     sin[p] = static_cast<float>(std::sin(angle));

@@ -77,6 +77,62 @@ void TransformerConfig::validate() const {
     fail<ValueError>("TransformerConfig: rope_theta must be > 0, got ", rope_theta);
   if (!(dropout >= 0.0f && dropout < 1.0f))
     fail<ValueError>("TransformerConfig: dropout must be in [0, 1), got ", dropout);
+  const RopeScaling& rs = rope_scaling;
+  if (rs.type.empty()) return;
+  if (family != Family::llama)
+    fail<ValueError>("TransformerConfig: rope_scaling applies to the Llama family only");
+  if (rs.type == "linear" || rs.type == "llama3") {
+    if (!(rs.factor > 0.0 && std::isfinite(rs.factor)))
+      fail<ValueError>("TransformerConfig: rope_scaling factor must be > 0, got ", rs.factor);
+  } else if (rs.type != "factors") {
+    fail<ValueError>("TransformerConfig: rope_scaling type '", rs.type,
+                     "' is not supported (linear, llama3, factors)");
+  }
+  if (rs.type == "llama3" &&
+      !(rs.low_freq_factor > 0.0 && rs.high_freq_factor > rs.low_freq_factor &&
+        std::isfinite(rs.high_freq_factor) && rs.original_context_length > 0))
+    fail<ValueError>("TransformerConfig: llama3 rope_scaling needs 0 < low_freq_factor < ",
+                     "high_freq_factor and original_max_position_embeddings > 0, got ",
+                     rs.low_freq_factor, ", ", rs.high_freq_factor, " and ",
+                     rs.original_context_length);
+  if (rs.type == "factors") {
+    if (static_cast<int64_t>(rs.factors.size()) != head_dim() / 2)
+      fail<ValueError>("TransformerConfig: ", rs.factors.size(),
+                       " RoPE frequency factors for a head dimension of ", head_dim(), " (need ",
+                       head_dim() / 2, ")");
+    for (size_t i = 0; i < rs.factors.size(); ++i)
+      if (!(rs.factors[i] > 0.0f && std::isfinite(rs.factors[i])))
+        fail<ValueError>("TransformerConfig: RoPE frequency factor ", i, " is ", rs.factors[i],
+                         " (must be > 0)");
+  }
+}
+
+std::vector<float> TransformerConfig::rope_freq_factors() const {
+  const RopeScaling& rs = rope_scaling;
+  if (rs.type.empty() || family != Family::llama) return {};
+  if (rs.type == "factors") return rs.factors;
+  const int64_t pairs = head_dim() / 2;
+  std::vector<float> out(static_cast<size_t>(pairs), static_cast<float>(rs.factor));
+  if (rs.type != "llama3") return out;
+  // Llama 3.1's rule (Hugging Face's _compute_llama3_parameters, llama.cpp's rope_freqs).
+  const double pi = 3.14159265358979323846;
+  const double orig = static_cast<double>(rs.original_context_length);
+  const double low_wavelen = orig / rs.low_freq_factor, high_wavelen = orig / rs.high_freq_factor;
+  for (int64_t p = 0; p < pairs; ++p) {
+    const double inv_freq =
+        std::pow(rope_theta, -2.0 * static_cast<double>(p) / static_cast<double>(2 * pairs));
+    const double wavelen = 2.0 * pi / inv_freq;
+    double f = rs.factor;
+    if (wavelen < high_wavelen) {
+      f = 1.0;
+    } else if (wavelen <= low_wavelen) {
+      const double smooth =
+          (orig / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / rs.factor + smooth);
+    }
+    out[static_cast<size_t>(p)] = static_cast<float>(f);
+  }
+  return out;
 }
 
 io::Json TransformerConfig::to_json() const {
@@ -112,6 +168,24 @@ io::Json TransformerConfig::to_json() const {
     j.set("intermediate_size", Json(mlp_hidden()));
     j.set("rms_norm_eps", Json(static_cast<double>(norm_eps)));
     j.set("rope_theta", Json(rope_theta));
+    const RopeScaling& rs = rope_scaling;
+    if (!rs.type.empty()) {
+      Json r = Json::object();
+      r.set("rope_type", Json(rs.type));
+      if (rs.type == "factors") {  // ours: what a GGUF file's rope_freqs holds
+        Json f = Json::array();
+        for (float v : rs.factors) f.push_back(Json(static_cast<double>(v)));
+        r.set("factors", std::move(f));
+      } else {
+        r.set("factor", Json(rs.factor));
+      }
+      if (rs.type == "llama3") {
+        r.set("low_freq_factor", Json(rs.low_freq_factor));
+        r.set("high_freq_factor", Json(rs.high_freq_factor));
+        r.set("original_max_position_embeddings", Json(rs.original_context_length));
+      }
+      j.set("rope_scaling", std::move(r));
+    }
     j.set("hidden_act", Json("silu"));
     j.set("attention_bias", Json(qkv_bias));
     j.set("tie_word_embeddings", Json(tie_embeddings));
@@ -119,6 +193,43 @@ io::Json TransformerConfig::to_json() const {
   }
   return j;
 }
+
+namespace {
+
+// config.json's rope_scaling object (Hugging Face's names; "type" is the older spelling).
+RopeScaling rope_scaling_from_json(const io::Json& rs) {
+  const std::string where = "config.json: rope_scaling";
+  if (!rs.is_object()) fail<FormatError>(where, " must be an object, got ", rs.dump());
+  const io::Json* t = rs.find("rope_type");
+  if (t == nullptr) t = rs.find("type");
+  if (t == nullptr) fail<FormatError>(where, " ", rs.dump(), " has no rope_type");
+  RopeScaling out;
+  out.type = t->as_string(where + ".rope_type");
+  if (out.type == "default") return {};
+  if (out.type != "linear" && out.type != "llama3" && out.type != "factors")
+    fail<FormatError>(where, " type '", out.type,
+                      "' is not supported (linear, llama3; not yarn, dynamic or longrope)");
+  auto real = [&](const char* key, double dflt) {
+    const io::Json* v = rs.find(key);
+    return v && !v->is_null() ? v->as_double(where + "." + key) : dflt;
+  };
+  if (out.type == "factors") {
+    for (const auto& v : rs.at("factors", where).as_array(where + ".factors"))
+      out.factors.push_back(static_cast<float>(v.as_double(where + ".factors")));
+    return out;
+  }
+  out.factor = rs.at("factor", where).as_double(where + ".factor");
+  if (out.type == "llama3") {
+    out.low_freq_factor = real("low_freq_factor", 1.0);
+    out.high_freq_factor = real("high_freq_factor", 4.0);
+    const io::Json* o = rs.find("original_max_position_embeddings");
+    if (o == nullptr) fail<FormatError>(where, " (llama3) has no original_max_position_embeddings");
+    out.original_context_length = o->as_int(where + ".original_max_position_embeddings");
+  }
+  return out;
+}
+
+}  // namespace
 
 TransformerConfig TransformerConfig::from_json(const io::Json& j) {
   const std::string type = j.at("model_type", "config.json").as_string("config.json: model_type");
@@ -156,8 +267,7 @@ TransformerConfig TransformerConfig::from_json(const io::Json& j) {
     c.qkv_bias = type == "qwen2" ? true : flag_or("attention_bias", false);
     c.dropout = static_cast<float>(real_or("dropout", 0.0));
     if (const io::Json* rs = j.find("rope_scaling"); rs && !rs->is_null())
-      fail<FormatError>("config.json: rope_scaling ", rs->dump(),
-                        " is not supported (plain RoPE only)");
+      c.rope_scaling = rope_scaling_from_json(*rs);
   } else {
     fail<FormatError>("config.json: model_type '", type,
                       "' is not supported (gpt2, llama, mistral, qwen2)");
@@ -184,13 +294,15 @@ bool operator==(const TransformerConfig& a, const TransformerConfig& b) {
          a.context_length == b.context_length && a.n_layers == b.n_layers && a.n_embd == b.n_embd &&
          a.n_heads == b.n_heads && a.kv_heads() == b.kv_heads() &&
          a.mlp_hidden() == b.mlp_hidden() && a.norm_eps == b.norm_eps &&
-         (!llama || a.rope_theta == b.rope_theta) && a.tie_embeddings == b.tie_embeddings &&
-         a.qkv_bias == b.qkv_bias && a.dropout == b.dropout;
+         (!llama ||
+          (a.rope_theta == b.rope_theta && a.rope_freq_factors() == b.rope_freq_factors())) &&
+         a.tie_embeddings == b.tie_embeddings && a.qkv_bias == b.qkv_bias && a.dropout == b.dropout;
 }
 
 // --- attention and MLP ---------------------------------------------------------------------------
 
-Attention::Attention(const TransformerConfig& cfg) : cfg_(cfg) {
+Attention::Attention(const TransformerConfig& cfg)
+    : cfg_(cfg), rope_factors_(cfg.rope_freq_factors()) {
   const int64_t C = cfg.n_embd, kv = cfg.kv_heads() * cfg.head_dim();
   if (cfg.family == TransformerConfig::Family::gpt2) {
     c_attn_ = std::make_unique<Linear>(C, 3 * C, true, WeightLayout::in_out);
@@ -225,6 +337,7 @@ Var Attention::forward(const Var& x, int64_t position_offset) const {
   opt.rope.theta = cfg_.rope_theta;
   opt.rope.style = kernels::RopeStyle::half;  // Hugging Face layout (rotate_half)
   opt.rope.position_offset = position_offset;
+  opt.rope.freq_factors = rope_factors_;
   return o_proj_->forward(
       ag::attention(q_proj_->forward(x), k_proj_->forward(x), v_proj_->forward(x), opt));
 }

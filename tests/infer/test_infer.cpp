@@ -1,6 +1,6 @@
-// Inference against PyTorch: logits and greedy continuations of tiny GPT-2, Llama and Qwen2
-// models, from Hugging Face directories and from our GGUF exports at F32 and F16; the KV cache's
-// sequence operations and saved state; bad input.
+// Inference against PyTorch: logits and greedy continuations of tiny GPT-2, Llama, Qwen2 and Llama
+// 3.1-style (RoPE scaling) models, from Hugging Face directories and from our GGUF exports at F32
+// and F16; the KV cache's sequence operations and saved state; bad input.
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,7 +89,7 @@ void check_model(const std::shared_ptr<const infer::Model>& m, const io::Safeten
 
 TEST_CASE("inference logits and greedy tokens match PyTorch from Hugging Face directories",
           "[infer][torch]") {
-  for (const char* name : {"gpt2", "llama", "qwen2"}) {
+  for (const char* name : {"gpt2", "llama", "qwen2", "llama31"}) {
     INFO(name);
     const auto want = io::SafetensorsFile::open(data(std::string(name) + "/expected.safetensors"));
     const auto m = infer::Model::load(data(name));
@@ -111,7 +111,7 @@ TEST_CASE("inference logits and greedy tokens match PyTorch from Hugging Face di
 
 TEST_CASE("GGUF exports at F32 and F16 give PyTorch's logits and greedy tokens",
           "[infer][torch][gguf]") {
-  for (const char* name : {"gpt2", "llama", "qwen2"}) {
+  for (const char* name : {"gpt2", "llama", "qwen2", "llama31"}) {
     INFO(name);
     const auto want = io::SafetensorsFile::open(data(std::string(name) + "/expected.safetensors"));
     const auto m = infer::Model::load(data(name));
@@ -125,6 +125,9 @@ TEST_CASE("GGUF exports at F32 and F16 give PyTorch's logits and greedy tokens",
       CHECK(g->weight_type_summary() == tag);
       if (std::string(name) == "llama")
         CHECK(g->config().rope_style == kernels::RopeStyle::interleaved);
+      // Llama 3.1's RoPE scaling travels as llama.cpp's rope_freqs tensor.
+      CHECK(io::GgufFile::open(path).contains("rope_freqs.weight") ==
+            (std::string(name) == "llama31"));
       check_model(g, want, tag, 1e-4);
       // Exported again from the GGUF-loaded model (no second permutation): same bytes.
       const std::string again = temp_path(std::string(name) + "_" + tag + "_again.gguf");
@@ -134,8 +137,40 @@ TEST_CASE("GGUF exports at F32 and F16 give PyTorch's logits and greedy tokens",
   }
 }
 
+TEST_CASE("linear RoPE scaling changes the logits and survives GGUF export", "[infer][gguf]") {
+  const auto m = infer::Model::load(data("llama"));
+  infer::ModelConfig cfg = m->config();
+  cfg.arch.rope_scaling = {.type = "linear", .factor = 4.0};
+  const auto scaled = std::make_shared<const infer::Model>(cfg, m->weights(), nullptr, "scaled");
+  const std::string path = temp_path("linear.gguf");
+  scaled->save_gguf(path, WeightType::f32);
+  CHECK(io::GgufFile::open(path).get("llama.rope.scaling.type").as_string() == "linear");
+  const auto g = infer::Model::load(path);
+  CHECK(g->arch().rope_scaling.type == "linear");
+  CHECK(g->arch() == scaled->arch());
+  // Linear scaling by 4 puts position p where p / 4 was: positions 0 and 4 of the scaled model
+  // see the angles of positions 0 and 1 of the plain one.
+  const int32_t a = 5, b = 17;
+  infer::Session plain(m, {.n_ctx = 32}), s1(scaled, {.n_ctx = 32}), s2(g, {.n_ctx = 32});
+  infer::Batch pb, sb;
+  pb.add(a, 0, 0, false);
+  pb.add(b, 1, 0, true);
+  sb.add(a, 0, 0, false);
+  sb.add(b, 4, 0, true);
+  const auto want = plain.decode(pb);
+  const std::vector<float> want_copy(want.begin(), want.end());
+  const auto got1 = s1.decode(sb);
+  CHECK(rel_err(got1, want_copy.data(), want_copy.size()) < 1e-5);
+  const auto got2 = s2.decode(sb);
+  CHECK(rel_err(got2, want_copy.data(), want_copy.size()) < 1e-5);
+  // Unscaled at position 4, the logits differ.
+  infer::Session plain4(m, {.n_ctx = 32});
+  const auto other = plain4.decode(sb);
+  CHECK(rel_err(other, want_copy.data(), want_copy.size()) > 1e-2);
+}
+
 TEST_CASE("quantized models stay close to PyTorch", "[infer][quant]") {
-  for (const char* name : {"gpt2", "llama", "qwen2"}) {
+  for (const char* name : {"gpt2", "llama", "qwen2", "llama31"}) {
     INFO(name);
     const auto want = io::SafetensorsFile::open(data(std::string(name) + "/expected.safetensors"));
     const auto logits = want.load<float>("logits_f32");
@@ -282,6 +317,31 @@ TEST_CASE("damaged model files are FormatErrors naming the file and tensor", "[i
                     Catch::Contains("blk.0.ffn_up.weight") && Catch::Contains("shape"));
   CHECK_THROWS_WITH(infer::Model::load(rewrite("", "", "mamba")),
                     Catch::Contains("mamba") && Catch::Contains("not supported"));
+  // RoPE scaling llama.cpp writes that we do not run, and per-pair factors of the wrong size.
+  auto with_rope = [&](const std::string& scaling, const std::vector<float>& factors) {
+    io::GgufWriter w;
+    for (const auto& k : f.keys()) w.set(k, f.get(k));
+    if (!scaling.empty()) w.set("llama.rope.scaling.type", io::GgufValue::string(scaling));
+    if (!factors.empty())
+      w.add_tensor("rope_freqs.weight", WeightType::f32,
+                   Shape{static_cast<int64_t>(factors.size())}, factors.data(),
+                   factors.size() * sizeof(float));
+    for (const auto& t : f.tensors()) {
+      const auto bytes = f.bytes(t.name);
+      w.add_tensor(t.name, t.type, t.shape, bytes.data(), bytes.size());
+    }
+    const std::string p = temp_path("rope.gguf");
+    w.save(p);
+    return p;
+  };
+  CHECK_THROWS_WITH(infer::Model::load(with_rope("yarn", {})),
+                    Catch::Contains("yarn") && Catch::Contains("not supported"));
+  CHECK_THROWS_WITH(infer::Model::load(with_rope("", std::vector<float>(5, 2.0f))),
+                    Catch::Contains("rope_freqs.weight") && Catch::Contains("needs 8"));
+  CHECK_THROWS_WITH(infer::Model::load(with_rope("", std::vector<float>(8, -1.0f))),
+                    Catch::Contains("rope_freqs.weight[0]") && Catch::Contains("must be > 0"));
+  CHECK(infer::Model::load(with_rope("", std::vector<float>(8, 2.0f)))->arch().rope_scaling.type ==
+        "factors");
   // A Hugging Face directory whose config disagrees with the weights.
   const fs::path dir = temp_path("hf_bad");
   fs::create_directories(dir);

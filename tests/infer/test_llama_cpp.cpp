@@ -66,6 +66,51 @@ std::vector<std::pair<std::shared_ptr<const infer::Model>, std::string>> models_
   return {{f32, "f32"}, {q8, "q8_0"}};
 }
 
+enum class Tokens { equal, near_ties, ignore };
+
+struct ExactResult {
+  float worst = 0;  // largest |our logit - llama.cpp's| over its top 5 of every step
+  int parted = 0;   // continuations that part from llama.cpp's (Tokens::near_ties)
+};
+
+// Compares with an "exact" entry of greedy.json: the tokenization of every text, the greedy
+// tokens (equal, or parting only at a near-tie, or not compared), and our logits along llama.cpp's
+// path.
+ExactResult compare_exact(const std::shared_ptr<const infer::Model>& model, const io::Json& want,
+                          const std::string& key, Tokens tokens) {
+  const auto& texts = want.at("texts").as_array();
+  const io::Json& w = want.at("exact").at(key);
+  ExactResult r;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    INFO(key << " prompt '" << texts[i].as_string() << "'");
+    const auto prompt = ids_of(w.at("prompts").as_array()[i]);
+    CHECK(model->tokenizer().encode(texts[i].as_string()) == prompt);
+    const auto expected = ids_of(w.at("greedy").as_array()[i]);
+    const auto got = greedy(model, prompt, expected.size());
+    if (tokens == Tokens::equal) {
+      CHECK(got == expected);
+    } else if (tokens == Tokens::near_ties && got != expected) {
+      ++r.parted;
+      const float margin = divergence_margin(model, prompt, expected, got);
+      INFO("margin " << margin);
+      CHECK(margin < 0.02f);
+    }
+    const auto& steps = w.at("top").as_array()[i].as_array();
+    REQUIRE(steps.size() == expected.size());
+    infer::Session s(model, {.n_ctx = 64});
+    auto logits = s.prefill(prompt);
+    for (size_t k = 0; k < steps.size(); ++k) {
+      for (const auto& pair : steps[k].as_array()) {
+        const auto id = static_cast<size_t>(pair.as_array()[0].as_int());
+        const auto theirs = static_cast<float>(pair.as_array()[1].as_double());
+        r.worst = std::max(r.worst, std::abs(logits[id] - theirs));
+      }
+      if (k + 1 < steps.size()) logits = s.decode_one(expected[k]);
+    }
+  }
+  return r;
+}
+
 io::Json fixture() {
   const std::string path = std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/greedy.json";
   return io::Json::parse(io::read_file(path), path);
@@ -83,48 +128,40 @@ io::Json fixture() {
 TEST_CASE("greedy tokens and logits equal llama.cpp's on our GGUF exports at F32 and Q8_0",
           "[infer][llama_cpp]") {
   const io::Json want = fixture();
-  const auto& texts = want.at("texts").as_array();
   int gpt2_q8_parted = 0;
   for (const char* family : {"gpt2", "llama"}) {
     for (const auto& [model, tag] : models_of(family)) {
       const bool llama = std::string(family) == "llama";
       const float tolerance = tag == "f32" ? (llama ? 1e-4f : 3e-3f) : (llama ? 1e-3f : 0.1f);
-      const io::Json& w = want.at("exact").at(std::string(family) + "-" + tag);
-      float worst = 0;
-      for (size_t i = 0; i < texts.size(); ++i) {
-        INFO(family << " " << tag << " prompt '" << texts[i].as_string() << "'");
-        const auto prompt = ids_of(w.at("prompts").as_array()[i]);
-        CHECK(model->tokenizer().encode(texts[i].as_string()) == prompt);
-        const auto expected = ids_of(w.at("greedy").as_array()[i]);
-        const auto got = greedy(model, prompt, expected.size());
-        if (llama || tag == "f32") {
-          CHECK(got == expected);
-        } else if (got != expected) {
-          // GPT-2 at Q8_0: llama.cpp's f16 GELU table can flip a near-tie.
-          ++gpt2_q8_parted;
-          const float margin = divergence_margin(model, prompt, expected, got);
-          INFO("margin " << margin);
-          CHECK(margin < 0.02f);
-        }
-        // Along llama.cpp's path: our logits of its 5 best tokens at every step.
-        const auto& steps = w.at("top").as_array()[i].as_array();
-        REQUIRE(steps.size() == expected.size());
-        infer::Session s(model, {.n_ctx = 64});
-        auto logits = s.prefill(prompt);
-        for (size_t k = 0; k < steps.size(); ++k) {
-          for (const auto& pair : steps[k].as_array()) {
-            const auto id = static_cast<size_t>(pair.as_array()[0].as_int());
-            const auto theirs = static_cast<float>(pair.as_array()[1].as_double());
-            worst = std::max(worst, std::abs(logits[id] - theirs));
-          }
-          if (k + 1 < steps.size()) logits = s.decode_one(expected[k]);
-        }
-      }
-      INFO(family << " " << tag << ": largest logit difference " << worst);
-      CHECK(worst <= tolerance);
+      const auto r = compare_exact(model, want, std::string(family) + "-" + tag,
+                                   llama || tag == "f32" ? Tokens::equal : Tokens::near_ties);
+      gpt2_q8_parted += r.parted;
+      INFO(family << " " << tag << ": largest logit difference " << r.worst);
+      CHECK(r.worst <= tolerance);
     }
   }
   CHECK(gpt2_q8_parted <= 1);
+}
+
+// Llama 3.1's RoPE scaling: llama.cpp ran the Llama model with a rope_freqs tensor that
+// tests/reference/add_rope_freqs.py computed (numpy) from factor 4, frequency factors 1 and 4 and
+// an original context of 32; we compute the factors from the same parameters.
+TEST_CASE("Llama 3.1 RoPE scaling gives llama.cpp's tokens and logits", "[infer][llama_cpp]") {
+  const io::Json want = fixture();
+  const auto plain = models_of("llama")[0].first;
+  infer::ModelConfig cfg = plain->config();
+  cfg.arch.rope_scaling = {.type = "llama3",
+                           .factor = 4.0,
+                           .low_freq_factor = 1.0,
+                           .high_freq_factor = 4.0,
+                           .original_context_length = 32};
+  const auto scaled = std::make_shared<const infer::Model>(
+      cfg, plain->weights(), plain->tokenizer_ptr(), "llama-f32.gguf with RoPE scaling");
+  const auto r = compare_exact(scaled, want, "llama-rope", Tokens::equal);
+  INFO("largest logit difference " << r.worst);
+  CHECK(r.worst <= 1e-4f);
+  // The scaling matters: without it the logits along the same path are far off.
+  CHECK(compare_exact(plain, want, "llama-rope", Tokens::ignore).worst > 0.05f);
 }
 
 // llama.cpp's defaults store K and V as f16 and accumulate flash attention in f16, which moves

@@ -381,11 +381,19 @@ TEST_CASE("rope rotates pairs in both layouts, and inverse undoes it", "[kernels
   }
 }
 
-TEST_CASE("rope_angles follow theta_base^(-2p/D)", "[kernels]") {
+TEST_CASE("rope_angles follow theta_base^(-2p/D) divided by the frequency factors", "[kernels]") {
   std::vector<float> c(4), s(4);
   kernels::rope_angles(c.data(), s.data(), 3.0, 4, 10000.0);
   for (int p = 0; p < 4; ++p) {
     const double angle = 3.0 * std::pow(10000.0, -2.0 * p / 8.0);
+    CHECK(c[p] == Approx(std::cos(angle)).epsilon(1e-7));
+    CHECK(s[p] == Approx(std::sin(angle)).epsilon(1e-7));
+  }
+  // With frequency factors (RoPE scaling), each pair's angle is divided by its factor.
+  const std::vector<float> factors = {1.0f, 2.0f, 4.78f, 8.0f};
+  kernels::rope_angles(c.data(), s.data(), 3.0, 4, 10000.0, factors.data());
+  for (int p = 0; p < 4; ++p) {
+    const double angle = 3.0 * std::pow(10000.0, -2.0 * p / 8.0) / double{factors[p]};
     CHECK(c[p] == Approx(std::cos(angle)).epsilon(1e-7));
     CHECK(s[p] == Approx(std::sin(angle)).epsilon(1e-7));
   }

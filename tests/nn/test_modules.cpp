@@ -77,7 +77,63 @@ TEST_CASE("config validation and config.json round trip", "[nn]") {
                     Catch::Contains("config.json") && Catch::Contains("n_heads"));
   auto scaled = cfg.to_json();
   scaled.set("rope_scaling", io::Json::parse(R"({"rope_type": "llama3", "factor": 8.0})"));
-  CHECK_THROWS_WITH(TransformerConfig::from_json(scaled), Catch::Contains("rope_scaling"));
+  CHECK_THROWS_WITH(
+      TransformerConfig::from_json(scaled),
+      Catch::Contains("rope_scaling") && Catch::Contains("original_max_position_embeddings"));
+  scaled.set("rope_scaling", io::Json::parse(R"({"rope_type": "yarn", "factor": 4.0})"));
+  CHECK_THROWS_WITH(TransformerConfig::from_json(scaled),
+                    Catch::Contains("rope_scaling") && Catch::Contains("yarn"));
+  scaled.set("rope_scaling", io::Json::parse(R"({"rope_type": "linear", "factor": -2})"));
+  CHECK_THROWS_WITH(TransformerConfig::from_json(scaled), Catch::Contains("factor"));
+  scaled.set("rope_scaling", io::Json::parse(R"({"type": "default"})"));
+  CHECK(TransformerConfig::from_json(scaled).rope_freq_factors().empty());
+}
+
+TEST_CASE("RoPE scaling: linear and Llama 3.1 factors and their config.json round trip", "[nn]") {
+  // Head dimension 16, theta 10000: pair p's wavelength is 2 pi 10000^(p/8) = 6.3, 19.9, 62.8,
+  // 198.7, 628, ... With an original context of 256 and frequency factors 1 and 4, pairs shorter
+  // than 64 keep their frequency, those longer than 256 are divided by 8, and pair 3 is blended.
+  auto cfg = TransformerConfig::llama(100, 64, 1, 64, 4, 2, 96);
+  CHECK(cfg.rope_freq_factors().empty());
+  cfg.rope_scaling = {.type = "llama3",
+                      .factor = 8.0,
+                      .low_freq_factor = 1.0,
+                      .high_freq_factor = 4.0,
+                      .original_context_length = 256};
+  const auto f = cfg.rope_freq_factors();
+  REQUIRE(f.size() == 8);
+  const double pi = 3.14159265358979323846;
+  const double smooth = (256.0 / (2 * pi * std::pow(10000.0, 3.0 / 8.0)) - 1.0) / 3.0;
+  const std::vector<double> want = {1, 1, 1, 1 / ((1 - smooth) / 8 + smooth), 8, 8, 8, 8};
+  for (size_t i = 0; i < 8; ++i) CHECK(f[i] == Approx(want[i]).epsilon(1e-6));
+  const auto back = TransformerConfig::from_json(cfg.to_json());
+  CHECK(back.rope_scaling.type == "llama3");
+  CHECK(back == cfg);
+  // The same factors written out explicitly are the same model; a different factor is not.
+  auto explicit_factors = cfg;
+  explicit_factors.rope_scaling = {.type = "factors", .factors = f};
+  CHECK(explicit_factors == cfg);
+  CHECK(TransformerConfig::from_json(explicit_factors.to_json()) == cfg);
+  auto other = cfg;
+  other.rope_scaling.factor = 4.0;
+  CHECK_FALSE(other == cfg);
+  auto linear = cfg;
+  linear.rope_scaling = {.type = "linear", .factor = 2.0};
+  CHECK(linear.rope_freq_factors() == std::vector<float>(8, 2.0f));
+  CHECK(TransformerConfig::from_json(linear.to_json()) == linear);
+  // Bad scalings name what is wrong.
+  auto bad = cfg;
+  bad.rope_scaling = {.type = "factors", .factors = {1.0f, 2.0f}};
+  CHECK_THROWS_WITH(bad.validate(),
+                    Catch::Contains("2 RoPE frequency factors") && Catch::Contains("need 8"));
+  bad.rope_scaling = {.type = "factors", .factors = std::vector<float>(8, 0.0f)};
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("factor 0 is 0"));
+  bad.rope_scaling = cfg.rope_scaling;
+  bad.rope_scaling.high_freq_factor = 0.5;
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("low_freq_factor"));
+  auto gpt2 = TransformerConfig::gpt2(100, 64, 1, 64, 4);
+  gpt2.rope_scaling = {.type = "linear", .factor = 2.0};
+  CHECK_THROWS_WITH(gpt2.validate(), Catch::Contains("Llama family only"));
 }
 
 TEST_CASE("forward rejects bad ids and lengths, loading rejects other configs", "[nn]") {

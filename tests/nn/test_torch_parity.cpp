@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "scholar/io/file.hpp"
 #include "scholar/io/safetensors.hpp"
 #include "scholar/nn/transformer.hpp"
 #include "scholar/optim/optim.hpp"
@@ -110,4 +111,28 @@ TEST_CASE("tiny GPT-2 matches PyTorch: logits, loss, gradients, AdamW steps", "[
 
 TEST_CASE("tiny Llama with GQA and RoPE matches PyTorch", "[torch][nn]") {
   check_model("llama_tiny");
+}
+
+// Llama 3.1's RoPE scaling in the training model: the infer fixture's llama31 directory
+// (tests/reference/make_infer_fixtures.py), run through nn::TransformerLM.
+TEST_CASE("tiny Llama with Llama 3.1 RoPE scaling matches PyTorch in the training model",
+          "[torch][nn]") {
+  const std::string dir = std::string(SCHOLAR_TEST_DATA) + "/infer/llama31/";
+  const auto config = nn::TransformerConfig::from_json(
+      io::Json::parse(io::read_file(dir + "config.json"), dir + "config.json"));
+  REQUIRE(config.rope_scaling.type == "llama3");
+  nn::TransformerLM model(config);
+  const auto weights_file = io::SafetensorsFile::open(dir + "model.safetensors");
+  std::vector<std::pair<std::string, Tensor<float>>> weights;
+  for (const auto& t : weights_file.tensors())
+    weights.emplace_back(t.name, weights_file.load<float>(t.name));
+  model.load_weights(weights);
+  const auto want = io::SafetensorsFile::open(dir + "expected.safetensors");
+  const auto prompt = want.load<int32_t>("prompt");
+  const auto ids = prompt.reshape({1, prompt.numel()});
+  const auto logits = model.forward(ids).value();
+  const auto expected = want.load<float>("logits_f32");
+  const double err = rel_error(logits.reshape(expected.shape()), expected);
+  INFO("max relative error " << err);
+  CHECK(err < 1e-4);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes tests/data/infer/{gpt2,llama,qwen2}/: small random-weight models as Hugging Face
+"""Writes tests/data/infer/{gpt2,llama,qwen2,llama31}/: small random-weight models as Hugging Face
 directories (config.json, model.safetensors) and expected.safetensors with PyTorch's results:
   prompt            [T] token ids
   logits_f32        [T, V] logits of the prompt with the float32 weights
@@ -8,7 +8,7 @@ directories (config.json, model.safetensors) and expected.safetensors with PyTor
                     (no cache), so it checks scholar's KV cache independently
 GPT-2: Conv1D weights [in, out], LayerNorm, GELU (tanh), learned positions, tied head. Llama:
 rotate_half RoPE, RMSNorm, SwiGLU, grouped-query attention, untied head. Qwen2: Llama plus q/k/v
-biases, tied head. tests/infer/test_infer.cpp checks scholar against these.
+biases, tied head. Llama31: Llama with Llama 3.1's RoPE scaling (rope_type llama3). tests/infer/test_infer.cpp checks scholar against these.
 Run: /usr/bin/python3 tests/reference/make_infer_fixtures.py"""
 import json
 import math
@@ -92,10 +92,29 @@ def llama_params(c, g):
     return p
 
 
+def scaled_inv_freq(c, inv):
+    """RoPE frequencies after config.json's rope_scaling, as transformers computes them (linear:
+    all divided by factor; llama3: Llama 3.1's rule, by wavelength)."""
+    rs = c.get("rope_scaling")
+    if not rs:
+        return inv
+    if rs["rope_type"] == "linear":
+        return inv / rs["factor"]
+    assert rs["rope_type"] == "llama3"
+    factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old = rs["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv
+    out = torch.where(wavelen > old / low, inv / factor, inv)
+    smooth = (old / wavelen - low) / (high - low)
+    blended = (1 - smooth) * inv / factor + smooth * inv
+    medium = (wavelen >= old / high) & (wavelen <= old / low)
+    return torch.where(medium, blended, out)
+
+
 def llama_forward(c, p, ids):
     C, H, Hkv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
     D, eps, T = C // H, c["rms_norm_eps"], ids.shape[0]
-    inv = 1.0 / (c["rope_theta"] ** (torch.arange(0, D, 2).double() / D))
+    inv = scaled_inv_freq(c, 1.0 / (c["rope_theta"] ** (torch.arange(0, D, 2).double() / D)))
     freqs = torch.outer(torch.arange(T).double(), inv)
     cos = torch.cat([freqs.cos()] * 2, -1).float()[None]
     sin = torch.cat([freqs.sin()] * 2, -1).float()[None]
@@ -165,3 +184,8 @@ build("llama", dict(base, model_type="llama", tie_word_embeddings=False), llama_
       llama_forward, 12)
 build("qwen2", dict(base, model_type="qwen2", tie_word_embeddings=True, rope_theta=1000000.0),
       llama_params, llama_forward, 13)
+# Llama 3.1's RoPE scaling; with 16-wide heads and an original context of 256, pairs 0-2 keep their
+# frequency, pair 3 is blended and pairs 4-7 are divided by 8.
+build("llama31", dict(base, model_type="llama", tie_word_embeddings=False, rope_scaling={
+    "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 256}), llama_params, llama_forward, 14)

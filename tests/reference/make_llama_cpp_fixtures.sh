@@ -8,6 +8,8 @@
 #            (tests/reference/llama_cpp_logits.cpp), which must choose the same tokens as the node
 #            binding (its continuations end with the end-of-generation token, where there is one);
 #   "defaults": node-llama-cpp's defaults (F16 KV cache, flash attention accumulated in f16).
+# Besides F32 and Q8_0, "llama-rope" is the F32 Llama model given Llama 3.1's RoPE scaling by
+# tests/reference/add_rope_freqs.py.
 # tests/infer/test_llama_cpp.cpp checks that scholar picks the same tokens and logits.
 #
 #   tests/reference/make_llama_cpp_fixtures.sh [--retrain]
@@ -51,24 +53,28 @@ greedy() {  # [--exact] model file -> JSON
   LLAMA_CPP_DIR="$llama_dir" node tests/reference/llama_cpp_greedy.mjs "$@" 24 $prompts
   IFS=$old_ifs
 }
+# The Llama model with Llama 3.1's RoPE scaling (factor 4, frequency factors 1 and 4, original
+# context 32), stored as llama.cpp's converter stores it (rope_freqs.weight, computed by numpy).
+PYTHONPATH="$src/gguf-py" /usr/bin/python3 tests/reference/add_rope_freqs.py "$src" \
+  "$out/llama-f32.gguf" build/fixtures/llama-rope.gguf 4 1 4 32
 tmp=build/fixtures/llama_cpp_runs
 rm -rf "$tmp"
 mkdir -p "$tmp"
-for family in gpt2 llama; do
-  for type in f32 q8_0; do
-    file=$out/$family-f32.gguf
-    [ "$type" = f32 ] || file=build/fixtures/$family-$type.gguf
-    greedy --exact "$file" > "$tmp/$family-$type.exact.json"
-    greedy "$file" > "$tmp/$family-$type.default.json"
-    /usr/bin/python3 -c 'import json,sys; [print(" ".join(map(str, p))) for p in json.load(open(sys.argv[1]))["prompts"]]' \
-      "$tmp/$family-$type.exact.json" > "$tmp/$family-$type.prompts"
-    i=0
-    while read -r ids; do
-      # shellcheck disable=SC2086
-      "$logits_tool" "$file" 24 5 $ids > "$tmp/$family-$type.logits.$i.json"
-      i=$((i + 1))
-    done < "$tmp/$family-$type.prompts"
-  done
+for key in gpt2-f32 gpt2-q8_0 llama-f32 llama-q8_0 llama-rope; do
+  case $key in
+    *-f32) file=$out/$key.gguf ;;
+    *) file=build/fixtures/$key.gguf ;;
+  esac
+  greedy --exact "$file" > "$tmp/$key.exact.json"
+  greedy "$file" > "$tmp/$key.default.json"
+  /usr/bin/python3 -c 'import json,sys; [print(" ".join(map(str, p))) for p in json.load(open(sys.argv[1]))["prompts"]]' \
+    "$tmp/$key.exact.json" > "$tmp/$key.prompts"
+  i=0
+  while read -r ids; do
+    # shellcheck disable=SC2086
+    "$logits_tool" "$file" 24 5 $ids > "$tmp/$key.logits.$i.json"
+    i=$((i + 1))
+  done < "$tmp/$key.prompts"
 done
 /usr/bin/python3 - "$tmp" "$out/greedy.json.tmp" <<'PY'
 import json, sys
@@ -76,21 +82,19 @@ tmp, dest = sys.argv[1], sys.argv[2]
 texts = ["The hacker", "A kludge is", "In the beginning was the", "foo bar baz"]
 doc = {"generator": "tests/reference/make_llama_cpp_fixtures.sh", "llama_cpp": "node-llama-cpp@3.21.1",
        "texts": texts, "exact": {}, "defaults": {}}
-for family in ["gpt2", "llama"]:
-    for type in ["f32", "q8_0"]:
-        key = f"{family}-{type}"
-        exact = json.load(open(f"{tmp}/{key}.exact.json"))
-        exact["top"] = []
-        for i, greedy in enumerate(exact["greedy"]):
-            c = json.load(open(f"{tmp}/{key}.logits.{i}.json"))
-            # The node binding and the C API must have run the same computation (the binding
-            # stops before an end-of-generation token, the C API includes it).
-            if c["greedy"][:len(greedy)] != greedy or len(c["greedy"]) > len(greedy) + 1:
-                sys.exit(f"{key} prompt {i}: the C API chose {c['greedy']}, node-llama-cpp {greedy}")
-            exact["greedy"][i] = c["greedy"]
-            exact["top"].append(c["top"])
-        doc["exact"][key] = exact
-        doc["defaults"][key] = json.load(open(f"{tmp}/{key}.default.json"))
+for key in ["gpt2-f32", "gpt2-q8_0", "llama-f32", "llama-q8_0", "llama-rope"]:
+    exact = json.load(open(f"{tmp}/{key}.exact.json"))
+    exact["top"] = []
+    for i, greedy in enumerate(exact["greedy"]):
+        c = json.load(open(f"{tmp}/{key}.logits.{i}.json"))
+        # The node binding and the C API must have run the same computation (the binding
+        # stops before an end-of-generation token, the C API includes it).
+        if c["greedy"][:len(greedy)] != greedy or len(c["greedy"]) > len(greedy) + 1:
+            sys.exit(f"{key} prompt {i}: the C API chose {c['greedy']}, node-llama-cpp {greedy}")
+        exact["greedy"][i] = c["greedy"]
+        exact["top"].append(c["top"])
+    doc["exact"][key] = exact
+    doc["defaults"][key] = json.load(open(f"{tmp}/{key}.default.json"))
 with open(dest, "w") as f:
     json.dump(doc, f, separators=(",", ":"))
     f.write("\n")

@@ -99,6 +99,9 @@ struct Rope {
   double theta = 10000.0;  ///< base: 10000 (GPT-NeoX, Llama 2), 500000 (Llama 3), 1e6 (Qwen2)
   kernels::RopeStyle style = kernels::RopeStyle::half;
   int64_t position_offset = 0;  ///< position of the first time step
+  /// RoPE scaling: each pair's frequency is divided by its factor (head_dim / 2 positive values,
+  /// TransformerConfig::rope_freq_factors()); empty: unscaled.
+  std::vector<float> freq_factors;
 };
 
 /// Options for attention().

@@ -248,9 +248,11 @@ void softmax_rows(float* out, const float* x, size_t rows, size_t cols);
 void log_softmax_rows(float* out, const float* x, size_t rows, size_t cols);
 
 /// Fills cos/sin (n_pairs each) for one position: angle[p] = pos * theta_base^(-2p / (2 n_pairs)),
-/// computed in double and rounded once. theta_base is 10000 for GPT-NeoX/Llama 2, 500000 for
-/// Llama 3.
-void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double theta_base);
+/// divided by freq_factors[p] when freq_factors is not null (RoPE scaling, as llama.cpp's
+/// rope_freqs: n_pairs positive values), computed in double and rounded once. theta_base is 10000
+/// for GPT-NeoX/Llama 2, 500000 for Llama 3.
+void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double theta_base,
+                 const float* freq_factors = nullptr);
 
 // --- GEMM (row-major, the BLAS chosen at build time)
 // ----------------------------------------------

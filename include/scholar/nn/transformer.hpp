@@ -31,6 +31,21 @@
 
 namespace scholar::nn {
 
+/// RoPE frequency scaling (Llama family), as Hugging Face's `rope_scaling`: each rotation pair's
+/// frequency is divided by a factor (TransformerConfig::rope_freq_factors()).
+struct RopeScaling {
+  /// "" (none), "linear" (every pair by `factor`), "llama3" (Llama 3.1 and later: pairs whose
+  /// wavelength is longer than original_context_length / low_freq_factor by `factor`, those
+  /// shorter than original_context_length / high_freq_factor not at all, a smooth blend between)
+  /// or "factors" (the per-pair values in `factors`, as GGUF files store them in rope_freqs).
+  std::string type;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_context_length = 8192;  ///< config.json: original_max_position_embeddings
+  std::vector<float> factors;              ///< type "factors": head_dim / 2 values
+};
+
 /// Architecture of a TransformerLM.
 struct TransformerConfig {
   enum class Family : uint8_t { gpt2, llama };
@@ -44,6 +59,7 @@ struct TransformerConfig {
   int64_t ffn_hidden = 0;  ///< MLP width; 0: 4 * n_embd (GPT-2)
   float norm_eps = 1e-5f;
   double rope_theta = 10000.0;  ///< Llama family only
+  RopeScaling rope_scaling;     ///< Llama family only; none by default
   bool tie_embeddings = true;   ///< output head shares the token embedding
   bool qkv_bias = false;        ///< Llama family: biases on q, k, v projections (Qwen2)
   float dropout = 0.0f;         ///< on attention output, MLP output and embeddings, in training
@@ -52,6 +68,9 @@ struct TransformerConfig {
   int64_t kv_heads() const noexcept { return n_kv_heads == 0 ? n_heads : n_kv_heads; }
   int64_t head_dim() const noexcept { return n_embd / n_heads; }
   int64_t mlp_hidden() const noexcept { return ffn_hidden == 0 ? 4 * n_embd : ffn_hidden; }
+  /// What rope_scaling divides each rotation pair's frequency by: head_dim / 2 values (the same
+  /// as llama.cpp's rope_freqs tensor), or none when the model is unscaled.
+  std::vector<float> rope_freq_factors() const;
 
   /// GPT-2 family preset (tied embeddings, LayerNorm eps 1e-5).
   static TransformerConfig gpt2(int64_t vocab, int64_t context, int64_t layers, int64_t width,
@@ -65,6 +84,8 @@ struct TransformerConfig {
   /// Hugging Face config.json fields for this model type.
   io::Json to_json() const;
   /// Reads a Hugging Face config.json (model_type gpt2, llama, mistral or qwen2) or our own.
+  /// rope_scaling may be absent, "default", "linear" or "llama3" (and "factors", which only
+  /// to_json writes); other types (yarn, dynamic, longrope) are a FormatError.
   static TransformerConfig from_json(const io::Json& j);
   /// Same model: compares what the fields mean (n_kv_heads 0 equals n_kv_heads == n_heads, an
   /// empty model_type equals the family's own), so a config equals its to_json() round trip.
@@ -80,6 +101,7 @@ class Attention : public Module {
 
  private:
   TransformerConfig cfg_;
+  std::vector<float> rope_factors_;                            // cfg_.rope_freq_factors()
   std::unique_ptr<Linear> c_attn_, c_proj_;                    // GPT-2
   std::unique_ptr<Linear> q_proj_, k_proj_, v_proj_, o_proj_;  // Llama
 };
