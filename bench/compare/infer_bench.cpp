@@ -2,7 +2,8 @@
 // processing: one batch of N tokens into an empty cache) and tg N (generation: N tokens decoded one
 // at a time after an empty cache), in tokens per second. Prints one JSON line per test with the
 // median of --reps runs (after one warm-up). bench/compare/infer.py runs it beside llama-bench.
-//   infer_bench MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5]
+//   infer_bench MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5] [--mmap 1]
+//     (--mmap 0: read the file into memory on huge pages instead of mapping it)
 //   infer_bench --bandwidth [--threads N]   memory read bandwidth: sums a 1 GiB buffer
 #include <algorithm>
 #include <chrono>
@@ -20,11 +21,12 @@ using namespace scholar;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5]\n",
+    std::fprintf(stderr,
+                 "usage: %s MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5] [--mmap 0|1]\n",
                  argv[0]);
     return 2;
   }
-  int threads = 1, pp = 128, tg = 128, reps = 5;
+  int threads = 1, pp = 128, tg = 128, reps = 5, mmap = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const int v = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads"))
@@ -35,6 +37,8 @@ int main(int argc, char** argv) {
       tg = v;
     else if (!std::strcmp(argv[i], "--reps"))
       reps = v;
+    else if (!std::strcmp(argv[i], "--mmap"))
+      mmap = v;
   }
   try {
     set_num_threads(threads);
@@ -62,7 +66,8 @@ int main(int argc, char** argv) {
           threads, best, static_cast<double>(part[0]));
       return 0;
     }
-    const auto model = infer::Model::load(argv[1]);
+    const auto model =
+        infer::Model::load(argv[1], {.access = mmap ? io::FileAccess::map : io::FileAccess::copy});
     infer::Session s(model, {.n_ctx = pp + tg + 8, .max_batch = std::max(pp, 1)});
     const int32_t V = static_cast<int32_t>(model->arch().vocab_size);
     std::vector<int32_t> prompt(static_cast<size_t>(pp));
@@ -73,8 +78,9 @@ int main(int argc, char** argv) {
       std::sort(t.begin(), t.end());
       std::printf(
           "{\"impl\": \"scholar\", \"test\": \"%s%d\", \"threads\": %d, \"type\": \"%s\", "
+          "\"mmap\": %d, "
           "\"tokens_per_s\": %.2f, \"weight_bytes\": %zu, \"bytes_per_token\": %zu}\n",
-          test, n, threads, model->weight_type_summary().c_str(), n / t[t.size() / 2],
+          test, n, threads, model->weight_type_summary().c_str(), mmap, n / t[t.size() / 2],
           model->weight_bytes(), model->bytes_per_token());
       std::fflush(stdout);
     };

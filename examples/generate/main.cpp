@@ -23,7 +23,7 @@ namespace {
       stderr,
       "usage: %s --model PATH --prompt TEXT [--temperature T] [--top-k K] [--top-p P]\n"
       "          [--min-p P] [--repeat-penalty R] [--beams N] [--seed S] [--max-tokens N]\n"
-      "          [--threads N] [--order transformers|llama.cpp]\n"
+      "          [--threads N] [--order transformers|llama.cpp] [--no-mmap]\n"
       "          [--save-gguf OUT.gguf [--type f32|f16|q8_0|q4_0]]\n",
       argv0);
   std::exit(2);
@@ -48,10 +48,15 @@ int main(int argc, char** argv) {
   cfg.min_p = 0.05f;
   cfg.max_new_tokens = 64;
   int threads = 0;
+  infer::LoadOptions load;
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string k = argv[i];
       if (k == "-h" || k == "--help") usage(argv[0]);
+      if (k == "--no-mmap") {  // read the weights into memory (huge pages) instead of mapping
+        load.access = io::FileAccess::copy;
+        continue;
+      }
       if (i + 1 >= argc) usage(argv[0]);
       const std::string v = argv[++i];
       // Whole-string numbers, or an error naming the flag.
@@ -110,7 +115,7 @@ int main(int argc, char** argv) {
     if (threads != 0) set_num_threads(threads);  // negative: a ValueError
     cfg.validate();
 
-    const auto model = infer::Model::load(model_path);
+    const auto model = infer::Model::load(model_path, load);
     const auto& a = model->arch();
     std::fprintf(stderr,
                  "model: %s, %s, %lld layers, width %lld, vocab %lld, %s weights (%.1f MB)\n",

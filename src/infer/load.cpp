@@ -129,8 +129,8 @@ std::shared_ptr<const text::Tokenizer> gguf_tokenizer(const io::GgufFile& f, std
 // --- GGUF
 // -----------------------------------------------------------------------------------------
 
-std::shared_ptr<const Model> Model::from_gguf(const std::string& path) {
-  auto file = std::make_shared<io::GgufFile>(io::GgufFile::open(path));
+std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const LoadOptions& opt) {
+  auto file = std::make_shared<io::GgufFile>(io::GgufFile::open(path, opt.access));
   const io::GgufFile& f = *file;
   const std::string arch = f.get("general.architecture").as_string(path + ": general.architecture");
   if (arch != "gpt2" && arch != "llama" && arch != "qwen2")
@@ -405,7 +405,7 @@ void default_special_ids(ModelConfig& cfg, const text::Tokenizer* tok) {
 
 }  // namespace
 
-std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir) {
+std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const LoadOptions& opt) {
   const fs::path d(dir);
   const std::string config_path = (d / "config.json").string();
   if (!fs::exists(config_path))
@@ -432,8 +432,8 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir) {
   std::vector<std::shared_ptr<io::SafetensorsFile>> files;
   const fs::path single = d / "model.safetensors", index = d / "model.safetensors.index.json";
   if (fs::exists(single)) {
-    files.push_back(
-        std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(single.string())));
+    files.push_back(std::make_shared<io::SafetensorsFile>(
+        io::SafetensorsFile::open(single.string(), opt.access)));
   } else if (fs::exists(index)) {
     const io::Json ij = io::Json::parse(io::read_file(index.string()), index.string());
     std::set<std::string> shards;
@@ -442,8 +442,8 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir) {
     for (const auto& s : shards) {
       if (s.find('/') != std::string::npos || s.find("..") != std::string::npos)
         fail<FormatError>(index.string(), ": shard name '", s, "' is not a plain file name");
-      files.push_back(
-          std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open((d / s).string())));
+      files.push_back(std::make_shared<io::SafetensorsFile>(
+          io::SafetensorsFile::open((d / s).string(), opt.access)));
     }
   } else {
     fail<FormatError>(dir, ": no model.safetensors or model.safetensors.index.json");
@@ -477,8 +477,9 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir) {
   return m;
 }
 
-std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path) {
-  auto f = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path));
+std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path,
+                                                    const LoadOptions& opt) {
+  auto f = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::open(path, opt.access));
   auto it = f->metadata().find("config");
   if (it == f->metadata().end())
     fail<FormatError>(path,
@@ -532,8 +533,8 @@ std::shared_ptr<const Model> Model::from_module(const nn::TransformerLM& lm,
   return m;
 }
 
-std::shared_ptr<const Model> Model::load(const std::string& path) {
-  if (fs::is_directory(path)) return from_hf_dir(path);
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opt) {
+  if (fs::is_directory(path)) return from_hf_dir(path, opt);
   if (!fs::exists(path)) fail<IoError>(path, ": no such file or directory");
   // Decide by content, not by name.
   std::string head(4, '\0');
@@ -541,8 +542,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
     auto f = io::MappedFile::open(path);
     if (f->size() >= 4) std::memcpy(head.data(), f->data(), 4);
   }
-  if (head == "GGUF") return from_gguf(path);
-  return from_checkpoint(path);
+  if (head == "GGUF") return from_gguf(path, opt);
+  return from_checkpoint(path, opt);
 }
 
 // --- GGUF export

@@ -20,7 +20,7 @@ std::string errno_text() {
 }
 }  // namespace
 
-std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, FileAccess access) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail<IoError>(path, ": cannot open: ", errno_text());
   struct stat st {};
@@ -36,7 +36,8 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ > 0) {
+  f->access_ = access;
+  if (f->size_ > 0 && access == FileAccess::map) {
     void* p = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const std::string e = errno_text();
@@ -44,13 +45,44 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
       fail<IoError>(path, ": cannot map ", f->size_, " bytes: ", e);
     }
     f->data_ = static_cast<uint8_t*>(p);
+    f->region_ = p;
+    f->region_size_ = f->size_;
+  } else if (f->size_ > 0) {
+    // Anonymous memory starting on a 2 MiB boundary, so that the kernel can back it with huge
+    // pages, then the file read into it.
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t reserve = (f->size_ + 2 * kHuge - 1) / kHuge * kHuge;
+    void* p = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      const std::string e = errno_text();
+      ::close(fd);
+      fail<IoError>(path, ": cannot allocate ", f->size_, " bytes to read it into: ", e);
+    }
+    f->region_ = p;
+    f->region_size_ = reserve;
+    const auto base = reinterpret_cast<uintptr_t>(p);
+    f->data_ = reinterpret_cast<uint8_t*>((base + kHuge - 1) / kHuge * kHuge);
+#ifdef MADV_HUGEPAGE
+    ::madvise(f->data_, (f->size_ + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);  // a hint only
+#endif
+    size_t done = 0;
+    while (done < f->size_) {
+      const ssize_t n = ::read(fd, f->data_ + done, f->size_ - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const std::string e = n < 0 ? errno_text() : std::string("unexpected end of file");
+        ::close(fd);
+        fail<IoError>(path, ": cannot read byte ", done, " of ", f->size_, ": ", e);
+      }
+      done += static_cast<size_t>(n);
+    }
   }
   ::close(fd);  // the mapping stays valid
   return f;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(data_, size_);
+  if (region_) ::munmap(region_, region_size_);
 }
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {

@@ -357,9 +357,9 @@ GgufValue detail::GgufReader::value(GgufType t, const std::string& key, int dept
   bad("key ", key, ": unknown value type ", static_cast<uint32_t>(t));
 }
 
-GgufFile GgufFile::open(const std::string& path) {
+GgufFile GgufFile::open(const std::string& path, FileAccess access) {
   GgufFile f;
-  f.file_ = MappedFile::open(path);
+  f.file_ = MappedFile::open(path, access);
   detail::GgufReader r(f.file_->data(), f.file_->size(), path);
   if (f.file_->size() < 4 || r.read<uint32_t>("magic") != kMagic)
     fail<FormatError>(path, ": not a GGUF file (bad magic)");

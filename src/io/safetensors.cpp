@@ -57,9 +57,9 @@ int st_dtype_size(StDType t) {
   return 0;
 }
 
-SafetensorsFile SafetensorsFile::open(const std::string& path) {
+SafetensorsFile SafetensorsFile::open(const std::string& path, FileAccess access) {
   SafetensorsFile f;
-  f.file_ = MappedFile::open(path);
+  f.file_ = MappedFile::open(path, access);
   const uint8_t* p = f.file_->data();
   const size_t size = f.file_->size();
   auto bad = [&](auto&&... what) { fail<FormatError>(path, ": ", what...); };

@@ -129,6 +129,8 @@ TEST_CASE("GGUF exports at F32 and F16 give PyTorch's logits and greedy tokens",
       CHECK(io::GgufFile::open(path).contains("rope_freqs.weight") ==
             (std::string(name) == "llama31"));
       check_model(g, want, tag, 1e-4);
+      // Read into memory instead of mapped: the same model.
+      check_model(infer::Model::load(path, {.access = io::FileAccess::copy}), want, tag, 1e-4);
       // Exported again from the GGUF-loaded model (no second permutation): same bytes.
       const std::string again = temp_path(std::string(name) + "_" + tag + "_again.gguf");
       g->save_gguf(again, type);

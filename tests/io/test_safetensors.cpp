@@ -86,6 +86,31 @@ TEST_CASE("float tensors load as copy-on-write views of the mapping", "[safetens
   CHECK(io::SafetensorsFile::open(path).load<float>("a")(0) == before);
 }
 
+TEST_CASE("files read into memory (FileAccess::copy) hold the same bytes as mapped ones",
+          "[safetensors]") {
+  Generator g(3);
+  io::SafetensorsWriter out;
+  out.add("a", randn({3000}, g));  // a file of a few pages, not a multiple of the page size
+  out.add("b", randn({7}, g));
+  const std::string path = temp_path("copy.safetensors");
+  out.save(path);
+  const auto mapped = io::MappedFile::open(path);
+  const auto copied = io::MappedFile::open(path, io::FileAccess::copy);
+  CHECK(copied->access() == io::FileAccess::copy);
+  REQUIRE(copied->size() == mapped->size());
+  CHECK(std::memcmp(copied->data(), mapped->data(), mapped->size()) == 0);
+  CHECK(reinterpret_cast<uintptr_t>(copied->data()) % (2u << 20) == 0);  // huge-page aligned
+  const auto f = io::SafetensorsFile::open(path, io::FileAccess::copy);
+  CHECK(max_abs_diff(f.load<float>("a"), io::SafetensorsFile::open(path).load<float>("a")) == 0);
+  CHECK(f.load<float>("b").numel() == 7);
+  // An empty file reads as empty; a missing one is an IoError naming it.
+  const std::string empty = temp_path("empty.bin");
+  io::write_file_atomic(empty, "");
+  CHECK(io::MappedFile::open(empty, io::FileAccess::copy)->size() == 0);
+  CHECK_THROWS_WITH(io::MappedFile::open(temp_path("missing.bin"), io::FileAccess::copy),
+                    Catch::Contains("missing.bin"));
+}
+
 TEST_CASE("an interrupted save leaves the old file intact", "[safetensors]") {
   const std::string path = temp_path("atomic.bin");
   io::write_file_atomic(path, "old contents");

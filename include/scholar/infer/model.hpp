@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "scholar/io/file.hpp"
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/nn/transformer.hpp"
 #include "scholar/tensor/quant.hpp"
@@ -87,6 +88,15 @@ struct ModelConfig {
   int32_t bos_id = -1, eos_id = -1;  ///< -1: none known
 };
 
+/// How Model::load brings weight files into memory.
+struct LoadOptions {
+  /// io::FileAccess::map (default): weights are used in place in the mapped file, which opens
+  /// instantly and shares pages with other processes. io::FileAccess::copy: the file is read into
+  /// private memory on huge pages, which makes decoding a few percent faster (fewer TLB misses
+  /// when every weight is read per token) at the cost of reading the whole file up front.
+  io::FileAccess access = io::FileAccess::map;
+};
+
 /// Loaded weights, config and tokenizer. Immutable after loading.
 ///
 /// Thread-safety: all member functions are const; share one Model between threads and Sessions.
@@ -97,10 +107,14 @@ class Model {
   /// by train::Trainer (config and tokenizer in its metadata). FormatError naming the file, tensor
   /// and problem for anything wrong: missing tensors, shapes that disagree with the config,
   /// unsupported types or architectures.
-  static std::shared_ptr<const Model> load(const std::string& path);
-  static std::shared_ptr<const Model> from_gguf(const std::string& path);
-  static std::shared_ptr<const Model> from_hf_dir(const std::string& dir);
-  static std::shared_ptr<const Model> from_checkpoint(const std::string& path);
+  /// `opt.access` says whether weight files are memory-mapped (the default) or read into memory.
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& opt = {});
+  static std::shared_ptr<const Model> from_gguf(const std::string& path,
+                                                const LoadOptions& opt = {});
+  static std::shared_ptr<const Model> from_hf_dir(const std::string& dir,
+                                                  const LoadOptions& opt = {});
+  static std::shared_ptr<const Model> from_checkpoint(const std::string& path,
+                                                      const LoadOptions& opt = {});
   /// Copies the weights of a model built or trained with scholar::nn.
   static std::shared_ptr<const Model> from_module(
       const nn::TransformerLM& lm, std::shared_ptr<const text::Tokenizer> tok = nullptr);

@@ -9,15 +9,28 @@
 
 namespace scholar::io {
 
-/// A whole file mapped into memory, copy-on-write: the pages are shared with the page cache until
-/// written, and writes stay private to this process (the file never changes). Tensors that view
-/// a mapping hold a shared_ptr to it, so the mapping lives as long as any of them.
+/// How MappedFile::open brings a file into memory.
+enum class FileAccess : uint8_t {
+  /// mmap: pages come from the page cache as they are touched and are shared with other
+  /// processes mapping the file; opening is instant.
+  map,
+  /// Read the whole file into private memory on transparent huge pages (where the kernel allows
+  /// them): opening reads every byte, but later sweeps over the data (decoding reads every weight
+  /// per token) take fewer TLB misses. llama.cpp's --no-mmap.
+  copy,
+};
+
+/// A whole file in memory, copy-on-write: with FileAccess::map the pages are shared with the page
+/// cache until written, and writes stay private to this process (the file never changes). Tensors
+/// that view a mapping hold a shared_ptr to it, so the mapping lives as long as any of them.
 ///
 /// Thread-safety: immutable after open(); safe to read from many threads.
 class MappedFile {
  public:
-  /// Maps `path`; IoError if it cannot be opened or mapped. An empty file maps to size() == 0.
-  static std::shared_ptr<MappedFile> open(const std::string& path);
+  /// Maps (or reads, see FileAccess) `path`; IoError if it cannot be opened, mapped or read. An
+  /// empty file maps to size() == 0.
+  static std::shared_ptr<MappedFile> open(const std::string& path,
+                                          FileAccess access = FileAccess::map);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -26,11 +39,15 @@ class MappedFile {
   uint8_t* mutable_data() const noexcept { return data_; }
   size_t size() const noexcept { return size_; }
   const std::string& path() const noexcept { return path_; }
+  FileAccess access() const noexcept { return access_; }
 
  private:
   MappedFile() = default;
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  void* region_ = nullptr;  // what to munmap: data_ itself, or the aligned copy's reservation
+  size_t region_size_ = 0;
+  FileAccess access_ = FileAccess::map;
   std::string path_;
 };
 

@@ -128,9 +128,10 @@ struct GgufTensorInfo {
 /// Thread-safety: const member functions may be called from many threads.
 class GgufFile {
  public:
-  /// Maps and validates `path`: IoError if unreadable, FormatError if malformed or if a tensor has
+  /// Maps (or reads, see FileAccess) and validates `path`: IoError if unreadable, FormatError if
+  /// malformed or if a tensor has
   /// a ggml type scholar cannot use (the message names it, e.g. Q4_K).
-  static GgufFile open(const std::string& path);
+  static GgufFile open(const std::string& path, FileAccess access = FileAccess::map);
 
   const std::string& path() const noexcept { return file_->path(); }
   uint32_t version() const noexcept { return version_; }

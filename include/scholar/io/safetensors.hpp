@@ -46,8 +46,9 @@ struct StTensorInfo {
 /// Thread-safety: const member functions may be called from many threads.
 class SafetensorsFile {
  public:
-  /// Maps and validates `path` (IoError if unreadable, FormatError if malformed).
-  static SafetensorsFile open(const std::string& path);
+  /// Maps (or reads, see FileAccess) and validates `path` (IoError if unreadable, FormatError if
+  /// malformed).
+  static SafetensorsFile open(const std::string& path, FileAccess access = FileAccess::map);
 
   const std::string& path() const noexcept { return file_->path(); }
   /// Entries in header order.
