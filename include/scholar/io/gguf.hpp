@@ -129,8 +129,8 @@ struct GgufTensorInfo {
 class GgufFile {
  public:
   /// Maps (or reads, see FileAccess) and validates `path`: IoError if unreadable, FormatError if
-  /// malformed or if a tensor has
-  /// a ggml type scholar cannot use (the message names it, e.g. Q4_K).
+  /// malformed or if a tensor has a ggml type scholar cannot use (the message names it, e.g.
+  /// Q4_K).
   static GgufFile open(const std::string& path, FileAccess access = FileAccess::map);
 
   const std::string& path() const noexcept { return file_->path(); }
