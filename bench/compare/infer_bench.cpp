@@ -2,8 +2,9 @@
 // processing: one batch of N tokens into an empty cache) and tg N (generation: N tokens decoded one
 // at a time after an empty cache), in tokens per second. Prints one JSON line per test with the
 // median of --reps runs (after one warm-up). bench/compare/infer.py runs it beside llama-bench.
-//   infer_bench MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5] [--mmap 1]
-//     (--mmap 0: read the file into memory on huge pages instead of mapping it)
+//   infer_bench MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5] [--mmap 1] [--interleave 1]
+//     (--mmap 0: read the file into memory on huge pages instead of mapping it; --interleave 0:
+//     no interleaved copy of quantized matrices)
 //   infer_bench --bandwidth [--threads N]   memory read bandwidth: sums a 1 GiB buffer
 #include <algorithm>
 #include <chrono>
@@ -22,11 +23,12 @@ using namespace scholar;
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: %s MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5] [--mmap 0|1]\n",
+                 "usage: %s MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5] [--mmap 0|1] "
+                 "[--interleave 0|1]\n",
                  argv[0]);
     return 2;
   }
-  int threads = 1, pp = 128, tg = 128, reps = 5, mmap = 1;
+  int threads = 1, pp = 128, tg = 128, reps = 5, mmap = 1, interleave = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const int v = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads"))
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
       reps = v;
     else if (!std::strcmp(argv[i], "--mmap"))
       mmap = v;
+    else if (!std::strcmp(argv[i], "--interleave"))
+      interleave = v;
   }
   try {
     set_num_threads(threads);
@@ -67,7 +71,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     const auto model =
-        infer::Model::load(argv[1], {.access = mmap ? io::FileAccess::map : io::FileAccess::copy});
+        infer::Model::load(argv[1], {.access = mmap ? io::FileAccess::map : io::FileAccess::copy,
+                                     .interleave = interleave != 0});
     infer::Session s(model, {.n_ctx = pp + tg + 8, .max_batch = std::max(pp, 1)});
     const int32_t V = static_cast<int32_t>(model->arch().vocab_size);
     std::vector<int32_t> prompt(static_cast<size_t>(pp));

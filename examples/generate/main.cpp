@@ -23,7 +23,7 @@ namespace {
       stderr,
       "usage: %s --model PATH --prompt TEXT [--temperature T] [--top-k K] [--top-p P]\n"
       "          [--min-p P] [--repeat-penalty R] [--beams N] [--seed S] [--max-tokens N]\n"
-      "          [--threads N] [--order transformers|llama.cpp] [--no-mmap]\n"
+      "          [--threads N] [--order transformers|llama.cpp] [--no-mmap] [--no-repack]\n"
       "          [--save-gguf OUT.gguf [--type f32|f16|q8_0|q4_0]]\n",
       argv0);
   std::exit(2);
@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
       if (k == "-h" || k == "--help") usage(argv[0]);
       if (k == "--no-mmap") {  // read the weights into memory (huge pages) instead of mapping
         load.access = io::FileAccess::copy;
+        continue;
+      }
+      if (k == "--no-repack") {  // no interleaved copy of quantized matrices: half the memory
+        load.interleave = false;
         continue;
       }
       if (i + 1 >= argc) usage(argv[0]);

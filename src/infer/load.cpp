@@ -261,6 +261,7 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
   w.output = tensor("output.weight", false);
   std::string note;
   auto tok = gguf_tokenizer(f, note);
+  cfg.interleave = opt.interleave;
   auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path);
   m->set_tokenizer_note(note);
   return m;
@@ -472,6 +473,7 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const Lo
     note = "the directory has no tokenizer.json";
   }
   default_special_ids(cfg, tok.get());
+  cfg.interleave = opt.interleave;
   auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), src.label);
   m->set_tokenizer_note(note);
   return m;
@@ -503,6 +505,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path,
     note.clear();
   }
   default_special_ids(cfg, tok.get());
+  cfg.interleave = opt.interleave;
   auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path);
   m->set_tokenizer_note(note);
   return m;

@@ -186,10 +186,12 @@ Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::Tokeni
   if (w_.output.empty()) w_.output = w_.tok_embd;
   expect(s, w_.output, "output head", -1, V, C);
   // Interleaved copies of the quantized matrices, for the products.
-  for (auto& l : w_.layers)
-    for (Weight* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      p->pack();
-  w_.output.pack();
+  if (cfg_.interleave) {
+    for (auto& l : w_.layers)
+      for (Weight* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+        p->pack();
+    w_.output.pack();
+  }
   if (tok_ && tok_->vocab_size() > V)
     fail<FormatError>(s, ": the tokenizer has ", tok_->vocab_size(),
                       " tokens, more than the model's vocabulary of ", V);
