@@ -14,8 +14,9 @@
 #
 #   tests/reference/make_llama_cpp_fixtures.sh [--retrain]
 #
-# Needs: g++, a release build (cmake --preset release && cmake --build --preset release), the Jargon File
-# (Debian package jargon-text), and llama.cpp from tests/reference/get_llama_cpp.sh.
+# Needs: g++, a release build (cmake --preset release && cmake --build --preset release), the
+# Jargon File (Debian package jargon-text), llama.cpp from tests/reference/get_llama_cpp.sh, and
+# numpy for add_rope_freqs.py (scripts/deps.sh fixtures).
 set -eu
 cd "$(dirname "$0")/../.."
 out=tests/data/llama_cpp
