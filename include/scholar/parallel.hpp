@@ -3,9 +3,10 @@
 // scholar runs all of its parallel work on one pool per process, sized by the user (default: the
 // number of hardware threads, or SCHOLAR_NUM_THREADS). The calling thread takes part in the work,
 // so a pool of n threads starts n - 1 workers. After a loop, workers watch for the next one for at
-// most 50 microseconds, then sleep on a condition variable: token-by-token inference, which
-// dispatches a small loop every few tens of microseconds, never pays for a wake-up, and an idle
-// pool gives its cores back almost at once. OpenBLAS is held to
+// most 50 microseconds (set_spin_microseconds, SCHOLAR_SPIN_US; 0 never spins), then sleep on a
+// condition variable: token-by-token inference, which dispatches a small loop every few tens of
+// microseconds, never pays for a wake-up, and an idle pool gives its cores back almost at once.
+// OpenBLAS is held to
 // one thread and called from inside the pool's tasks, so BLAS and scholar never oversubscribe the
 // cores.
 #pragma once
@@ -72,6 +73,14 @@ void set_num_threads(int n);
 
 /// Threads in the process-wide pool.
 int num_threads();
+
+/// How long (microseconds, in [0, 1000000]) pool threads keep checking for the next loop before
+/// they sleep, and a caller for the end of its loop; default 50, or SCHOLAR_SPIN_US. 0 never spins:
+/// every loop then wakes sleeping threads, which costs decoding speed (two-thread decoding of the
+/// 124M benchmark model measured F32 77 against 86 tokens/s with 50 us, Q8_0 152 against 245) but
+/// never takes a core another busy thread of the application wants. Applies to every pool at once; safe to call from any thread at any time.
+void set_spin_microseconds(int us);
+int spin_microseconds();
 
 /// Shorthand for thread_pool().parallel_for(begin, end, grain, body).
 template <class Body>

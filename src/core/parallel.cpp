@@ -23,7 +23,23 @@ thread_local bool tls_inside_pool = false;
 // checks for the end of its loop before it sleeps. Token-by-token inference dispatches a loop
 // every 10-100 us; waking a sleeping thread costs about as much as a small loop itself. Spinning
 // this briefly keeps the threads ready between those loops and gives the core back soon after.
-constexpr auto kSpin = std::chrono::microseconds(50);
+// set_spin_microseconds() and SCHOLAR_SPIN_US change it; 0 never spins.
+constexpr int kDefaultSpinUs = 50;
+
+int spin_from_env() {
+  const char* env = std::getenv("SCHOLAR_SPIN_US");
+  if (env == nullptr || *env == '\0') return kDefaultSpinUs;
+  char* end = nullptr;
+  const long us = std::strtol(env, &end, 10);
+  if (*end != '\0' || us < 0 || us > 1000000)
+    fail<ValueError>("SCHOLAR_SPIN_US='", env, "': expected an integer in [0, 1000000]");
+  return static_cast<int>(us);
+}
+
+std::atomic<int>& spin_us() {
+  static std::atomic<int> us{spin_from_env()};
+  return us;
+}
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -31,10 +47,12 @@ inline void cpu_relax() {
 #endif
 }
 
-// Calls ready() until it returns true or kSpin passes; returns its last answer.
+// Calls ready() until it returns true or the spin time passes; returns its last answer.
 template <class Ready>
 bool spin_until(Ready&& ready) {
-  const auto end = std::chrono::steady_clock::now() + kSpin;
+  const int us = spin_us().load(std::memory_order_relaxed);
+  if (us == 0) return ready();
+  const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
   for (int i = 0;; ++i) {
     if (ready()) return true;
     cpu_relax();
@@ -208,6 +226,16 @@ void set_num_threads(int n) {
 
 int num_threads() {
   return thread_pool().size();
+}
+
+void set_spin_microseconds(int us) {
+  if (us < 0 || us > 1000000)
+    fail<ValueError>("set_spin_microseconds: expected [0, 1000000] microseconds, got ", us);
+  spin_us().store(us, std::memory_order_relaxed);
+}
+
+int spin_microseconds() {
+  return spin_us().load(std::memory_order_relaxed);
 }
 
 }  // namespace scholar

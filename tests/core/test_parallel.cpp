@@ -96,3 +96,21 @@ TEST_CASE("back-to-back short loops never hand a late worker a stale task", "[pa
   }
   CHECK(total == 20000 * 3);
 }
+
+TEST_CASE("without spinning every loop still runs every task once", "[parallel]") {
+  const int before = spin_microseconds();
+  CHECK(before >= 0);
+  set_spin_microseconds(0);
+  CHECK(spin_microseconds() == 0);
+  ThreadPool pool(3);
+  int64_t total = 0;
+  for (int iter = 0; iter < 2000; ++iter) {
+    std::atomic<int64_t> local{0};
+    pool.run(5, [&](int64_t i) { local += i + 1; });
+    total += local;
+  }
+  CHECK(total == 2000 * 15);
+  CHECK_THROWS_WITH(set_spin_microseconds(-1), Catch::Contains("set_spin_microseconds"));
+  set_spin_microseconds(before);
+  CHECK(spin_microseconds() == before);
+}
