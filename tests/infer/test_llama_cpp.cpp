@@ -11,6 +11,7 @@
 #include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/json.hpp"
+#include "scholar/kernels/kernels.hpp"
 
 using namespace scholar;
 
@@ -132,7 +133,12 @@ TEST_CASE("greedy tokens and logits equal llama.cpp's on our GGUF exports at F32
   for (const char* family : {"gpt2", "llama"}) {
     for (const auto& [model, tag] : models_of(family)) {
       const bool llama = std::string(family) == "llama";
-      const float tolerance = tag == "f32" ? (llama ? 1e-4f : 3e-3f) : (llama ? 1e-3f : 0.1f);
+      // llama.cpp here runs its AVX-512 build, whose activation quantizer rounds halfway cases to
+      // even, as our AVX2/AVX-512 kernels do; the scalar twin rounds them away from zero, as
+      // ggml's reference quantizer does, which moves Llama's Q8_0 logits by up to 0.013.
+      const bool simd = kernels::active().isa != kernels::Isa::scalar;
+      const float tolerance =
+          tag == "f32" ? (llama ? 1e-4f : 3e-3f) : (llama ? (simd ? 1e-3f : 0.03f) : 0.1f);
       const auto r = compare_exact(model, want, std::string(family) + "-" + tag,
                                    llama || tag == "f32" ? Tokens::equal : Tokens::near_ties);
       gpt2_q8_parted += r.parted;
