@@ -78,7 +78,8 @@ int num_threads();
 /// they sleep, and a caller for the end of its loop; default 50, or SCHOLAR_SPIN_US. 0 never spins:
 /// every loop then wakes sleeping threads, which costs decoding speed (two-thread decoding of the
 /// 124M benchmark model measured F32 77 against 86 tokens/s with 50 us, Q8_0 152 against 245) but
-/// never takes a core another busy thread of the application wants. Applies to every pool at once; safe to call from any thread at any time.
+/// never takes a core another busy thread of the application wants. Applies to every pool at once;
+/// safe to call from any thread at any time.
 void set_spin_microseconds(int us);
 int spin_microseconds();
 
