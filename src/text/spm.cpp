@@ -224,7 +224,9 @@ std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool allow_spec
   std::vector<int32_t> out;
   // Fragments: raw text between special pieces (control pieces only when allowed; user-defined
   // pieces always, as llama.cpp matches them).
-  bool prev_special = true;  // the space prefix goes before the first raw fragment only
+  // The space prefix goes before a raw fragment that starts the text or follows a special piece,
+  // as in llama.cpp.
+  bool prev_special = true;
   auto raw = [&](std::string_view frag) {
     if (frag.empty()) return;
     std::string t;
