@@ -30,11 +30,10 @@ namespace {
 }
 
 WeightType parse_type(const std::string& s) {
-  if (s == "f32") return WeightType::f32;
-  if (s == "f16") return WeightType::f16;
-  if (s == "q8_0") return WeightType::q8_0;
-  if (s == "q4_0") return WeightType::q4_0;
-  throw ValueError("--type must be f32, f16, q8_0 or q4_0, got '" + s + "'");
+  if (const auto t = parse_weight_type(s)) return *t;
+  std::string names;
+  for (const auto& row : kWeightTypes) names += (names.empty() ? "" : ", ") + std::string(row.name);
+  throw ValueError("--type must be one of " + names + ", got '" + s + "'");
 }
 
 }  // namespace

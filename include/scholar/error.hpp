@@ -90,6 +90,11 @@ std::string str_cat(const Args&... args) {
   return out;
 }
 
+/// Reports a broken internal invariant (file, line, the failed condition and a message) on stderr
+/// and aborts. Only a bug in scholar can get here: user errors throw.
+[[noreturn]] void assert_fail(const char* condition, const char* file, int line,
+                              const std::string& message);
+
 }  // namespace detail
 
 /// Throws E with the concatenation of args as its message.
@@ -99,3 +104,24 @@ template <class E = Error, class... Args>
 }
 
 }  // namespace scholar
+
+/// Checks an internal invariant: a condition that only a bug in scholar can make false (a kernel
+/// table entry missing, an index the caller already validated out of range). Failure prints the
+/// condition, the place and the message pieces (str_cat arguments) and aborts. User errors (bad
+/// arguments, bad files) are never asserted: they throw a scholar::Error subclass.
+#define SCHOLAR_ASSERT(cond, ...)                                                                \
+  do {                                                                                           \
+    if (!(cond)) [[unlikely]]                                                                    \
+      ::scholar::detail::assert_fail(#cond, __FILE__, __LINE__,                                  \
+                                     ::scholar::detail::str_cat("" __VA_OPT__(, ) __VA_ARGS__)); \
+  } while (false)
+
+/// SCHOLAR_ASSERT in debug builds (NDEBUG not defined); nothing, not even the condition's
+/// evaluation, in release builds. For checks in hot loops.
+#ifdef NDEBUG
+#define SCHOLAR_DEBUG_ASSERT(cond, ...) \
+  do {                                  \
+  } while (false)
+#else
+#define SCHOLAR_DEBUG_ASSERT(cond, ...) SCHOLAR_ASSERT(cond __VA_OPT__(, ) __VA_ARGS__)
+#endif

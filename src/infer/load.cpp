@@ -362,26 +362,16 @@ std::optional<Weight> st_weight(const std::shared_ptr<io::SafetensorsFile>& f,
   w.rows = info.shape.rank() == 2 ? info.shape[0] : 1;
   w.cols = info.shape[info.shape.rank() - 1];
   const auto bytes = f->bytes(name);
-  switch (info.dtype) {
-    case io::StDType::F32:
-      w.type = WeightType::f32;
-      break;
-    case io::StDType::F16:
-      w.type = WeightType::f16;
-      break;
-    case io::StDType::BF16:
-      w.type = WeightType::bf16;
-      break;
-    default: {
-      // F64 and the like: convert through the safetensors loader.
-      const Tensor<float> t = f->load<float>(name);
-      std::vector<float> v(t.data(), t.data() + t.numel());
-      Weight c = Weight::from_f32(std::move(v), w.rows, w.cols);
-      c.name = name;
-      return c;
-    }
+  if (const auto st = weight_type_from_safetensors(io::st_dtype_name(info.dtype))) {
+    w.type = *st;
+  } else {  // F64 and the like: convert through the safetensors loader
+    const Tensor<float> t = f->load<float>(name);
+    std::vector<float> v(t.data(), t.data() + t.numel());
+    Weight c = Weight::from_f32(std::move(v), w.rows, w.cols);
+    c.name = name;
+    return c;
   }
-  const size_t align = w.type == WeightType::f32 ? 4 : 2;
+  const size_t align = weight_type_info(w.type).block_bytes;
   if (reinterpret_cast<uintptr_t>(bytes.data()) % align == 0) {
     w.data = bytes.data();
     w.owner = f;
@@ -552,24 +542,6 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
 // --- GGUF export
 // -------------------------------------------------------------------------------------
 
-namespace {
-uint32_t file_type_of(WeightType t) {
-  switch (t) {
-    case WeightType::f32:
-      return 0;
-    case WeightType::f16:
-      return 1;
-    case WeightType::q4_0:
-      return 2;
-    case WeightType::q8_0:
-      return 7;
-    case WeightType::bf16:
-      return 32;
-  }
-  return 0;
-}
-}  // namespace
-
 void Model::save_gguf(const std::string& path, WeightType type) const {
   const auto& a = cfg_.arch;
   const bool gpt2 = a.family == Family::gpt2;
@@ -578,7 +550,7 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
   using V = io::GgufValue;
   g.set("general.architecture", V::string(arch));
   g.set("general.name", V::string("scholar export"));
-  g.set("general.file_type", V::u32(file_type_of(type)));
+  g.set("general.file_type", V::u32(static_cast<uint32_t>(weight_type_info(type).gguf_file_type)));
   auto k = [&](const std::string& s) { return arch + "." + s; };
   g.set(k("context_length"), V::u32(static_cast<uint32_t>(a.context_length)));
   g.set(k("embedding_length"), V::u32(static_cast<uint32_t>(a.n_embd)));
@@ -663,7 +635,7 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     if (w.empty()) return;
     if (matrix) {
       WeightType t = type;
-      if (is_quantized(t) && w.cols % kQuantBlock != 0) t = WeightType::f32;
+      if (w.cols % weight_type_info(t).block_values != 0) t = WeightType::f32;
       w = w.convert(t);
     } else {
       w = w.convert(WeightType::f32);

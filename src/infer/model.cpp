@@ -11,27 +11,9 @@ namespace scholar::infer {
 // -----------------------------------------------------------------------------------------
 
 void Weight::row_to_f32(int64_t r, float* out) const {
-  const auto& k = kernels::active();
-  const auto n = static_cast<size_t>(cols);
   const auto* row =
       static_cast<const uint8_t*>(data) + row_bytes(type, cols) * static_cast<size_t>(r);
-  switch (type) {
-    case WeightType::f32:
-      std::memcpy(out, row, n * sizeof(float));
-      break;
-    case WeightType::f16:
-      k.f16_to_f32(out, reinterpret_cast<const uint16_t*>(row), n);
-      break;
-    case WeightType::bf16:
-      k.bf16_to_f32(out, reinterpret_cast<const uint16_t*>(row), n);
-      break;
-    case WeightType::q8_0:
-      k.dequantize_q8_0(out, reinterpret_cast<const BlockQ8_0*>(row), n);
-      break;
-    case WeightType::q4_0:
-      k.dequantize_q4_0(out, reinterpret_cast<const BlockQ4_0*>(row), n);
-      break;
-  }
+  kernels::active().weight(type).to_f32(out, row, static_cast<size_t>(cols));
 }
 
 std::vector<float> Weight::to_f32() const {
@@ -41,15 +23,10 @@ std::vector<float> Weight::to_f32() const {
 }
 
 void Weight::pack() {
-  if (!is_quantized(type) || rows % 8 != 0 || packed) return;
-  const auto n = static_cast<size_t>(cols), r = static_cast<size_t>(rows);
+  const kernels::WeightKernels& k = kernels::active().weight(type);
+  if (k.repack == nullptr || rows % 8 != 0 || packed) return;
   auto buf = std::make_shared<std::vector<uint8_t>>(bytes());
-  if (type == WeightType::q8_0)
-    repack_x8(reinterpret_cast<BlockQ8_0x8*>(buf->data()), static_cast<const BlockQ8_0*>(data), r,
-              n);
-  else
-    repack_x8(reinterpret_cast<BlockQ4_0x8*>(buf->data()), static_cast<const BlockQ4_0*>(data), r,
-              n);
+  k.repack(buf->data(), data, static_cast<size_t>(rows), static_cast<size_t>(cols));
   packed = buf->data();
   packed_owner = buf;
 }
@@ -69,40 +46,22 @@ Weight Weight::from_f32(std::vector<float> values, int64_t rows, int64_t cols) {
 
 Weight Weight::convert(WeightType t) const {
   if (t == type) return *this;
-  if (is_quantized(t) && cols % kQuantBlock != 0)
+  const int64_t block = weight_type_info(t).block_values;
+  if (cols % block != 0)
     fail<ValueError>("Weight::convert: ", name, " has rows of ", cols,
-                     " values, not a multiple of ", kQuantBlock, " as ", weight_type_name(t),
-                     " needs");
+                     " values, not a multiple of ", block, " as ", weight_type_name(t), " needs");
   std::vector<float> f = to_f32();
   if (t == WeightType::f32) {
     Weight w = from_f32(std::move(f), rows, cols);
     w.name = name;
     return w;
   }
-  const auto& k = kernels::active();
+  const kernels::WeightKernels& k = kernels::active().weight(t);
   const size_t rb = row_bytes(t, cols);
   auto buf = std::make_shared<std::vector<uint8_t>>(rb * static_cast<size_t>(rows));
-  const auto n = static_cast<size_t>(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* dst = buf->data() + rb * static_cast<size_t>(r);
-    const float* src = f.data() + r * cols;
-    switch (t) {
-      case WeightType::f16:
-        k.f32_to_f16(reinterpret_cast<uint16_t*>(dst), src, n);
-        break;
-      case WeightType::bf16:
-        k.f32_to_bf16(reinterpret_cast<uint16_t*>(dst), src, n);
-        break;
-      case WeightType::q8_0:
-        k.quantize_q8_0(reinterpret_cast<BlockQ8_0*>(dst), src, n);
-        break;
-      case WeightType::q4_0:
-        k.quantize_q4_0(reinterpret_cast<BlockQ4_0*>(dst), src, n);
-        break;
-      case WeightType::f32:
-        break;
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    k.from_f32(buf->data() + rb * static_cast<size_t>(r), f.data() + r * cols,
+               static_cast<size_t>(cols));
   Weight w;
   w.type = t;
   w.rows = rows;
@@ -255,7 +214,7 @@ std::shared_ptr<const Model> Model::converted(WeightType t) const {
   ModelWeights w = w_;
   auto conv = [&](Weight& x) {
     if (x.empty() || x.rows == 1) return;
-    if (is_quantized(t) && x.cols % kQuantBlock != 0) {
+    if (x.cols % weight_type_info(t).block_values != 0) {
       x = x.convert(WeightType::f32);
       return;
     }

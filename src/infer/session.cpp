@@ -120,72 +120,43 @@ struct Session::Impl {
     thread_pool().parallel_for(0, T, 4, f);
   }
 
-  // Y[t * ldy + r] = W[r] . X[t] for t < T, r < W.rows. X holds T rows of W.cols floats; xq (if
-  // the weight is quantized) holds them quantized to Q8_0.
+  // Y[t * ldy + r] = W[r] . X[t] for t < T, r < W.rows. X holds T rows of W.cols floats; XQ the
+  // same rows quantized to Q8_0 when the weight's kernels read their input that way (prepare()).
   void linear(const Weight& W, const float* X, const BlockQ8_0* XQ, int64_t T, float* Y,
               int64_t ldy) {
     const int64_t rows = W.rows, n = W.cols;
     const size_t rb = row_bytes(W.type, n);
     const auto* base = static_cast<const uint8_t*>(W.data);
+    const kernels::WeightKernels& wk = k->weight(W.type);
     if (T > 1 && W.type == WeightType::f32) {
       kernels::gemm(false, true, T, rows, n, 1.0f, X, n, W.f32(), n, 0.0f, Y, ldy);
       return;
     }
-    // Work in row bands; for T == 1 each band is a GEMV.
+    // Work in row bands (multiples of 16 rows, so of the 8-row interleave); for T == 1 each band
+    // is a GEMV.
     const int64_t align = 16;
+    const auto un = static_cast<size_t>(n), uT = static_cast<size_t>(T);
+    const auto uldy = static_cast<size_t>(ldy);
     on_threads([&](int64_t p, int64_t parts) {
       auto [r0, r1] = split(rows / align, parts, p);
       r0 *= align;
       r1 = p == parts - 1 ? rows : r1 * align;
       if (r0 >= r1) return;
       const auto nr = static_cast<size_t>(r1 - r0);
-      const uint8_t* w = base + static_cast<size_t>(r0) * rb;
-      switch (W.type) {
-        case WeightType::f32:
-          for (int64_t t = 0; t < T; ++t)
-            k->gemv_f32(Y + t * ldy + r0, reinterpret_cast<const float*>(w), X + t * n, nr,
-                        static_cast<size_t>(n));
-          break;
-        case WeightType::f16:
-        case WeightType::bf16:
-          if (T == 1) {
-            auto* fn = W.type == WeightType::f16 ? k->gemv_f16 : k->gemv_bf16;
-            fn(Y + r0, reinterpret_cast<const uint16_t*>(w), X, nr, static_cast<size_t>(n));
-          } else {
-            float* pan = panel.data() + p * kPanelRows * std::max(C, F);
-            auto* cv = W.type == WeightType::f16 ? k->f16_to_f32 : k->bf16_to_f32;
-            for (int64_t b = r0; b < r1; b += kPanelRows) {
-              const int64_t br = std::min(kPanelRows, r1 - b);
-              cv(pan, reinterpret_cast<const uint16_t*>(base + static_cast<size_t>(b) * rb),
-                 static_cast<size_t>(br * n));
-              kernels::gemm(false, true, T, br, n, 1.0f, X, n, pan, n, 0.0f, Y + b, ldy);
-            }
-          }
-          break;
-        case WeightType::q8_0:
-          if (W.packed && T > 1)  // decode: the plain GEMV streams faster
-            k->gemm_q8_0_x8(Y + r0, static_cast<size_t>(ldy),
-                            static_cast<const BlockQ8_0x8*>(W.packed) + r0 / 8 * (n / kQuantBlock),
-                            XQ, nr, static_cast<size_t>(T), static_cast<size_t>(n));
-          else if (T == 1)
-            k->gemv_q8_0(Y + r0, reinterpret_cast<const BlockQ8_0*>(w), XQ, nr,
-                         static_cast<size_t>(n));
-          else
-            k->gemm_q8_0(Y + r0, static_cast<size_t>(ldy), reinterpret_cast<const BlockQ8_0*>(w),
-                         XQ, nr, static_cast<size_t>(T), static_cast<size_t>(n));
-          break;
-        case WeightType::q4_0:
-          if (W.packed && T > 1)
-            k->gemm_q4_0_x8(Y + r0, static_cast<size_t>(ldy),
-                            static_cast<const BlockQ4_0x8*>(W.packed) + r0 / 8 * (n / kQuantBlock),
-                            XQ, nr, static_cast<size_t>(T), static_cast<size_t>(n));
-          else if (T == 1)
-            k->gemv_q4_0(Y + r0, reinterpret_cast<const BlockQ4_0*>(w), XQ, nr,
-                         static_cast<size_t>(n));
-          else
-            k->gemm_q4_0(Y + r0, static_cast<size_t>(ldy), reinterpret_cast<const BlockQ4_0*>(w),
-                         XQ, nr, static_cast<size_t>(T), static_cast<size_t>(n));
-          break;
+      const size_t off = static_cast<size_t>(r0) * rb;
+      if (T == 1) {
+        wk.gemv(Y + r0, base + off, X, XQ, nr, un);
+      } else if (W.packed && wk.gemm_packed) {  // decode: the plain GEMV streams faster
+        wk.gemm_packed(Y + r0, uldy, static_cast<const uint8_t*>(W.packed) + off, XQ, nr, uT, un);
+      } else if (wk.gemm) {
+        wk.gemm(Y + r0, uldy, base + off, XQ, nr, uT, un);
+      } else {  // no product on the stored layout: convert panels of rows and multiply in f32
+        float* pan = panel.data() + p * kPanelRows * std::max(C, F);
+        for (int64_t b = r0; b < r1; b += kPanelRows) {
+          const int64_t br = std::min(kPanelRows, r1 - b);
+          wk.to_f32(pan, base + static_cast<size_t>(b) * rb, static_cast<size_t>(br) * un);
+          kernels::gemm(false, true, T, br, n, 1.0f, X, n, pan, n, 0.0f, Y + b, ldy);
+        }
       }
     });
   }
@@ -194,7 +165,8 @@ struct Session::Impl {
   const BlockQ8_0* prepare(const float* X, int64_t T, int64_t n,
                            std::initializer_list<const Weight*> ws) {
     bool any = false;
-    for (const Weight* w : ws) any = any || (w && !w->empty() && is_quantized(w->type));
+    for (const Weight* w : ws)
+      any = any || (w && !w->empty() && k->weight(w->type).input_type == WeightType::q8_0);
     if (!any) return nullptr;
     const int64_t nb = n / kQuantBlock;
     per_token(T, [&](int64_t t0, int64_t t1) {

@@ -29,8 +29,14 @@ std::string ggml_type_name(uint32_t t) {
   return "unknown type " + std::to_string(t);
 }
 
-bool known_weight_type(uint32_t t) {
-  return t == 0 || t == 1 || t == 2 || t == 8 || t == 30;
+// "F32, F16, BF16, Q8_0 and Q4_0": the ggml names of the weight types scholar reads.
+std::string supported_types() {
+  std::string s;
+  for (int i = 0; i < kWeightTypeCount; ++i) {
+    if (i > 0) s += i + 1 == kWeightTypeCount ? " and " : ", ";
+    s += kWeightTypes[i].ggml_name;
+  }
+  return s;
 }
 
 int scalar_size(GgufType t) {
@@ -79,15 +85,17 @@ class GgufReader {
     pos_ += sizeof(T);
     return v;
   }
-  std::string string(std::string_view what) {
+  // A length-prefixed string, in place in the file.
+  std::string_view string_view(std::string_view what) {
     const auto n = read<uint64_t>(what);
     if (n > kMaxString) bad(what, ": string length ", n, " is implausible");
     need(n, what);
-    std::string s(reinterpret_cast<const char*>(p_ + pos_), static_cast<size_t>(n));
+    std::string_view s(reinterpret_cast<const char*>(p_ + pos_), static_cast<size_t>(n));
     pos_ += n;
     return s;
   }
-  GgufValue value(GgufType t, const std::string& key, int depth);
+  std::string string(std::string_view what) { return std::string(string_view(what)); }
+  GgufValue value(GgufType t, const std::string& key);
   size_t pos() const { return pos_; }
   size_t left() const { return size_ - pos_; }
 
@@ -159,28 +167,37 @@ GgufValue GgufValue::string(std::string s) {
   v.str_ = std::move(s);
   return v;
 }
-GgufValue GgufValue::string_array(std::vector<std::string> items) {
+GgufValue GgufValue::string_array(const std::vector<std::string>& items) {
   GgufValue v;
   v.type_ = GgufType::array;
   v.elem_ = GgufType::string;
-  v.items_.reserve(items.size());
-  for (auto& s : items) v.items_.push_back(string(std::move(s)));
+  v.count_ = items.size();
+  size_t total = 0;
+  for (const auto& x : items) total += x.size();
+  v.str_.reserve(total);
+  v.ends_.reserve(items.size());
+  for (const auto& x : items) {
+    v.str_ += x;
+    v.ends_.push_back(v.str_.size());
+  }
   return v;
 }
 GgufValue GgufValue::i32_array(const std::vector<int32_t>& items) {
   GgufValue v;
   v.type_ = GgufType::array;
   v.elem_ = GgufType::i32;
-  v.items_.reserve(items.size());
-  for (int32_t x : items) v.items_.push_back(i32(x));
+  v.count_ = items.size();
+  v.raw_.resize(items.size() * sizeof(int32_t));
+  if (!items.empty()) std::memcpy(v.raw_.data(), items.data(), v.raw_.size());
   return v;
 }
 GgufValue GgufValue::f32_array(const std::vector<float>& items) {
   GgufValue v;
   v.type_ = GgufType::array;
   v.elem_ = GgufType::f32;
-  v.items_.reserve(items.size());
-  for (float x : items) v.items_.push_back(f32(x));
+  v.count_ = items.size();
+  v.raw_.resize(items.size() * sizeof(float));
+  if (!items.empty()) std::memcpy(v.raw_.data(), items.data(), v.raw_.size());
   return v;
 }
 GgufValue GgufValue::integer(GgufType t, int64_t x) {
@@ -254,30 +271,94 @@ const std::string& GgufValue::as_string(std::string_view what) const {
     fail<FormatError>(what, ": expected a string, found ", gguf_type_name(type_));
   return str_;
 }
-const std::vector<GgufValue>& GgufValue::as_array(std::string_view what) const {
+void GgufValue::need_array(std::string_view what) const {
   if (type_ != GgufType::array)
     fail<FormatError>(what, ": expected an array, found ", gguf_type_name(type_));
-  return items_;
+}
+size_t GgufValue::array_size(std::string_view what) const {
+  need_array(what);
+  return count_;
+}
+GgufValue GgufValue::decode(GgufType t, const uint8_t* p) {
+  auto get = [p]<class T>(T) {
+    T x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  };
+  switch (t) {
+    case GgufType::u8:
+    case GgufType::boolean:
+      return scalar(t, int64_t{get(uint8_t{})});
+    case GgufType::i8:
+      return scalar(t, int64_t{get(int8_t{})});
+    case GgufType::u16:
+      return scalar(t, int64_t{get(uint16_t{})});
+    case GgufType::i16:
+      return scalar(t, int64_t{get(int16_t{})});
+    case GgufType::u32:
+      return scalar(t, int64_t{get(uint32_t{})});
+    case GgufType::i32:
+      return scalar(t, int64_t{get(int32_t{})});
+    case GgufType::u64:
+      return scalar(t, get(uint64_t{}));
+    case GgufType::i64:
+      return scalar(t, get(int64_t{}));
+    case GgufType::f32:
+      return real(t, get(float{}));
+    case GgufType::f64:
+      return real(t, get(double{}));
+    default:
+      break;
+  }
+  SCHOLAR_ASSERT(false, "GgufValue::decode of ", gguf_type_name(t));
+}
+GgufValue GgufValue::element(size_t i) const {
+  return decode(elem_, raw_.data() + i * static_cast<size_t>(scalar_size(elem_)));
+}
+GgufValue GgufValue::at(size_t i, std::string_view what) const {
+  need_array(what);
+  if (i >= count_) fail<IndexError>(what, ": index ", i, " out of range for ", count_, " elements");
+  if (elem_ == GgufType::string) return string(std::string(string_at(i, what)));
+  return element(i);
+}
+std::string_view GgufValue::string_at(size_t i, std::string_view what) const {
+  need_array(what);
+  if (elem_ != GgufType::string)
+    fail<FormatError>(what, ": expected an array of strings, found ", gguf_type_name(elem_));
+  if (i >= count_) fail<IndexError>(what, ": index ", i, " out of range for ", count_, " elements");
+  const size_t begin = i == 0 ? 0 : ends_[i - 1];
+  return std::string_view(str_).substr(begin, ends_[i] - begin);
 }
 std::vector<std::string> GgufValue::as_strings(std::string_view what) const {
-  const auto& a = as_array(what);
+  need_array(what);
+  if (elem_ != GgufType::string)
+    fail<FormatError>(what, ": expected an array of strings, found ", gguf_type_name(elem_));
   std::vector<std::string> out;
-  out.reserve(a.size());
-  for (const auto& v : a) out.push_back(v.as_string(what));
+  out.reserve(count_);
+  for (size_t i = 0; i < count_; ++i) out.emplace_back(string_at(i, what));
   return out;
 }
 std::vector<int64_t> GgufValue::as_ints(std::string_view what) const {
-  const auto& a = as_array(what);
+  need_array(what);
   std::vector<int64_t> out;
-  out.reserve(a.size());
-  for (const auto& v : a) out.push_back(v.as_int(what));
+  out.reserve(count_);
+  if (elem_ == GgufType::string)
+    fail<FormatError>(what, ": expected an integer, found ", gguf_type_name(elem_));
+  for (size_t i = 0; i < count_; ++i) out.push_back(element(i).as_int(what));
   return out;
 }
 std::vector<float> GgufValue::as_floats(std::string_view what) const {
-  const auto& a = as_array(what);
+  need_array(what);
   std::vector<float> out;
-  out.reserve(a.size());
-  for (const auto& v : a) out.push_back(static_cast<float>(v.as_double(what)));
+  out.reserve(count_);
+  if (elem_ == GgufType::string)
+    fail<FormatError>(what, ": expected a number, found ", gguf_type_name(elem_));
+  if (elem_ == GgufType::f32) {  // the common case (token scores): straight from the bytes
+    out.resize(count_);
+    if (count_) std::memcpy(out.data(), raw_.data(), count_ * sizeof(float));
+    return out;
+  }
+  for (size_t i = 0; i < count_; ++i) out.push_back(static_cast<float>(element(i).as_double(what)));
   return out;
 }
 
@@ -291,10 +372,9 @@ std::string GgufValue::to_string() const {
     case GgufType::f64:
       return scholar::detail::str_cat(real_);
     case GgufType::array: {
-      std::string s = scholar::detail::str_cat(gguf_type_name(elem_), "[", items_.size(), "] [");
-      for (size_t i = 0; i < items_.size() && i < 5; ++i)
-        s += (i ? ", " : "") + items_[i].to_string();
-      return s + (items_.size() > 5 ? ", ...]" : "]");
+      std::string s = scholar::detail::str_cat(gguf_type_name(elem_), "[", count_, "] [");
+      for (size_t i = 0; i < count_ && i < 5; ++i) s += (i ? ", " : "") + at(i).to_string();
+      return s + (count_ > 5 ? ", ...]" : "]");
     }
     default:
       return u64_big_ ? std::to_string(static_cast<uint64_t>(int_)) : std::to_string(int_);
@@ -304,41 +384,16 @@ std::string GgufValue::to_string() const {
 // --- reading
 // ----------------------------------------------------------------------------------------
 
-GgufValue detail::GgufReader::value(GgufType t, const std::string& key, int depth) {
+GgufValue detail::GgufReader::value(GgufType t, const std::string& key) {
   switch (t) {
-    case GgufType::u8:
-      return GgufValue::scalar(t, int64_t{read<uint8_t>(key)});
-    case GgufType::i8:
-      return GgufValue::scalar(t, int64_t{read<int8_t>(key)});
-    case GgufType::u16:
-      return GgufValue::scalar(t, int64_t{read<uint16_t>(key)});
-    case GgufType::i16:
-      return GgufValue::scalar(t, int64_t{read<int16_t>(key)});
-    case GgufType::u32:
-      return GgufValue::scalar(t, int64_t{read<uint32_t>(key)});
-    case GgufType::i32:
-      return GgufValue::scalar(t, int64_t{read<int32_t>(key)});
-    case GgufType::u64:
-      return GgufValue::scalar(t, read<uint64_t>(key));
-    case GgufType::i64:
-      return GgufValue::scalar(t, read<int64_t>(key));
-    case GgufType::f32:
-      return GgufValue::real(t, read<float>(key));
-    case GgufType::f64:
-      return GgufValue::real(t, read<double>(key));
-    case GgufType::boolean: {
-      const auto b = read<uint8_t>(key);
-      if (b > 1) bad("key ", key, ": bool value ", int{b}, " is neither 0 nor 1");
-      return GgufValue::scalar(t, uint64_t{b});
-    }
     case GgufType::string:
       return GgufValue::string(string(key));
     case GgufType::array: {
-      if (depth > 0) bad("key ", key, ": nested arrays are not supported");
       const auto raw = read<uint32_t>(key);
       if (raw > static_cast<uint32_t>(GgufType::f64))
         bad("key ", key, ": unknown array element type ", raw);
       const auto elem = static_cast<GgufType>(raw);
+      if (elem == GgufType::array) bad("key ", key, ": nested arrays are not supported");
       const auto n = read<uint64_t>(key);
       // Every element takes at least one byte (a string at least 8): check before allocating.
       const uint64_t min_size = elem == GgufType::string ? 8 : std::max(scalar_size(elem), 1);
@@ -348,13 +403,36 @@ GgufValue detail::GgufReader::value(GgufType t, const std::string& key, int dept
       GgufValue v;
       v.type_ = GgufType::array;
       v.elem_ = elem;
-      // Reserve only a bounded amount up front: each element still has to be read from the file.
-      v.items_.reserve(static_cast<size_t>(std::min<uint64_t>(n, 1 << 16)));
-      for (uint64_t i = 0; i < n; ++i) v.items_.push_back(value(elem, key, depth + 1));
+      v.count_ = static_cast<size_t>(n);
+      if (elem == GgufType::string) {
+        // Lengths are checked one by one; reserve only a bounded amount up front.
+        v.ends_.reserve(static_cast<size_t>(std::min<uint64_t>(n, 1 << 20)));
+        for (uint64_t i = 0; i < n; ++i) {
+          v.str_ += string_view(key);
+          v.ends_.push_back(v.str_.size());
+        }
+      } else {
+        const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(scalar_size(elem));
+        need(bytes, key);
+        v.raw_.assign(p_ + pos_, p_ + pos_ + bytes);
+        if (elem == GgufType::boolean)
+          for (uint8_t b : v.raw_)
+            if (b > 1) bad("key ", key, ": bool value ", int{b}, " is neither 0 nor 1");
+        pos_ += bytes;
+      }
       return v;
     }
+    default:
+      break;
   }
-  bad("key ", key, ": unknown value type ", static_cast<uint32_t>(t));
+  const int size = scalar_size(t);
+  if (size == 0) bad("key ", key, ": unknown value type ", static_cast<uint32_t>(t));
+  need(static_cast<uint64_t>(size), key);
+  GgufValue v = GgufValue::decode(t, p_ + pos_);
+  pos_ += static_cast<size_t>(size);
+  if (t == GgufType::boolean && v.int_ > 1)
+    bad("key ", key, ": bool value ", v.int_, " is neither 0 nor 1");
+  return v;
 }
 
 GgufFile GgufFile::open(const std::string& path, FileAccess access) {
@@ -374,7 +452,7 @@ GgufFile GgufFile::open(const std::string& path, FileAccess access) {
     std::string key = r.string("metadata key");
     const auto t = r.read<uint32_t>("value type of " + key);
     if (t > static_cast<uint32_t>(GgufType::f64)) r.bad("key ", key, ": unknown value type ", t);
-    GgufValue v = r.value(static_cast<GgufType>(t), key, 0);
+    GgufValue v = r.value(static_cast<GgufType>(t), key);
     if (f.kv_.count(key)) r.bad("key ", key, " appears twice");
     f.key_order_.push_back(key);
     f.kv_.emplace(std::move(key), std::move(v));
@@ -404,12 +482,12 @@ GgufFile GgufFile::open(const std::string& path, FileAccess access) {
     }
     for (uint32_t d = nd; d-- > 0;) t.shape.push_back(static_cast<int64_t>(ne[d]));
     const auto type = r.read<uint32_t>("type of " + t.name);
-    if (!known_weight_type(type))
-      fail<FormatError>(
-          path, ": tensor ", t.name, " has type ", ggml_type_name(type),
-          ", which scholar cannot read (F32, F16, BF16, Q8_0 and Q4_0 are supported)");
-    t.type = static_cast<WeightType>(type);
-    if (is_quantized(t.type) && ne[0] % kQuantBlock != 0)
+    const std::optional<WeightType> wt = weight_type_from_ggml(type);
+    if (!wt)
+      fail<FormatError>(path, ": tensor ", t.name, " has type ", ggml_type_name(type),
+                        ", which scholar cannot read (", supported_types(), " are supported)");
+    t.type = *wt;
+    if (ne[0] % static_cast<uint64_t>(weight_type_info(t.type).block_values) != 0)
       r.bad("tensor ", t.name, ": rows of ", ne[0], " values are not a whole number of ",
             weight_type_name(t.type), " blocks");
     t.bytes = row_bytes(t.type, static_cast<int64_t>(ne[0])) * (numel / ne[0]);
@@ -484,7 +562,7 @@ void GgufWriter::add_tensor(const std::string& name, WeightType type, const Shap
   if (shape.rank() < 1 || shape.rank() > 4)
     fail<ValueError>("GgufWriter::add_tensor: ", name, " has rank ", shape.rank(), " (1 to 4)");
   const int64_t cols = shape[shape.rank() - 1];
-  if (is_quantized(type) && cols % kQuantBlock != 0)
+  if (cols % weight_type_info(type).block_values != 0)
     fail<ValueError>("GgufWriter::add_tensor: ", name, ": rows of ", cols,
                      " values cannot be stored as ", weight_type_name(type));
   const size_t want = row_bytes(type, cols) * static_cast<size_t>(shape.numel() / cols);
@@ -495,7 +573,7 @@ void GgufWriter::add_tensor(const std::string& name, WeightType type, const Shap
 }
 
 namespace {
-void put_string(std::string& out, const std::string& s) {
+void put_string(std::string& out, std::string_view s) {
   const uint64_t n = s.size();
   out.append(reinterpret_cast<const char*>(&n), 8);
   out.append(s);
@@ -587,9 +665,14 @@ void put_value(std::string& out, const GgufValue& v, GgufType t) {
       break;
     case GgufType::array: {
       put(out, static_cast<uint32_t>(v.element_type()));
-      const auto& items = v.as_array();
-      put(out, uint64_t{items.size()});
-      for (const auto& x : items) put_value(out, x, v.element_type());
+      const size_t n = v.array_size();
+      put(out, uint64_t{n});
+      if (v.element_type() == GgufType::string) {
+        for (size_t i = 0; i < n; ++i) put_string(out, v.string_at(i));
+      } else {
+        const auto raw = v.array_bytes();
+        out.append(reinterpret_cast<const char*>(raw.data()), raw.size());
+      }
       break;
     }
   }

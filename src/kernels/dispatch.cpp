@@ -1,7 +1,9 @@
 // Chooses the kernel table once per process from the CPU's features (or SCHOLAR_ISA).
 #include <atomic>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -102,6 +104,32 @@ bool supported(Isa isa) {
   return false;
 }
 
+// Every entry of a table must be set: a designated initializer that forgets one leaves it null, and
+// the first call would crash far from the cause. The typed entries run from `add` up to `weights`
+// and are all function pointers (keep them so).
+void check_complete(const KernelTable& t) {
+  using Fn = void (*)();
+  constexpr size_t first = offsetof(KernelTable, add), end = offsetof(KernelTable, weights);
+  static_assert((end - first) % sizeof(Fn) == 0, "KernelTable entries must be function pointers");
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&t);
+  for (size_t off = first; off < end; off += sizeof(Fn)) {
+    Fn f;
+    std::memcpy(&f, bytes + off, sizeof f);
+    SCHOLAR_ASSERT(f != nullptr, isa_name(t.isa), " kernel table: entry at byte ", off,
+                   " is not set");
+  }
+  for (int i = 0; i < kWeightTypeCount; ++i) {
+    const WeightKernels& w = t.weights[static_cast<size_t>(i)];
+    SCHOLAR_ASSERT(w.type == kWeightTypes[i].type, isa_name(t.isa), " weight row ", i);
+    SCHOLAR_ASSERT(w.to_f32 && w.from_f32 && w.gemv, isa_name(t.isa), " ", kWeightTypes[i].name,
+                   " kernels are not set");
+    SCHOLAR_ASSERT((w.repack == nullptr) == (w.gemm_packed == nullptr), isa_name(t.isa), " ",
+                   kWeightTypes[i].name, ": repack and gemm_packed come together");
+    SCHOLAR_ASSERT(w.input_type == WeightType::f32 || w.input_type == WeightType::q8_0,
+                   isa_name(t.isa), " ", kWeightTypes[i].name, ": unsupported input type");
+  }
+}
+
 std::atomic<const KernelTable*> g_active{nullptr};
 std::mutex g_choose_mutex;
 
@@ -145,7 +173,8 @@ Isa parse_isa(std::string_view name) {
                    "': expected scalar, avx2, avx512 or avx512_vnni");
 }
 
-const KernelTable* table_for(Isa isa) {
+namespace {
+const KernelTable* table_for_unchecked(Isa isa) {
   if (!supported(isa)) return nullptr;
   switch (isa) {
     case Isa::scalar:
@@ -163,6 +192,16 @@ const KernelTable* table_for(Isa isa) {
 #endif
   }
   return nullptr;
+}
+}  // namespace
+
+const KernelTable* table_for(Isa isa) {
+  const KernelTable* t = table_for_unchecked(isa);
+  if (t) {
+    static std::once_flag checked[4];
+    std::call_once(checked[static_cast<int>(isa)], [t] { check_complete(*t); });
+  }
+  return t;
 }
 
 Isa best_isa() {

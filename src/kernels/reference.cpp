@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "scholar/tensor/dtype.hpp"
@@ -429,6 +430,8 @@ void gemm_q4_0_x8(float* Y, size_t ldy, const BlockQ4_0x8* W, const BlockQ8_0* X
     }
 }
 
+#include "kernels/weight_rows.inc"
+
 const KernelTable& table() {
   static const KernelTable t{
       .isa = Isa::scalar,
@@ -479,6 +482,7 @@ const KernelTable& table() {
       .gemm_q4_0 = gemm_q4_0,
       .gemm_q8_0_x8 = gemm_q8_0_x8,
       .gemm_q4_0_x8 = gemm_q4_0_x8,
+      .weights = kWeightRows,
   };
   return t;
 }

@@ -967,6 +967,12 @@ void f16_to_f32(float* out, const uint16_t* x, size_t n) {
 
 #include "kernels/simd_quant.hpp"
 
+void quantize_q4_0(BlockQ4_0* out, const float* x, size_t n) {
+  ref::quantize_q4_0(out, x, n);  // used when exporting only; the twin is exact
+}
+
+#include "kernels/weight_rows.inc"
+
 }  // namespace
 
 // This instruction set's table.
@@ -1010,7 +1016,7 @@ const KernelTable& table() {
       .f32_to_f16 = f32_to_f16,
       .f16_to_f32 = f16_to_f32,
       .quantize_q8_0 = quantize_q8_0,
-      .quantize_q4_0 = ref::quantize_q4_0,  // used when exporting only; the twin is exact
+      .quantize_q4_0 = quantize_q4_0,
       .dequantize_q8_0 = dequantize_q8_0,
       .dequantize_q4_0 = dequantize_q4_0,
       .gemv_f32 = gemv_f32,
@@ -1022,6 +1028,7 @@ const KernelTable& table() {
       .gemm_q4_0 = gemm_q4_0,
       .gemm_q8_0_x8 = gemm_q8_0_x8,
       .gemm_q4_0_x8 = gemm_q4_0_x8,
+      .weights = kWeightRows,
   };
   return t;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "scholar/kernels/kernels.hpp"
+#include "scholar/tensor/quant.hpp"
 #include "tensor/strided.hpp"
 
 namespace scholar {
@@ -243,5 +244,11 @@ template class Tensor<float>;
 template class Tensor<bf16>;
 template class Tensor<f16>;
 template class Tensor<int32_t>;
+
+std::optional<WeightType> parse_weight_type(std::string_view name) {
+  for (const auto& row : kWeightTypes)
+    if (name == row.name || name == row.ggml_name) return row.type;
+  return std::nullopt;
+}
 
 }  // namespace scholar

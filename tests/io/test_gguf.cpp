@@ -88,6 +88,21 @@ TEST_CASE("GGUF metadata of every type reads as gguf-py wrote it", "[io][gguf]")
   CHECK(f.get("test.strings").as_strings() == std::vector<std::string>{"a", "", "\xe2\x98\x83"});
   CHECK(f.get("test.ints").as_ints() == std::vector<int64_t>{1, -2, 3});
   CHECK(f.get("test.floats").as_floats() == std::vector<float>{0.5f, -1.5f});
+  // Arrays element by element, in place, and as stored.
+  const auto& strings = f.get("test.strings");
+  CHECK(strings.is_array());
+  CHECK(strings.array_size() == 3);
+  CHECK(strings.string_at(2) == "\xe2\x98\x83");
+  CHECK(strings.at(0).as_string() == "a");
+  CHECK(strings.to_string() == "string[3] [\"a\", \"\", \"\xe2\x98\x83\"]");
+  CHECK_THROWS_AS(strings.string_at(3, "test.strings"), IndexError);
+  CHECK_THROWS_WITH(strings.as_ints("test.strings"), Catch::Contains("test.strings"));
+  const auto& ints = f.get("test.ints");
+  CHECK(ints.at(1).as_int() == -2);
+  CHECK(ints.array_bytes().size() == 3 * 4);  // gguf-py wrote int32 elements
+  CHECK_THROWS_AS(ints.string_at(0), FormatError);
+  CHECK_THROWS_AS(f.get("test.u8").array_size("test.u8"), FormatError);
+  CHECK(f.get("test.floats").at(1).as_double() == -1.5);
   CHECK_THROWS_AS(f.get("test.string").as_int("test.string"), FormatError);
   CHECK_THROWS_WITH(f.get("no.such.key"), Catch::Contains("no.such.key"));
   CHECK(f.find("no.such.key") == nullptr);

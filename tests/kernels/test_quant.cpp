@@ -38,18 +38,55 @@ double dot_tol(double mass) {
 }  // namespace
 
 TEST_CASE("every kernel table is complete", "[kernels][quant]") {
-  // The table is an Isa followed by function pointers; none may be left null by a new entry.
-  constexpr size_t first = offsetof(KernelTable, add);
-  static_assert((sizeof(KernelTable) - first) % sizeof(void (*)()) == 0);
+  // The typed entries are function pointers from `add` up to the per-type rows; none may be left
+  // null by a new entry. (table_for() asserts the same before handing a table out.)
+  constexpr size_t first = offsetof(KernelTable, add), end = offsetof(KernelTable, weights);
+  static_assert((end - first) % sizeof(void (*)()) == 0);
   for (const KernelTable* t : test::all_tables()) {
     const auto* bytes = reinterpret_cast<const unsigned char*>(t);
-    for (size_t off = first; off < sizeof(KernelTable); off += sizeof(void (*)())) {
+    for (size_t off = first; off < end; off += sizeof(void (*)())) {
       uintptr_t fn = 0;
       std::memcpy(&fn, bytes + off, sizeof fn);
       INFO(isa(t) << ": entry at byte " << off);
       CHECK(fn != 0);
     }
+    // One row per weight type, in the order of kWeightTypes, each able to convert and multiply.
+    for (int i = 0; i < kWeightTypeCount; ++i) {
+      const kernels::WeightKernels& w = t->weights[static_cast<size_t>(i)];
+      INFO(isa(t) << ": " << kWeightTypes[i].name);
+      CHECK(w.type == kWeightTypes[i].type);
+      CHECK(&t->weight(kWeightTypes[i].type) == &w);
+      CHECK((w.to_f32 && w.from_f32 && w.gemv));
+      CHECK((w.repack == nullptr) == (w.gemm_packed == nullptr));
+      CHECK(w.input_type == (kWeightTypes[i].quantized ? WeightType::q8_0 : WeightType::f32));
+    }
   }
+}
+
+TEST_CASE("the weight type table agrees with ggml and safetensors", "[kernels][quant]") {
+  // ggml's numbers and sizes (ggml.h, ggml.c type_traits), llama.cpp's file types (llama.h).
+  for (const auto& row : kWeightTypes) {
+    INFO(row.name);
+    CHECK(weight_type_from_ggml(static_cast<uint32_t>(row.type)) == row.type);
+    CHECK(parse_weight_type(row.name) == row.type);
+    CHECK(parse_weight_type(row.ggml_name) == row.type);
+    CHECK(weight_type_name(row.type) == row.name);
+    CHECK(row_bytes(row.type, 64) == static_cast<size_t>(64 / row.block_values) * row.block_bytes);
+  }
+  CHECK(weight_type_from_ggml(0) == WeightType::f32);
+  CHECK(weight_type_from_ggml(1) == WeightType::f16);
+  CHECK(weight_type_from_ggml(2) == WeightType::q4_0);
+  CHECK(weight_type_from_ggml(8) == WeightType::q8_0);
+  CHECK(weight_type_from_ggml(30) == WeightType::bf16);
+  CHECK_FALSE(weight_type_from_ggml(12).has_value());  // Q4_K: not (yet) read
+  CHECK(row_bytes(WeightType::q8_0, 64) == 68);
+  CHECK(row_bytes(WeightType::q4_0, 64) == 36);
+  CHECK(row_bytes(WeightType::bf16, 3) == 6);
+  CHECK(weight_type_info(WeightType::q8_0).gguf_file_type == 7);   // LLAMA_FTYPE_MOSTLY_Q8_0
+  CHECK(weight_type_info(WeightType::bf16).gguf_file_type == 32);  // LLAMA_FTYPE_MOSTLY_BF16
+  CHECK(weight_type_from_safetensors("BF16") == WeightType::bf16);
+  CHECK_FALSE(weight_type_from_safetensors("F64").has_value());
+  CHECK_FALSE(parse_weight_type("q4_k").has_value());
 }
 
 TEST_CASE("Q8_0 and Q4_0 quantizers match gguf-py byte for byte", "[kernels][quant]") {

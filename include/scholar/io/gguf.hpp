@@ -56,7 +56,10 @@ namespace detail {
 class GgufReader;
 }
 
-/// One metadata value: a scalar, a string, or an array of one element type.
+/// One metadata value: a scalar, a string, or an array of one element type. Arrays are stored
+/// flat, never as one object per element: numbers as their bytes in the file's layout, strings as
+/// one buffer of characters and a table of where each ends (a 150k-token vocabulary is three heap
+/// blocks).
 class GgufValue {
  public:
   GgufValue() = default;
@@ -67,7 +70,7 @@ class GgufValue {
   static GgufValue f64(double v) { return real(GgufType::f64, v); }
   static GgufValue boolean(bool v) { return scalar(GgufType::boolean, uint64_t{v}); }
   static GgufValue string(std::string s);
-  static GgufValue string_array(std::vector<std::string> items);
+  static GgufValue string_array(const std::vector<std::string>& items);
   static GgufValue i32_array(const std::vector<int32_t>& items);
   static GgufValue f32_array(const std::vector<float>& items);
   /// A scalar of any integer type, holding v (ValueError if it does not fit).
@@ -76,6 +79,7 @@ class GgufValue {
   GgufType type() const noexcept { return type_; }
   /// Element type of an array.
   GgufType element_type() const noexcept { return elem_; }
+  bool is_array() const noexcept { return type_ == GgufType::array; }
   bool is_integer() const noexcept;
   bool is_number() const noexcept {
     return is_integer() || type_ == GgufType::f32 || type_ == GgufType::f64;
@@ -88,12 +92,21 @@ class GgufValue {
   double as_double(std::string_view what = "value") const;
   bool as_bool(std::string_view what = "value") const;
   const std::string& as_string(std::string_view what = "value") const;
-  /// Array elements (FormatError if not an array).
-  const std::vector<GgufValue>& as_array(std::string_view what = "value") const;
+
+  /// Number of elements of an array (FormatError if not an array).
+  size_t array_size(std::string_view what = "value") const;
+  /// Element i of an array as a scalar value (FormatError if not an array, IndexError if out of
+  /// range). For whole arrays use the converting accessors below.
+  GgufValue at(size_t i, std::string_view what = "value") const;
+  /// Element i of a string array, in place (valid while this value lives).
+  std::string_view string_at(size_t i, std::string_view what = "value") const;
   /// An array of strings / of integers / of numbers, converted.
   std::vector<std::string> as_strings(std::string_view what = "value") const;
   std::vector<int64_t> as_ints(std::string_view what = "value") const;
   std::vector<float> as_floats(std::string_view what = "value") const;
+  /// The elements of a number or bool array as stored: little-endian, element_type()'s size each
+  /// (empty for a string array or a scalar).
+  std::span<const uint8_t> array_bytes() const noexcept { return raw_; }
 
   /// Short rendering for messages and `gguf dump`-style listings (arrays abbreviated).
   std::string to_string() const;
@@ -105,13 +118,22 @@ class GgufValue {
   static GgufValue scalar(GgufType t, uint64_t bits);
   static GgufValue scalar(GgufType t, int64_t v);
   static GgufValue real(GgufType t, double v);
+  // A number or bool of type t from its little-endian bytes at p.
+  static GgufValue decode(GgufType t, const uint8_t* p);
+  // Element i of a number or bool array, decoded from raw_.
+  GgufValue element(size_t i) const;
+  void need_array(std::string_view what) const;
   GgufType type_ = GgufType::u8;
   GgufType elem_ = GgufType::u8;
   int64_t int_ = 0;  // integers and bools (u64 above INT64_MAX wraps; as_int rejects it)
   bool u64_big_ = false;
   double real_ = 0;
-  std::string str_;
-  std::vector<GgufValue> items_;
+  std::string str_;  // a string; for a string array, all its elements back to back
+  // Arrays: count_ elements; numbers and bools as their little-endian bytes (raw_), strings as the
+  // end offset of each element in str_ (ends_).
+  size_t count_ = 0;
+  std::vector<uint8_t> raw_;
+  std::vector<uint64_t> ends_;
 };
 
 /// One tensor's entry.

@@ -17,6 +17,7 @@
 // Thread-safety: every kernel is a pure function of its arguments and may run concurrently.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -42,6 +43,30 @@ Isa parse_isa(std::string_view name);
 enum class RopeStyle : uint8_t {
   half,        ///< (x[i], x[i + D/2]): Hugging Face "rotate_half", GPT-NeoX, Qwen2
   interleaved  ///< (x[2i], x[2i+1]): GPT-J, Meta's original Llama, llama.cpp's default layout
+};
+
+/// The kernels of one weight storage type: a row per WeightType, as ggml's type_traits_cpu. W
+/// points at `rows` stored rows of n values (n a multiple of the type's block length); the
+/// products compute Y[t * ldy + r] = W[r, :] . X[t]. They read their input as `input_type`: f32
+/// (x as given) or q8_0 (xq, x quantized with quantize_q8_0, as llama.cpp does).
+struct WeightKernels {
+  WeightType type;
+  WeightType input_type;
+  /// Converts one row (n values) to f32.
+  void (*to_f32)(float* out, const void* row, size_t n);
+  /// Stores n floats as this type (quantizes), ggml's reference rounding for the block formats.
+  void (*from_f32)(void* out, const float* x, size_t n);
+  /// y[r] = W[r, :] . x for `rows` rows: one input (decoding).
+  void (*gemv)(float* y, const void* W, const float* x, const void* xq, size_t rows, size_t n);
+  /// T inputs at once on the stored layout; null: the caller converts row panels with to_f32 and
+  /// uses kernels::gemm.
+  void (*gemm)(float* Y, size_t ldy, const void* W, const void* XQ, size_t rows, size_t T,
+               size_t n);
+  /// Interleaves `rows` rows (a multiple of 8) for gemm_packed; null: the type has no such form.
+  void (*repack)(void* out, const void* W, size_t rows, size_t n);
+  /// gemm on weights interleaved by repack.
+  void (*gemm_packed)(float* Y, size_t ldy, const void* W, const void* XQ, size_t rows, size_t T,
+                      size_t n);
 };
 
 /// One implementation of every kernel. All tables have the same entries; only speed differs.
@@ -169,6 +194,12 @@ struct KernelTable {
                        size_t T, size_t n);
   void (*gemm_q4_0_x8)(float* Y, size_t ldy, const BlockQ4_0x8* W, const BlockQ8_0* X, size_t rows,
                        size_t T, size_t n);
+
+  // --- per weight type (rows in kWeightTypes order; see weight()) ------------------------------
+  std::array<WeightKernels, kWeightTypeCount> weights;
+
+  /// The kernels for weight type t.
+  const WeightKernels& weight(WeightType t) const { return weights[weight_type_index(t)]; }
 };
 
 /// The table every scholar operation uses. Chosen on first use: SCHOLAR_ISA if set (a ValueError if

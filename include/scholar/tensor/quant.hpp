@@ -9,7 +9,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <optional>
 #include <string_view>
+
+#include "scholar/tensor/dtype.hpp"
 
 namespace scholar {
 
@@ -80,43 +84,79 @@ inline void repack_x8(BlockQ4_0x8* out, const BlockQ4_0* in, size_t rows, size_t
 /// How a weight matrix stores its values. The numbers are ggml's type ids (as written in GGUF).
 enum class WeightType : uint8_t { f32 = 0, f16 = 1, q4_0 = 2, q8_0 = 8, bf16 = 30 };
 
+/// Everything scholar knows about one weight type that is not a kernel: one row per type, as ggml's
+/// type_traits. Readers and writers of every format take their facts from here, so adding a type
+/// (Q4_K, say) is one row below, one row of kernels (kernels::WeightKernels) and its kernels.
+struct WeightTypeInfo {
+  WeightType type;
+  std::string_view name;              ///< scholar's name: "q8_0"
+  std::string_view ggml_name;         ///< ggml's name: "Q8_0"
+  int64_t block_values;               ///< values per block (1 for the plain types)
+  size_t block_bytes;                 ///< bytes per block
+  bool quantized;                     ///< a block format (rows a multiple of block_values)
+  bool plain;                         ///< one element per value: `element` says which
+  DType element;                      ///< the element type of a plain type
+  std::string_view safetensors_name;  ///< the safetensors dtype ("F16"), empty if it has none
+  int32_t gguf_file_type;             ///< llama.cpp's general.file_type when all weights are this
+};
+
+/// The table, one row per WeightType (their order is the dense index weight_type_index gives).
+inline constexpr WeightTypeInfo kWeightTypes[] = {
+    {WeightType::f32, "f32", "F32", 1, 4, false, true, DType::f32, "F32", 0},
+    {WeightType::f16, "f16", "F16", 1, 2, false, true, DType::f16, "F16", 1},
+    {WeightType::bf16, "bf16", "BF16", 1, 2, false, true, DType::bf16, "BF16", 32},
+    {WeightType::q8_0, "q8_0", "Q8_0", kQuantBlock, sizeof(BlockQ8_0), true, false, DType::f32, "",
+     7},
+    {WeightType::q4_0, "q4_0", "Q4_0", kQuantBlock, sizeof(BlockQ4_0), true, false, DType::f32, "",
+     2},
+};
+/// Number of weight types.
+inline constexpr int kWeightTypeCount = static_cast<int>(std::size(kWeightTypes));
+
+/// The row of kWeightTypes that describes t (its dense index, 0 .. kWeightTypeCount - 1).
+constexpr int weight_type_index(WeightType t) {
+  int i = 0;  // (every WeightType has a row: the search always ends on its own)
+  while (i + 1 < kWeightTypeCount && kWeightTypes[i].type != t) ++i;
+  return i;
+}
+
+/// The facts about t.
+constexpr const WeightTypeInfo& weight_type_info(WeightType t) {
+  return kWeightTypes[weight_type_index(t)];
+}
+
+/// The weight type with ggml type id `id`, or nullopt if scholar cannot use it.
+constexpr std::optional<WeightType> weight_type_from_ggml(uint32_t id) {
+  for (const auto& row : kWeightTypes)
+    if (static_cast<uint32_t>(row.type) == id) return row.type;
+  return std::nullopt;
+}
+
+/// The weight type scholar calls `name` ("q8_0"; ggml's upper-case names are accepted too), or
+/// nullopt.
+std::optional<WeightType> parse_weight_type(std::string_view name);
+
+/// The plain weight type of a safetensors dtype name ("F32", "F16", "BF16"), or nullopt.
+constexpr std::optional<WeightType> weight_type_from_safetensors(std::string_view dtype) {
+  for (const auto& row : kWeightTypes)
+    if (!row.safetensors_name.empty() && row.safetensors_name == dtype) return row.type;
+  return std::nullopt;
+}
+
 /// "f32", "f16", "bf16", "q8_0" or "q4_0".
 constexpr std::string_view weight_type_name(WeightType t) {
-  switch (t) {
-    case WeightType::f32:
-      return "f32";
-    case WeightType::f16:
-      return "f16";
-    case WeightType::bf16:
-      return "bf16";
-    case WeightType::q8_0:
-      return "q8_0";
-    case WeightType::q4_0:
-      return "q4_0";
-  }
-  return "?";
+  return weight_type_info(t).name;
 }
 
-/// True for the block formats (rows must be a multiple of kQuantBlock values long).
+/// True for the block formats (rows must be a multiple of their block length).
 constexpr bool is_quantized(WeightType t) {
-  return t == WeightType::q8_0 || t == WeightType::q4_0;
+  return weight_type_info(t).quantized;
 }
 
-/// Bytes of one row of n values (n a multiple of kQuantBlock for the block formats).
+/// Bytes of one row of n values (n a multiple of the block length for the block formats).
 constexpr size_t row_bytes(WeightType t, int64_t n) {
-  const auto u = static_cast<size_t>(n);
-  switch (t) {
-    case WeightType::f32:
-      return 4 * u;
-    case WeightType::f16:
-    case WeightType::bf16:
-      return 2 * u;
-    case WeightType::q8_0:
-      return u / kQuantBlock * sizeof(BlockQ8_0);
-    case WeightType::q4_0:
-      return u / kQuantBlock * sizeof(BlockQ4_0);
-  }
-  return 0;
+  const WeightTypeInfo& i = weight_type_info(t);
+  return static_cast<size_t>(n / i.block_values) * i.block_bytes;
 }
 
 }  // namespace scholar
