@@ -171,6 +171,7 @@ Result sample_loop(infer::Session& session, std::span<const int32_t> prompt,
     c.seed = cfg.seed + static_cast<uint64_t>(s);
     st.push_back({Sampler(c), std::vector<int32_t>(prompt.begin(), prompt.end()),
                   TextStream(cfg.stop_strings)});
+    for (int32_t t : prompt) st.back().sampler.accept(t);
   }
   r.sequences.resize(static_cast<size_t>(n));
   std::vector<int32_t> scratch;
@@ -183,7 +184,8 @@ Result sample_loop(infer::Session& session, std::span<const int32_t> prompt,
       if (x.done) continue;
       Sequence& out = r.sequences[static_cast<size_t>(s)];
       const auto& lg = logits[static_cast<size_t>(s)];
-      const int32_t id = x.sampler.sample(lg, x.history);
+      const int32_t id = x.sampler.sample(lg);
+      x.sampler.accept(id);
       TokenInfo info = token_info(lg, id, cfg.top_logprobs, scratch);
       out.tokens.push_back(id);
       out.score += info.logprob;

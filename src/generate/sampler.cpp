@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <string>
 #include <unordered_map>
 
 #include "scholar/error.hpp"
@@ -24,11 +25,39 @@ std::string num(double v) {
   return buf;
 }
 
-// The tokens of the penalty window.
-std::span<const int32_t> window(std::span<const int32_t> history, int64_t last_n) {
-  if (last_n < 0 || static_cast<size_t>(last_n) >= history.size()) return history;
-  return history.last(static_cast<size_t>(last_n));
-}
+// The last n tokens accepted (all of them when n < 0) and how often each occurs among them,
+// updated one token at a time: a ring buffer of the window and a count per distinct token.
+class TokenWindow {
+ public:
+  explicit TokenWindow(int64_t n) : n_(n) {}
+  void push(int32_t t) {
+    if (n_ == 0) return;
+    if (n_ > 0) {
+      if (static_cast<int64_t>(ring_.size()) < n_) {
+        ring_.push_back(t);
+      } else {  // full: the oldest token leaves the window
+        int32_t& slot = ring_[head_];
+        if (auto it = counts_.find(slot); --it->second == 0) counts_.erase(it);
+        slot = t;
+        head_ = (head_ + 1) % ring_.size();
+      }
+    }
+    ++counts_[t];
+  }
+  void clear() {
+    ring_.clear();
+    counts_.clear();
+    head_ = 0;
+  }
+  /// Distinct tokens of the window with their counts (never zero).
+  const std::unordered_map<int32_t, int64_t>& counts() const { return counts_; }
+
+ private:
+  int64_t n_;
+  std::vector<int32_t> ring_;
+  size_t head_ = 0;  // oldest entry once the ring is full
+  std::unordered_map<int32_t, int64_t> counts_;
+};
 
 }  // namespace
 
@@ -94,6 +123,7 @@ void Candidates::assign(std::span<const float> logits) {
   for (size_t i = 0; i < logits.size(); ++i) items[i] = {static_cast<int32_t>(i), logits[i]};
   sorted = false;
   dense = true;
+  selected = -1;
 }
 
 void Candidates::sort() {
@@ -130,68 +160,81 @@ namespace {
 
 class RepetitionPenalty final : public LogitsProcessor {
  public:
-  RepetitionPenalty(float p, int64_t n) : p_(p), n_(n) {}
+  RepetitionPenalty(float p, int64_t n) : p_(p), window_(n) {}
   std::string describe() const override { return "repetition_penalty(" + num(p_) + ")"; }
-  void apply(Candidates& c, std::span<const int32_t> history) override {
-    seen_.assign(window(history, n_).begin(), window(history, n_).end());
-    std::sort(seen_.begin(), seen_.end());
-    seen_.erase(std::unique(seen_.begin(), seen_.end()), seen_.end());
-    for (int32_t id : seen_)
+  void apply(Candidates& c) override {
+    for (const auto& [id, count] : window_.counts())
       if (auto* it = c.find(id)) it->logit = it->logit > 0 ? it->logit / p_ : it->logit * p_;
     c.sorted = false;
   }
+  void accept(int32_t token) override { window_.push(token); }
   std::unique_ptr<LogitsProcessor> clone() const override {
-    return std::make_unique<RepetitionPenalty>(p_, n_);
+    return std::make_unique<RepetitionPenalty>(*this);
   }
+  void reset() override { window_.clear(); }
 
  private:
   float p_;
-  int64_t n_;
-  std::vector<int32_t> seen_;
+  TokenWindow window_;
 };
 
 class FrequencyPresence final : public LogitsProcessor {
  public:
-  FrequencyPresence(float f, float p, int64_t n) : f_(f), p_(p), n_(n) {}
+  FrequencyPresence(float f, float p, int64_t n) : f_(f), p_(p), window_(n) {}
   std::string describe() const override {
     return "frequency_presence_penalty(" + num(f_) + ", " + num(p_) + ")";
   }
-  void apply(Candidates& c, std::span<const int32_t> history) override {
-    counts_.clear();
-    for (int32_t id : window(history, n_)) ++counts_[id];
-    for (const auto& [id, n] : counts_)
+  void apply(Candidates& c) override {
+    for (const auto& [id, n] : window_.counts())
       if (auto* it = c.find(id)) it->logit -= static_cast<float>(n) * f_ + p_;
     c.sorted = false;
   }
+  void accept(int32_t token) override { window_.push(token); }
   std::unique_ptr<LogitsProcessor> clone() const override {
-    return std::make_unique<FrequencyPresence>(f_, p_, n_);
+    return std::make_unique<FrequencyPresence>(*this);
   }
+  void reset() override { window_.clear(); }
 
  private:
   float f_, p_;
-  int64_t n_;
-  std::unordered_map<int32_t, int64_t> counts_;
+  TokenWindow window_;
 };
 
+// Bans every token that would repeat an n-gram of the history. Each accepted token files the
+// n-gram it completes under its first n - 1 tokens, so a step is one lookup.
 class NoRepeatNgram final : public LogitsProcessor {
  public:
-  explicit NoRepeatNgram(int32_t n) : n_(n) {}
+  explicit NoRepeatNgram(int32_t n) : n_(static_cast<size_t>(n)) {}
   std::string describe() const override { return "no_repeat_ngram(" + std::to_string(n_) + ")"; }
-  void apply(Candidates& c, std::span<const int32_t> h) override {
-    const size_t n = static_cast<size_t>(n_);
-    if (n == 0 || h.size() + 1 < n) return;
-    // Every earlier n-gram whose first n - 1 tokens equal the last n - 1 tokens bans its last.
-    const std::span<const int32_t> prefix = h.last(n - 1);
-    for (size_t i = 0; i + n <= h.size(); ++i)
-      if (std::equal(prefix.begin(), prefix.end(), h.begin() + static_cast<ptrdiff_t>(i)))
-        if (auto* it = c.find(h[i + n - 1])) it->logit = kNegInf;
+  void apply(Candidates& c) override {
+    if (h_.size() + 1 < n_) return;
+    const auto it = banned_.find(key(h_.size() - (n_ - 1)));
+    if (it == banned_.end()) return;
+    for (int32_t id : it->second)
+      if (auto* item = c.find(id)) item->logit = kNegInf;
+  }
+  void accept(int32_t token) override {
+    h_.push_back(token);
+    if (h_.size() < n_) return;
+    auto& next = banned_[key(h_.size() - n_)];
+    if (std::find(next.begin(), next.end(), token) == next.end()) next.push_back(token);
   }
   std::unique_ptr<LogitsProcessor> clone() const override {
-    return std::make_unique<NoRepeatNgram>(n_);
+    return std::make_unique<NoRepeatNgram>(*this);
+  }
+  void reset() override {
+    h_.clear();
+    banned_.clear();
   }
 
  private:
-  int32_t n_;
+  // The n - 1 tokens of the history from position `from`, as bytes (the map's key).
+  std::string key(size_t from) const {
+    return std::string(reinterpret_cast<const char*>(h_.data() + from), (n_ - 1) * sizeof(int32_t));
+  }
+  size_t n_;
+  std::vector<int32_t> h_;
+  std::unordered_map<std::string, std::vector<int32_t>> banned_;  // (n-1)-gram -> next tokens
 };
 
 class LogitBias final : public LogitsProcessor {
@@ -200,7 +243,7 @@ class LogitBias final : public LogitsProcessor {
   std::string describe() const override {
     return "logit_bias(" + std::to_string(b_.size()) + " tokens)";
   }
-  void apply(Candidates& c, std::span<const int32_t>) override {
+  void apply(Candidates& c) override {
     for (const auto& [id, v] : b_)
       if (auto* it = c.find(id)) it->logit += v;
     c.sorted = false;
@@ -219,7 +262,7 @@ class Temperature final : public LogitsProcessor {
   std::string describe() const override {
     return t_ == 0 ? "greedy" : "temperature(" + num(t_) + ")";
   }
-  void apply(Candidates& c, std::span<const int32_t>) override {
+  void apply(Candidates& c) override {
     if (c.items.empty()) return;
     if (t_ == 0) {
       const auto best = *std::min_element(c.items.begin(), c.items.end(), better);
@@ -243,7 +286,7 @@ class TopK final : public LogitsProcessor {
  public:
   explicit TopK(int32_t k) : k_(k) {}
   std::string describe() const override { return "top_k(" + std::to_string(k_) + ")"; }
-  void apply(Candidates& c, std::span<const int32_t>) override {
+  void apply(Candidates& c) override {
     const size_t k = static_cast<size_t>(std::max(k_, 1));
     if (k >= c.items.size()) return;
     if (!c.sorted)
@@ -263,7 +306,7 @@ class TopP final : public LogitsProcessor {
  public:
   explicit TopP(float p) : p_(p) {}
   std::string describe() const override { return "top_p(" + num(p_) + ")"; }
-  void apply(Candidates& c, std::span<const int32_t>) override {
+  void apply(Candidates& c) override {
     if (p_ >= 1 || c.items.size() <= 1) return;
     const size_t n = c.items.size();
     float mx = kNegInf;
@@ -304,7 +347,7 @@ class MinP final : public LogitsProcessor {
  public:
   explicit MinP(float p) : p_(p) {}
   std::string describe() const override { return "min_p(" + num(p_) + ")"; }
-  void apply(Candidates& c, std::span<const int32_t>) override {
+  void apply(Candidates& c) override {
     if (p_ <= 0 || c.items.empty()) return;
     float mx = kNegInf;
     for (const auto& it : c.items) mx = std::max(mx, it.logit);
@@ -328,7 +371,7 @@ class TypicalP final : public LogitsProcessor {
  public:
   explicit TypicalP(float p) : p_(p) {}
   std::string describe() const override { return "typical_p(" + num(p_) + ")"; }
-  void apply(Candidates& c, std::span<const int32_t>) override {
+  void apply(Candidates& c) override {
     if (p_ >= 1 || c.items.size() <= 1) return;
     c.probabilities(probs_);
     double ent = 0;
@@ -359,6 +402,39 @@ class TypicalP final : public LogitsProcessor {
   float p_;
   std::vector<double> probs_;
   std::vector<std::pair<double, size_t>> order_;
+};
+
+// The final draw: a token at random from the softmax of what remains.
+class Dist final : public LogitsProcessor {
+ public:
+  explicit Dist(uint64_t seed) : seed_(seed), gen_(seed) {}
+  std::string describe() const override { return "dist(seed " + std::to_string(seed_) + ")"; }
+  void apply(Candidates& c) override {
+    if (c.items.empty()) fail<ValueError>("Sampler: the chain removed every token");
+    c.probabilities(probs_);
+    c.selected = draw();
+  }
+  std::unique_ptr<LogitsProcessor> clone() const override { return std::make_unique<Dist>(*this); }
+  void reset() override { gen_ = Generator(seed_); }
+
+ private:
+  int64_t draw() {
+    const auto n = static_cast<int64_t>(probs_.size());
+    if (n == 1) return 0;
+    // A uniform double in [0, 1) from 53 random bits.
+    const double u = static_cast<double>(gen_.next_u64() >> 11) * 0x1.0p-53;
+    double cum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      cum += probs_[static_cast<size_t>(i)];
+      if (u < cum) return i;
+    }
+    for (int64_t i = n; i-- > 0;)  // rounding left u past the total
+      if (probs_[static_cast<size_t>(i)] > 0) return i;
+    return n - 1;
+  }
+  uint64_t seed_;
+  Generator gen_;
+  std::vector<double> probs_;
 };
 
 }  // namespace
@@ -397,13 +473,18 @@ std::unique_ptr<LogitsProcessor> typical_p(float p) {
   if (!(p > 0 && p <= 1)) fail<ValueError>("typical_p: p must be in (0, 1], got ", p);
   return std::make_unique<TypicalP>(p);
 }
+std::unique_ptr<LogitsProcessor> dist(uint64_t seed) {
+  return std::make_unique<Dist>(seed);
+}
 
 // --- Sampler
 // ------------------------------------------------------------------------------------------
 
-Sampler::Sampler(uint64_t seed) : gen_(seed), seed_(seed) {}
+Sampler::Sampler(uint64_t seed) {
+  chain_.push_back(dist(seed));
+}
 
-Sampler::Sampler(const GenerationConfig& cfg) : gen_(cfg.seed), seed_(cfg.seed) {
+Sampler::Sampler(const GenerationConfig& cfg) : Sampler(cfg.seed) {
   cfg.validate();
   if (cfg.repetition_penalty != 1.0f)
     add(repetition_penalty(cfg.repetition_penalty, cfg.penalty_last_n));
@@ -428,7 +509,7 @@ Sampler::Sampler(const GenerationConfig& cfg) : gen_(cfg.seed), seed_(cfg.seed) 
   }
 }
 
-Sampler::Sampler(const Sampler& o) : gen_(o.gen_), seed_(o.seed_) {
+Sampler::Sampler(const Sampler& o) : cand_(o.cand_), accepted_(o.accepted_) {
   for (const auto& p : o.chain_) chain_.push_back(p->clone());
 }
 
@@ -442,40 +523,60 @@ Sampler& Sampler::operator=(const Sampler& o) {
 
 void Sampler::add(std::unique_ptr<LogitsProcessor> p) {
   if (!p) fail<ValueError>("Sampler::add: null processor");
-  chain_.push_back(std::move(p));
+  // The processor joins the others' history.
+  for (int32_t t : accepted_) p->accept(t);
+  chain_.insert(chain_.end() - 1, std::move(p));
 }
 
 std::string Sampler::describe() const {
   std::string s;
-  for (const auto& p : chain_) s += p->describe() + " -> ";
-  return s + "dist(seed " + std::to_string(seed_) + ")";
+  for (const auto& p : chain_) s += (s.empty() ? "" : " -> ") + p->describe();
+  return s;
+}
+
+void Sampler::accept(int32_t token) {
+  accepted_.push_back(token);
+  for (const auto& p : chain_) p->accept(token);
+}
+
+void Sampler::sync(std::span<const int32_t> history) {
+  const size_t n = accepted_.size();
+  if (history.size() < n || !std::equal(accepted_.begin(), accepted_.end(), history.begin())) {
+    // Another history (a different beam, say): rebuild the processors' state from it.
+    accepted_.clear();
+    for (size_t i = 0; i + 1 < chain_.size(); ++i) chain_[i]->reset();
+    for (int32_t t : history) accept(t);
+    return;
+  }
+  for (size_t i = n; i < history.size(); ++i) accept(history[i]);
+}
+
+void Sampler::process(std::span<const float> logits) {
+  if (logits.empty()) fail<ValueError>("Sampler: no logits");
+  cand_.assign(logits);
+  for (size_t i = 0; i + 1 < chain_.size(); ++i) chain_[i]->apply(cand_);
 }
 
 void Sampler::process(std::span<const float> logits, std::span<const int32_t> history) {
-  if (logits.empty()) fail<ValueError>("Sampler: no logits");
-  cand_.assign(logits);
-  for (const auto& p : chain_) p->apply(cand_, history);
+  sync(history);
+  process(logits);
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  process(logits);
+  chain_.back()->apply(cand_);
+  SCHOLAR_ASSERT(cand_.selected >= 0 && cand_.selected < static_cast<int64_t>(cand_.items.size()),
+                 "the final draw chose no token");
+  return cand_.items[static_cast<size_t>(cand_.selected)].id;
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  process(logits, history);
-  if (cand_.items.empty()) fail<ValueError>("Sampler: the chain removed every token");
-  cand_.probabilities(probs_);
-  if (cand_.items.size() == 1) return cand_.items[0].id;
-  // A uniform double in [0, 1) from 53 random bits.
-  const double u = static_cast<double>(gen_.next_u64() >> 11) * 0x1.0p-53;
-  double cum = 0;
-  for (size_t i = 0; i < probs_.size(); ++i) {
-    cum += probs_[i];
-    if (u < cum) return cand_.items[i].id;
-  }
-  for (size_t i = probs_.size(); i-- > 0;)  // rounding left u past the total
-    if (probs_[i] > 0) return cand_.items[i].id;
-  return cand_.items.back().id;
+  sync(history);
+  return sample(logits);
 }
 
 void Sampler::reset() {
-  gen_ = Generator(seed_);
+  accepted_.clear();
   for (const auto& p : chain_) p->reset();
 }
 

@@ -206,6 +206,92 @@ TEST_CASE("penalties, bias and no-repeat-ngram change exactly their logits", "[g
   CHECK(after({.no_repeat_ngram_size = 3}, std::span(history).first(2)) == l);
 }
 
+TEST_CASE("penalty state updated token by token equals penalties recomputed from the history",
+          "[generate]") {
+  // The oracle recomputes every penalty from the whole history at each step, as transformers'
+  // processors do; the sampler only ever sees one accepted token at a time. A small vocabulary and
+  // a window shorter than the history make tokens leave the window and n-grams repeat.
+  const int V = 12;
+  const int64_t last_n = 7;
+  const float rep = 1.7f, freq = 0.3f, pres = 0.45f;
+  const size_t ngram = 2;
+  GenerationConfig c{.repetition_penalty = rep,
+                     .frequency_penalty = freq,
+                     .presence_penalty = pres,
+                     .penalty_last_n = last_n,
+                     .no_repeat_ngram_size = static_cast<int32_t>(ngram)};
+  Sampler s(c);
+  std::mt19937 rng(77);
+  std::vector<int32_t> h;
+  for (int step = 0; step < 300; ++step) {
+    const auto l = random_logits(V, static_cast<uint32_t>(step));
+    std::vector<float> want(l);
+    const size_t from = h.size() > static_cast<size_t>(last_n) ? h.size() - last_n : 0;
+    std::map<int32_t, int> count;
+    for (size_t i = from; i < h.size(); ++i) ++count[h[i]];
+    for (const auto& [id, n] : count) {
+      float& x = want[static_cast<size_t>(id)];
+      x = x > 0 ? x / rep : x * rep;
+    }
+    for (const auto& [id, n] : count) want[static_cast<size_t>(id)] -= n * freq + pres;
+    if (h.size() + 1 >= ngram)
+      for (size_t i = 0; i + ngram <= h.size(); ++i)
+        if (std::equal(h.end() - static_cast<ptrdiff_t>(ngram - 1), h.end(),
+                       h.begin() + static_cast<ptrdiff_t>(i)))
+          want[static_cast<size_t>(h[i + ngram - 1])] = -INFINITY;
+    s.process(l);
+    std::vector<float> got(V, -INFINITY);
+    for (const auto& it : s.candidates().items) got[static_cast<size_t>(it.id)] = it.logit;
+    INFO("step " << step);
+    REQUIRE(got == want);
+    const auto t = static_cast<int32_t>(rng() % V);
+    s.accept(t);
+    h.push_back(t);
+  }
+  CHECK(std::vector<int32_t>(s.accepted().begin(), s.accepted().end()) == h);
+  // A caller that passes the whole history gets the same: continuing it accepts only the new
+  // tokens, another history rebuilds the state.
+  Sampler t(c);
+  const auto l = random_logits(V, 5);
+  t.process(l, std::span(h).first(100));
+  t.process(l, h);
+  s.process(l);
+  CHECK(t.candidates().items.size() == s.candidates().items.size());
+  for (size_t i = 0; i < s.candidates().items.size(); ++i)
+    CHECK(t.candidates().items[i].logit == s.candidates().items[i].logit);
+  const std::vector<int32_t> other = {3, 3, 3};
+  t.process(l, other);
+  CHECK(std::vector<int32_t>(t.accepted().begin(), t.accepted().end()) == other);
+}
+
+TEST_CASE("a sampler cloned mid-generation continues exactly as the original", "[generate]") {
+  const auto l = random_logits(40, 8, 1.0f);
+  GenerationConfig c = GenerationConfig::llama_cpp_defaults();
+  c.seed = 3;
+  c.repetition_penalty = 1.3f;
+  c.no_repeat_ngram_size = 3;
+  Sampler a(c);
+  for (int32_t t : {1, 2, 3, 4}) a.accept(t);
+  for (int i = 0; i < 10; ++i) a.accept(a.sample(l));
+  Sampler b = a;  // penalty windows, n-gram table and generator state all copied
+  std::vector<int32_t> from_a, from_b;
+  for (int i = 0; i < 30; ++i) {
+    from_a.push_back(a.sample(l));
+    a.accept(from_a.back());
+    from_b.push_back(b.sample(l));
+    b.accept(from_b.back());
+  }
+  CHECK(from_a == from_b);
+  // Processors added later catch up with the accepted tokens.
+  Sampler d(5);
+  for (int32_t t : {7, 7, 9}) d.accept(t);
+  d.add(repetition_penalty(2.0f, -1));
+  d.process(l);
+  CHECK(d.candidates().find(7)->logit == (l[7] > 0 ? l[7] / 2 : l[7] * 2));
+  CHECK(d.candidates().find(8)->logit == l[8]);
+  CHECK(d.describe() == "repetition_penalty(2) -> dist(seed 5)");
+}
+
 TEST_CASE("a cloned chain with the same seed draws the same tokens, reset restarts it",
           "[generate]") {
   const auto l = random_logits(50, 4, 1.0f);

@@ -93,8 +93,9 @@ struct Candidates {
     float logit;
   };
   std::vector<Item> items;
-  bool sorted = false;  ///< items in descending logit order
-  bool dense = true;    ///< items[i].id == i for every i (nothing removed or reordered yet)
+  bool sorted = false;    ///< items in descending logit order
+  bool dense = true;      ///< items[i].id == i for every i (nothing removed or reordered yet)
+  int64_t selected = -1;  ///< index in items of the token the final draw chose; -1 before it
 
   /// Resets to all V tokens with these logits.
   void assign(std::span<const float> logits);
@@ -104,9 +105,12 @@ struct Candidates {
   void probabilities(std::vector<double>& out) const;
   /// The item for token `id`, or nullptr if it was removed.
   Item* find(int32_t id);
+  const Item* find(int32_t id) const { return const_cast<Candidates*>(this)->find(id); }
 };
 
-/// One step of a sampling chain.
+/// One step of a sampling chain. A processor that depends on the tokens so far (penalties,
+/// no-repeat-ngram) keeps its own state, updated one token at a time by accept(), as llama.cpp's
+/// samplers do: a step costs the same after 10 tokens as after 10,000.
 ///
 /// Thread-safety: a processor is used by one generation at a time; clone() for another.
 class LogitsProcessor {
@@ -114,10 +118,14 @@ class LogitsProcessor {
   virtual ~LogitsProcessor() = default;
   /// "top_k(40)": name and parameters, for describe().
   virtual std::string describe() const = 0;
-  /// Changes logits or removes candidates. history: the tokens so far (prompt and generated).
-  virtual void apply(Candidates& c, std::span<const int32_t> history) = 0;
+  /// Changes logits or removes candidates (given the tokens accepted so far). The last processor
+  /// of a Sampler's chain sets c.selected.
+  virtual void apply(Candidates& c) = 0;
+  /// Takes note of the next token of the history (a prompt token or a generated one).
+  virtual void accept(int32_t token) { (void)token; }
+  /// A copy with the same parameters and state.
   virtual std::unique_ptr<LogitsProcessor> clone() const = 0;
-  /// Forgets any state (none of the built-in processors keep state between steps).
+  /// Forgets the accepted tokens (a draw restarts its generator from the seed).
   virtual void reset() {}
 };
 
@@ -136,10 +144,16 @@ std::unique_ptr<LogitsProcessor> top_p(float p);
 std::unique_ptr<LogitsProcessor> min_p(float p);
 /// Locally typical sampling (Meister et al.), as transformers' TypicalLogitsWarper.
 std::unique_ptr<LogitsProcessor> typical_p(float p);
+/// The final draw: one token at random from the softmax of what remains (c.selected).
+std::unique_ptr<LogitsProcessor> dist(uint64_t seed);
 
-/// A chain of processors followed by a random draw from what remains.
+/// A chain of processors whose last element is the random draw (dist).
 ///
-/// Thread-safety: one thread at a time; clone() for another thread.
+///   Sampler s(cfg);
+///   for (int32_t t : prompt) s.accept(t);
+///   int32_t id = s.sample(logits);  s.accept(id);  ...
+///
+/// Thread-safety: one thread at a time; clone (copy) for another thread.
 class Sampler {
  public:
   /// An empty chain (plain sampling from the softmax) with this seed.
@@ -151,25 +165,35 @@ class Sampler {
   Sampler(Sampler&&) noexcept = default;
   Sampler& operator=(Sampler&&) noexcept = default;
 
-  /// Appends a processor.
+  /// Inserts a processor before the final draw.
   void add(std::unique_ptr<LogitsProcessor> p);
   /// "repetition_penalty(1.1) -> temperature(0.8) -> top_k(40) -> dist(seed 7)"
   std::string describe() const;
-  /// Runs the chain on logits [V] and draws a token.
+  /// Feeds the next token of the history to every processor.
+  void accept(int32_t token);
+  /// Runs the chain on logits [V] (given the accepted tokens) and draws a token. It does not
+  /// accept it: call accept() with the token the sequence continues with.
+  int32_t sample(std::span<const float> logits);
+  /// The same for a caller that keeps the whole history instead: tokens beyond those accepted so
+  /// far are accepted first (if `history` does not continue them, the processors' state is
+  /// rebuilt from it). Costs a comparison with the accepted tokens per call.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
-  /// The candidates after the chain (for tests and for inspecting a step).
+  /// The candidates after the chain, before the draw (for tests and for inspecting a step).
   const Candidates& candidates() const noexcept { return cand_; }
-  /// Runs the chain only, leaving the result in candidates().
+  /// Runs the chain without the draw, leaving the result in candidates().
+  void process(std::span<const float> logits);
   void process(std::span<const float> logits, std::span<const int32_t> history);
-  /// Back to the state right after construction (the generator restarts from the seed).
+  /// Back to the state right after construction (no tokens accepted, the generator restarts from
+  /// the seed).
   void reset();
+  /// The tokens accepted since construction or reset().
+  std::span<const int32_t> accepted() const noexcept { return accepted_; }
 
  private:
-  std::vector<std::unique_ptr<LogitsProcessor>> chain_;
-  Generator gen_;
-  uint64_t seed_;
+  void sync(std::span<const int32_t> history);
+  std::vector<std::unique_ptr<LogitsProcessor>> chain_;  // ..., dist
   Candidates cand_;
-  std::vector<double> probs_;
+  std::vector<int32_t> accepted_;
 };
 
 /// Why a sequence ended.
