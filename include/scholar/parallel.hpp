@@ -1,14 +1,21 @@
-// scholar/parallel.hpp: the process-wide thread pool.
+// scholar/parallel.hpp: thread pools, owned by the caller or the default one.
 //
-// scholar runs all of its parallel work on one pool per process, sized by the user (default: the
-// number of hardware threads, or SCHOLAR_NUM_THREADS). The calling thread takes part in the work,
-// so a pool of n threads starts n - 1 workers. After a loop, workers watch for the next one for at
-// most 50 microseconds (set_spin_microseconds, SCHOLAR_SPIN_US; 0 never spins), then sleep on a
-// condition variable: token-by-token inference, which dispatches a small loop every few tens of
-// microseconds, never pays for a wake-up, and an idle pool gives its cores back almost at once.
-// OpenBLAS is held to
-// one thread and called from inside the pool's tasks, so BLAS and scholar never oversubscribe the
-// cores.
+// All of scholar's parallel work runs on a ThreadPool. An application that does not care uses the
+// default pool (sized by set_num_threads, SCHOLAR_NUM_THREADS, or the number of hardware threads).
+// An application that does (a server with several sessions, an index build beside a chat) creates
+// its own pools and hands one to each session, trainer or index call (SessionOptions::pool,
+// TrainerOptions::pool, PoolScope): each gets the threads it was given, at the same time.
+//
+//   ThreadPool chat(2), indexing(1);
+//   infer::Session s(model, {.pool = &chat});    // decodes on `chat`
+//   { PoolScope use(indexing); hnsw.add_batch(...); }   // builds on `indexing`
+//
+// The calling thread takes part in the work, so a pool of n threads starts n - 1 workers. After a
+// loop, workers watch for the next one for at most 50 microseconds (set_spin_microseconds,
+// SCHOLAR_SPIN_US; 0 never spins), then sleep on a condition variable: token-by-token inference,
+// which dispatches a small loop every few tens of microseconds, never pays for a wake-up, and an
+// idle pool gives its cores back almost at once. OpenBLAS is held to one thread and called from
+// inside the pools' tasks, so BLAS and scholar never oversubscribe the cores.
 #pragma once
 
 #include <cstdint>
@@ -21,9 +28,10 @@ namespace scholar {
 /// A fixed-size pool of worker threads that run fork-join loops (they spin briefly between loops,
 /// then sleep).
 ///
-/// Thread-safety: run() and parallel_for() may be called from any thread. A call made while the
-/// pool is busy with another caller's loop, or from inside one of the pool's own tasks, runs inline
-/// on the calling thread (so nested parallel loops never deadlock).
+/// Thread-safety: run() and parallel_for() may be called from any thread. One loop runs at a time:
+/// a call made while the pool is busy with another caller's loop, or from inside one of the pool's
+/// own tasks, runs inline on the calling thread (so nested parallel loops never deadlock). Give
+/// concurrent users pools of their own.
 class ThreadPool {
  public:
   /// Starts a pool of n_threads (>= 1) threads, counting the caller: n_threads - 1 workers.
@@ -64,14 +72,35 @@ class ThreadPool {
   std::unique_ptr<Impl> impl_;
 };
 
-/// The process-wide pool (created on first use).
+/// The default pool (created on first use).
+ThreadPool& default_pool();
+
+/// The pool that parallel work started on this thread runs on: the pool of the innermost PoolScope
+/// alive on this thread, else the default pool. Every parallel loop inside scholar uses it.
 ThreadPool& thread_pool();
 
-/// Resizes the process-wide pool to n threads (n >= 1; 0 means the number of hardware threads).
-/// Must not be called while another thread is running work on the pool.
+/// Makes `pool` this thread's pool (thread_pool()) until the scope ends; scopes nest. Sessions and
+/// trainers given a pool open one around each call, so their kernels run on it.
+///
+/// Thread-safety: a scope affects only the thread that created it; destroy it on that thread.
+class PoolScope {
+ public:
+  explicit PoolScope(ThreadPool& pool) noexcept;
+  /// A null pool leaves the current one in place.
+  explicit PoolScope(ThreadPool* pool) noexcept;
+  ~PoolScope();
+  PoolScope(const PoolScope&) = delete;
+  PoolScope& operator=(const PoolScope&) = delete;
+
+ private:
+  ThreadPool* previous_;
+};
+
+/// Resizes the default pool to n threads (n >= 1; 0 means the number of hardware threads). Must
+/// not be called while another thread is running work on the default pool.
 void set_num_threads(int n);
 
-/// Threads in the process-wide pool.
+/// Threads in the default pool.
 int num_threads();
 
 /// How long (microseconds, in [0, 1000000]) pool threads keep checking for the next loop before
@@ -83,7 +112,7 @@ int num_threads();
 void set_spin_microseconds(int us);
 int spin_microseconds();
 
-/// Shorthand for thread_pool().parallel_for(begin, end, grain, body).
+/// Shorthand for thread_pool().parallel_for(begin, end, grain, body): the current pool.
 template <class Body>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, Body&& body) {
   thread_pool().parallel_for(begin, end, grain, std::forward<Body>(body));

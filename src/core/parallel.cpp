@@ -1,4 +1,5 @@
-// The process-wide thread pool: sleeping workers, fork-join loops, the caller takes part.
+// Thread pools: sleeping workers, fork-join loops, the caller takes part; the default pool and
+// the per-thread current pool.
 #include "scholar/parallel.hpp"
 
 #include <atomic>
@@ -200,7 +201,24 @@ std::atomic<ThreadPool*> g_pool_ptr{nullptr};
 
 }  // namespace
 
+thread_local ThreadPool* tls_pool = nullptr;  // the innermost PoolScope's pool on this thread
+
 ThreadPool& thread_pool() {
+  if (tls_pool != nullptr) return *tls_pool;
+  return default_pool();
+}
+
+PoolScope::PoolScope(ThreadPool& pool) noexcept : previous_(tls_pool) {
+  tls_pool = &pool;
+}
+PoolScope::PoolScope(ThreadPool* pool) noexcept : previous_(tls_pool) {
+  if (pool != nullptr) tls_pool = pool;
+}
+PoolScope::~PoolScope() {
+  tls_pool = previous_;
+}
+
+ThreadPool& default_pool() {
   if (ThreadPool* p = g_pool_ptr.load(std::memory_order_acquire)) return *p;
   std::lock_guard lock(g_pool_mutex);
   if (!g_pool) {
@@ -225,7 +243,7 @@ void set_num_threads(int n) {
 }
 
 int num_threads() {
-  return thread_pool().size();
+  return default_pool().size();
 }
 
 void set_spin_microseconds(int us) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <mutex>
 
 namespace scholar {
 
@@ -20,6 +21,67 @@ std::string duration(double s) {
   return buf;
 }
 }  // namespace
+
+// --- the process-wide callbacks
+
+namespace {
+std::mutex g_callback_mutex;
+ProgressCallback g_progress;
+LogCallback g_log;
+}  // namespace
+
+void set_progress_callback(ProgressCallback cb) {
+  std::lock_guard lock(g_callback_mutex);
+  g_progress = std::move(cb);
+}
+
+ProgressCallback progress_callback() {
+  std::lock_guard lock(g_callback_mutex);
+  return g_progress;
+}
+
+std::string_view log_level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug:
+      return "debug";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::warning:
+      return "warning";
+    case LogLevel::error:
+      return "error";
+  }
+  return "?";
+}
+
+void set_log_callback(LogCallback cb) {
+  std::lock_guard lock(g_callback_mutex);
+  g_log = std::move(cb);
+}
+
+void log(LogLevel level, std::string_view message) {
+  LogCallback cb;
+  {
+    std::lock_guard lock(g_callback_mutex);
+    cb = g_log;
+  }
+  if (cb) return cb(level, message);
+  if (level < LogLevel::warning) return;
+  std::fprintf(stderr, "scholar: %.*s: %.*s\n", static_cast<int>(log_level_name(level).size()),
+               log_level_name(level).data(), static_cast<int>(message.size()), message.data());
+}
+
+// --- ProgressBar
+
+ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit, ProgressCallback cb)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      cb_(cb ? std::move(cb) : progress_callback()),
+      out_(cb_ ? nullptr : stderr),
+      tty_(out_ && ::isatty(::fileno(out_))),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit, std::FILE* out)
     : label_(std::move(label)),
@@ -41,6 +103,7 @@ double ProgressBar::elapsed() const {
 void ProgressBar::update(int64_t done, const std::string& extra) {
   done_ = done;
   extra_ = extra;
+  if (cb_) return emit(false);
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
   if (tty_) {
@@ -57,8 +120,13 @@ void ProgressBar::update(int64_t done, const std::string& extra) {
 void ProgressBar::finish(const std::string& extra) {
   if (finished_) return;
   if (!extra.empty()) extra_ = extra;
-  draw(true);
   finished_ = true;
+  if (cb_) return emit(true);
+  draw(true);
+}
+
+void ProgressBar::emit(bool final) {
+  cb_(ProgressEvent{label_, unit_, done_, total_, elapsed(), extra_, final});
 }
 
 void ProgressBar::draw(bool final) {

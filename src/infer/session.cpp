@@ -49,7 +49,11 @@ struct Session::Impl {
   std::vector<float> panel;         // [threads][kPanelRows * max cols]
   std::vector<int64_t> slot;        // batch token -> cell
   Batch one;                        // decode_one's batch, kept so that its vectors are reused
-  int threads = 1;
+  int threads = 1;                  // scratch is sized for this many parts
+  ThreadPool* opt_pool = nullptr;   // SessionOptions::pool
+
+  // The pool this call runs on: the session's own, or the caller's current one.
+  ThreadPool& pool() const { return opt_pool ? *opt_pool : thread_pool(); }
 
   Impl(const Model& model, const SessionOptions& opt) : m(&model), k(&kernels::active()) {
     const auto& a = model.arch();
@@ -94,7 +98,8 @@ struct Session::Impl {
     logits.resize(static_cast<size_t>(max_seq) * V);
     xq.resize(B * static_cast<size_t>((std::max(C, F) + kQuantBlock - 1) / kQuantBlock));
     slot.resize(B);
-    threads = thread_pool().size();
+    opt_pool = opt.pool;
+    threads = pool().size();
     scores.resize(static_cast<size_t>(threads * n_ctx));
     if (max_batch >= kGemmAttentionTokens)
       attn_scratch.resize(static_cast<size_t>(threads * kAttnChunk * n_ctx));
@@ -107,9 +112,9 @@ struct Session::Impl {
   // Runs fn(part, n_parts) on every thread of the pool (or inline when there is one).
   template <class Fn>
   void on_threads(Fn&& fn) {
-    const int n = std::min(threads, thread_pool().size());
+    const int n = std::min(threads, pool().size());
     if (n <= 1) return fn(0, 1);
-    thread_pool().run(n, [&](int64_t p) { fn(p, n); });
+    pool().run(n, [&](int64_t p) { fn(p, n); });
   }
 
   // Runs f(t0, t1) over token ranges, on the pool when there are enough tokens (prefill) so that
@@ -117,7 +122,7 @@ struct Session::Impl {
   template <class F>
   void per_token(int64_t T, F&& f) {
     if (T < 8 || threads <= 1) return f(int64_t{0}, T);
-    thread_pool().parallel_for(0, T, 4, f);
+    pool().parallel_for(0, T, 4, f);
   }
 
   // Y[t * ldy + r] = W[r] . X[t] for t < T, r < W.rows. X holds T rows of W.cols floats; XQ the
@@ -303,6 +308,7 @@ struct Session::Impl {
   }
 
   std::span<const float> run(const Batch& b) {
+    PoolScope scope(opt_pool);  // kernels called from here use the session's pool
     check_batch(b);
     const int64_t T = static_cast<int64_t>(b.size());
     if (T == 0) return {};

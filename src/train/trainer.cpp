@@ -1,8 +1,6 @@
 // The training loop, evaluation, logs and checkpoints.
 #include "scholar/train/trainer.hpp"
 
-#include <sys/stat.h>
-
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -12,6 +10,7 @@
 
 #include "scholar/error.hpp"
 #include "scholar/io/safetensors.hpp"
+#include "scholar/parallel.hpp"
 #include "scholar/progress.hpp"
 
 namespace scholar::train {
@@ -89,27 +88,32 @@ io::Json TrainerOptions::to_json() const {
 }
 
 TrainerOptions TrainerOptions::from_json(const io::Json& j) {
+  // A key that is missing (written before the option existed) keeps its default, so checkpoints
+  // stay readable as options are added; a key of the wrong type is a FormatError.
   TrainerOptions o;
-  auto i = [&](const char* k) { return j.at(k, "trainer options").as_int(k); };
-  auto f = [&](const char* k) {
-    return static_cast<float>(j.at(k, "trainer options").as_double(k));
+  const std::string where = "trainer options";
+  auto i = [&](const char* k, int64_t& v) {
+    if (const io::Json* x = j.find(k)) v = x->as_int(where + ": " + k);
   };
-  o.batch_size = i("batch_size");
-  o.context = i("context");
-  o.grad_accum = i("grad_accum");
-  o.max_steps = i("max_steps");
-  o.lr = f("lr");
-  o.min_lr = f("min_lr");
-  o.warmup_steps = i("warmup_steps");
-  o.weight_decay = f("weight_decay");
-  o.beta1 = f("beta1");
-  o.beta2 = f("beta2");
-  o.grad_clip = f("grad_clip");
-  o.eval_every = i("eval_every");
-  o.eval_batches = i("eval_batches");
-  o.checkpoint_every = i("checkpoint_every");
-  o.out_dir = j.at("out_dir").as_string();
-  o.seed = static_cast<uint64_t>(std::stoull(j.at("seed").dump()));
+  auto f = [&](const char* k, float& v) {
+    if (const io::Json* x = j.find(k)) v = static_cast<float>(x->as_double(where + ": " + k));
+  };
+  i("batch_size", o.batch_size);
+  i("context", o.context);
+  i("grad_accum", o.grad_accum);
+  i("max_steps", o.max_steps);
+  f("lr", o.lr);
+  f("min_lr", o.min_lr);
+  i("warmup_steps", o.warmup_steps);
+  f("weight_decay", o.weight_decay);
+  f("beta1", o.beta1);
+  f("beta2", o.beta2);
+  f("grad_clip", o.grad_clip);
+  i("eval_every", o.eval_every);
+  i("eval_batches", o.eval_batches);
+  i("checkpoint_every", o.checkpoint_every);
+  if (const io::Json* x = j.find("out_dir")) o.out_dir = x->as_string(where + ": out_dir");
+  if (const io::Json* x = j.find("seed")) o.seed = parse_u64(x->dump(), where + ": seed");
   return o;
 }
 
@@ -193,6 +197,7 @@ StepInfo Trainer::train_step() {
 }
 
 double Trainer::evaluate() {
+  PoolScope scope(pool);
   const auto& val = data_.tokens(Split::validation);
   if (static_cast<int64_t>(val.size()) < opt_.context + 1) return std::nan("");
   autograd::NoGradGuard no_grad;
@@ -225,18 +230,16 @@ void Trainer::log_csv(const StepInfo& info) {
 }
 
 FitResult Trainer::fit() {
+  PoolScope scope(pool);
   FitResult result;
   if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
   std::unique_ptr<ProgressBar> bar;
-  if (opt_.progress) bar = std::make_unique<ProgressBar>("train", opt_.max_steps, "step");
+  if (opt_.progress)
+    bar = std::make_unique<ProgressBar>("train", opt_.max_steps, "step", on_progress);
   const auto start = std::chrono::steady_clock::now();
   const int64_t first = step_;
-  double tokens = 0;
   while (step_ < opt_.max_steps) {
     StepInfo info = train_step();
-    tokens += info.tokens_per_second > 0
-                  ? static_cast<double>(opt_.batch_size * opt_.context * opt_.grad_accum)
-                  : 0;
     result.last_loss = info.loss;
     if (!std::isfinite(info.loss) || !std::isfinite(info.grad_norm)) {
       result.diverged = true;

@@ -1,7 +1,9 @@
-// The process-wide thread pool: every task runs once, errors come back, nesting and concurrent
-// callers do not deadlock, and resizing works.
+// Thread pools: every task runs once, errors come back, nesting and concurrent callers do not
+// deadlock, resizing works, and callers with pools of their own run at the same time.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -113,4 +115,56 @@ TEST_CASE("without spinning every loop still runs every task once", "[parallel]"
   CHECK_THROWS_WITH(set_spin_microseconds(-1), Catch::Contains("set_spin_microseconds"));
   set_spin_microseconds(before);
   CHECK(spin_microseconds() == before);
+}
+
+TEST_CASE("PoolScope makes a pool the thread's current one, nested and per thread", "[parallel]") {
+  ThreadPool a(2), b(1);
+  CHECK(&thread_pool() == &default_pool());
+  {
+    PoolScope sa(a);
+    CHECK(&thread_pool() == &a);
+    {
+      PoolScope sb(b);
+      CHECK(&thread_pool() == &b);
+      PoolScope none(static_cast<ThreadPool*>(nullptr));  // null: keeps the current one
+      CHECK(&thread_pool() == &b);
+    }
+    CHECK(&thread_pool() == &a);
+    ThreadPool* seen = nullptr;
+    std::thread([&] { seen = &thread_pool(); }).join();  // other threads are not affected
+    CHECK(seen == &default_pool());
+  }
+  CHECK(&thread_pool() == &default_pool());
+}
+
+TEST_CASE("two callers with pools of their own each get all their threads at once", "[parallel]") {
+  // Each caller runs a loop of two tasks on its own two-thread pool. Every task waits (up to 10 s)
+  // until all four have started: that can only happen if both pools run both their tasks at the
+  // same time. (With one shared pool the second caller would run inline, one task after the
+  // other, and the wait would time out.)
+  ThreadPool a(2), b(2);
+  std::atomic<int> arrived{0}, together{0};
+  std::mutex m;
+  std::set<std::thread::id> ids_a, ids_b;
+  auto caller = [&](ThreadPool& pool, std::set<std::thread::id>& ids) {
+    PoolScope scope(pool);
+    parallel_for(0, 2, 1, [&](int64_t, int64_t) {
+      {
+        std::lock_guard lock(m);
+        ids.insert(std::this_thread::get_id());
+      }
+      arrived++;
+      const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (arrived.load() < 4 && std::chrono::steady_clock::now() < end)
+        std::this_thread::yield();
+      if (arrived.load() == 4) together++;
+    });
+  };
+  std::thread ta([&] { caller(a, ids_a); }), tb([&] { caller(b, ids_b); });
+  ta.join();
+  tb.join();
+  CHECK(together == 4);
+  CHECK(ids_a.size() == 2);
+  CHECK(ids_b.size() == 2);
+  for (const auto& id : ids_a) CHECK(ids_b.count(id) == 0);
 }

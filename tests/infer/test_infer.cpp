@@ -7,11 +7,13 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/gguf.hpp"
 #include "scholar/io/safetensors.hpp"
+#include "scholar/parallel.hpp"
 
 using namespace scholar;
 namespace fs = std::filesystem;
@@ -393,5 +395,45 @@ TEST_CASE("a large batch (matrix-product attention) equals token-by-token decodi
               1e-5);
       }
     }
+  }
+}
+
+TEST_CASE("two sessions with pools of their own decode at the same time, as they do alone",
+          "[infer]") {
+  // Each session's work runs on its own pool (2 threads each, so the kernels really split), from
+  // its own thread. Logits must equal the ones the same prompt gives decoded alone.
+  const auto m = infer::Model::load(data("llama"));
+  std::vector<int32_t> p0(12), p1(15);  // decoded, then prefilled again: within 32 positions
+  for (size_t i = 0; i < p0.size(); ++i) p0[i] = static_cast<int32_t>((i * 13 + 1) % 96);
+  for (size_t i = 0; i < p1.size(); ++i) p1[i] = static_cast<int32_t>((i * 29 + 7) % 96);
+  auto run = [&](const std::vector<int32_t>& p, infer::Session& s) {
+    std::vector<float> out;
+    for (int32_t t : p) {
+      const auto l = s.decode_one(t);
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    const auto l = s.prefill(p);  // and a batch after the cache is full of the first pass
+    out.insert(out.end(), l.begin(), l.end());
+    return out;
+  };
+  std::vector<float> alone0, alone1;
+  {
+    infer::Session s0(m, {.n_ctx = 32}), s1(m, {.n_ctx = 32});
+    alone0 = run(p0, s0);
+    alone1 = run(p1, s1);
+  }
+  ThreadPool a(2), b(2);
+  infer::Session s0(m, {.n_ctx = 32, .pool = &a}), s1(m, {.n_ctx = 32, .pool = &b});
+  std::vector<float> got0, got1;
+  for (int round = 0; round < 3; ++round) {
+    s0.clear();
+    s1.clear();
+    std::thread t0([&] { got0 = run(p0, s0); }), t1([&] { got1 = run(p1, s1); });
+    t0.join();
+    t1.join();
+    REQUIRE(got0.size() == alone0.size());
+    REQUIRE(got1.size() == alone1.size());
+    CHECK(rel_err(got0, alone0.data(), got0.size()) < 1e-6);
+    CHECK(rel_err(got1, alone1.data(), got1.size()) < 1e-6);
   }
 }

@@ -263,3 +263,47 @@ TEST_CASE("checkpoints of another model or damaged files are refused", "[train]"
   bad.context = 64;
   CHECK_THROWS_WITH(train::Trainer(model, s.data, bad), Catch::Contains("context 64"));
 }
+
+TEST_CASE("a trainer reports progress to its callback and runs on the pool it is given",
+          "[train]") {
+  Setup s;
+  nn::TransformerLM model(s.cfg, 5);
+  auto opt = small_options(6, "");
+  opt.progress = true;
+  train::Trainer trainer(model, s.data, opt, &s.tok);
+  ThreadPool pool(1);
+  trainer.pool = &pool;
+  std::vector<ProgressEvent> events;
+  std::vector<std::string> details;
+  trainer.on_progress = [&](const ProgressEvent& e) {
+    events.push_back(e);
+    details.emplace_back(e.detail);
+  };
+  ThreadPool* seen = nullptr;
+  trainer.on_step = [&](const train::StepInfo&) { seen = &thread_pool(); };
+  trainer.fit();
+  CHECK(seen == &pool);
+  REQUIRE(events.size() == 7);  // one per step, then the final one
+  CHECK(events.front().label == "train");
+  CHECK(events.front().total == 6);
+  CHECK(events[5].done == 6);
+  CHECK(events.back().finished);
+  CHECK(details[0].find("loss ") == 0);
+}
+
+TEST_CASE("trainer options missing from an older checkpoint take their defaults", "[train]") {
+  const train::TrainerOptions defaults;
+  io::Json j = io::Json::object();
+  j.set("batch_size", io::Json(int64_t{3}));
+  j.set("seed", io::Json(int64_t{42}));
+  const auto o = train::TrainerOptions::from_json(j);
+  CHECK(o.batch_size == 3);
+  CHECK(o.seed == 42);
+  CHECK(o.lr == defaults.lr);
+  CHECK(o.max_steps == defaults.max_steps);
+  j.set("lr", io::Json("fast"));
+  CHECK_THROWS_WITH(train::TrainerOptions::from_json(j), Catch::Contains("lr"));
+  j.set("lr", io::Json(0.1));
+  j.set("seed", io::Json(-1.5));
+  CHECK_THROWS_AS(train::TrainerOptions::from_json(j), FormatError);  // not a scholar error before
+}

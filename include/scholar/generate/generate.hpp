@@ -2,11 +2,12 @@
 //
 // A Sampler is a chain of small logits processors with an explicit order, ending in a draw:
 //
+// clang-format off
 //   generate::GenerationConfig cfg;
 //   cfg.temperature = 0.8f;  cfg.top_k = 40;  cfg.top_p = 0.95f;  cfg.seed = 7;
-//   generate::Sampler s(cfg);              // transformers' order: penalties, temperature, top-k,
-//   ... std::puts(s.describe().c_str());       // "repetition_penalty(1) -> temperature(0.8) ->
-//   ..."
+//   generate::Sampler s(cfg);        // transformers' order: penalties, temperature, top-k, ...
+//   std::puts(s.describe().c_str()); // "temperature(0.8) -> top_k(40) -> top_p(0.95) -> dist(seed 7)"
+// clang-format on
 //
 // generate() runs a whole generation on an infer::Session and streams text pieces that are always
 // complete UTF-8:

@@ -1,11 +1,15 @@
 // scholar/index/hnsw.hpp: approximate nearest-neighbour search on a hierarchical navigable
 // small-world graph (Malkov and Yashunin, 2016), the algorithm of hnswlib and FAISS IndexHNSWFlat.
 //
-//   scholar::index::Hnsw index(384, scholar::index::Space::cosine, {.M = 16, .ef_construction =
-//   200}); index.add_batch(labels, vectors);               // n labels, n * 384 floats, over the
-//   thread pool auto hits = index.search(query, 10, 64);        // k = 10, ef = 64 auto even =
-//   index.search(query, 10, 64, [](uint64_t l) { return l % 2 == 0; }); index.save("docs.hnsw");
+// clang-format off
+//   scholar::index::Hnsw index(384, scholar::index::Space::cosine,
+//                              {.M = 16, .ef_construction = 200});
+//   index.add_batch(labels, vectors);            // n labels, n * 384 floats, over the pool
+//   auto hits = index.search(query, 10, 64);     // k = 10, ef = 64
+//   auto even = index.search(query, 10, 64, [](uint64_t l) { return l % 2 == 0; });
+//   index.save("docs.hnsw");
 //   auto again = scholar::index::Hnsw::load("docs.hnsw");
+// clang-format on
 //
 // Each vector is a node with links to at most 2M neighbours on level 0 and M on each level above;
 // a node's top level is drawn from a geometric law keyed by the seed and its label, so the levels
@@ -101,8 +105,9 @@ class Hnsw final : public VectorIndex {
   void save(const std::string& path) const override;
 
   /// Adds n = labels.size() vectors (row after row in `vectors`, n * dim() floats), inserting them
-  /// concurrently on the process thread pool. Checks every vector and label before adding any.
-  /// With show_progress, draws a progress bar (rate and ETA) on stderr.
+  /// concurrently on the calling thread's pool (scholar::thread_pool(); open a PoolScope to choose
+  /// one). Checks every vector and label before adding any. With show_progress, reports progress
+  /// (rate and ETA) through the progress callback: a bar on stderr by default.
   void add_batch(std::span<const uint64_t> labels, std::span<const float> vectors,
                  bool show_progress = false);
 

@@ -89,7 +89,8 @@ class VectorIndex {
   std::vector<Neighbor> search(std::span<const float> query, size_t k, size_t ef = 0,
                                const Filter& filter = nullptr) const;
   /// search() for n queries stored row after row in `queries` (n * dim() floats), spread over the
-  /// process thread pool. Result i belongs to query i.
+  /// calling thread's pool (scholar::thread_pool(); a PoolScope chooses one). Result i belongs to
+  /// query i.
   std::vector<std::vector<Neighbor>> search_batch(std::span<const float> queries, size_t k,
                                                   size_t ef = 0,
                                                   const Filter& filter = nullptr) const;

@@ -7,11 +7,14 @@
 // never allocates), and the logits. Many Sessions may share one Model, as llama.cpp's contexts
 // share a model.
 //
-//   auto model = infer::Model::load("model.gguf");         // or a Hugging Face dir, or a
-//   checkpoint infer::Session s(model); std::vector<int32_t> ids = model->tokenizer().encode("The
-//   quick brown"); std::span<const float> logits = s.prefill(ids);         // [V]: the last token's
-//   int32_t next = ...;                                     // see scholar/generate
+// clang-format off
+//   auto model = infer::Model::load("model.gguf");  // or a Hugging Face dir, or a checkpoint
+//   infer::Session s(model);
+//   std::vector<int32_t> ids = model->tokenizer().encode("The quick brown");
+//   std::span<const float> logits = s.prefill(ids);  // [V]: the last token's
+//   int32_t next = ...;                              // see scholar/generate
 //   logits = s.decode_one(next);
+// clang-format on
 //
 // The KV cache works like llama.cpp's: cells each hold one position of one or more sequences, so a
 // sequence can be forked (copy_sequence, which copies no data), trimmed (remove) or dropped; beam
@@ -30,6 +33,10 @@
 #include "scholar/nn/transformer.hpp"
 #include "scholar/tensor/quant.hpp"
 #include "scholar/text/tokenizer.hpp"
+
+namespace scholar {
+class ThreadPool;
+}
 
 namespace scholar::infer {
 
@@ -177,6 +184,11 @@ struct SessionOptions {
   int64_t n_ctx = 0;
   int64_t max_batch = 512;  ///< most tokens per decode() call (scratch is sized for it)
   int max_sequences = 16;   ///< sequence ids 0 .. max_sequences - 1 (at most 64)
+  /// The pool the session's work runs on (not owned; it must outlive the session). Null: the
+  /// calling thread's current pool (scholar::thread_pool(): the default pool unless a PoolScope
+  /// says otherwise) at each call. Two sessions given two pools decode at the same time, each on
+  /// its own threads.
+  ThreadPool* pool = nullptr;
 };
 
 /// A batch of tokens to run, llama.cpp style: each token has a position and a sequence, and says

@@ -4,7 +4,7 @@
 //   opt.max_steps = 2000;
 //   opt.out_dir = "runs/jargon";
 //   train::Trainer trainer(model, data, opt, &tokenizer);
-//   train::FitResult r = trainer.fit();          // progress bar on stderr, log.csv in out_dir
+//   train::FitResult r = trainer.fit();   // a progress bar (or your callback), log.csv in out_dir
 //
 // One step: grad_accum micro-batches of batch_size windows of context tokens, each forward and
 // backward (the loss scaled by 1 / grad_accum), gradient clipping, the warmup + cosine learning
@@ -24,6 +24,8 @@
 
 #include "scholar/nn/transformer.hpp"
 #include "scholar/optim/optim.hpp"
+#include "scholar/parallel.hpp"
+#include "scholar/progress.hpp"
 #include "scholar/text/tokenizer.hpp"
 #include "scholar/train/data.hpp"
 
@@ -46,7 +48,7 @@ struct TrainerOptions {
   int64_t eval_batches = 10;
   int64_t checkpoint_every = 0;  ///< 0: only at the end (when out_dir is set)
   std::string out_dir;           ///< for log.csv and checkpoint.safetensors ("" : none)
-  bool progress = true;          ///< progress bar on stderr
+  bool progress = true;          ///< report progress (Trainer::on_progress; a bar by default)
   uint64_t seed = 0;             ///< data order and dropout
 
   io::Json to_json() const;
@@ -98,6 +100,12 @@ class Trainer {
   optim::AdamW& optimizer() noexcept { return *optimizer_; }
   /// Called after every step (and with val_loss set after evaluations).
   std::function<void(const StepInfo&)> on_step;
+  /// Where the progress of fit() goes when options().progress is set; empty: the process-wide
+  /// progress callback, or the bar on stderr (scholar/progress.hpp).
+  ProgressCallback on_progress;
+  /// The pool fit() and evaluate() run on (not owned; must outlive the calls). Null: the calling
+  /// thread's current pool (scholar::thread_pool()).
+  ThreadPool* pool = nullptr;
 
  private:
   StepInfo train_step();
