@@ -3,6 +3,7 @@
 #   scripts/test.sh           the "dev" preset (optimized, debug info, warnings as errors)
 #   scripts/test.sh asan      AddressSanitizer + UndefinedBehaviorSanitizer
 #   scripts/test.sh openblas  OpenBLAS as the GEMM backend
+#   scripts/test.sh portable  without the x86 kernels (scalar paths only)
 set -eu
 cd "$(dirname "$0")/.."
 preset="${1:-dev}"

@@ -11,7 +11,6 @@
 // slot is linked anywhere, so any reader that reaches a slot through a link sees them.
 #include "index/hnsw_impl.hpp"
 
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -30,8 +29,10 @@ namespace detail {
 
 namespace {
 
+// Asks for the cache line at p ahead of use (read, keep in all levels): the compilers' portable
+// form of _mm_prefetch(p, _MM_HINT_T0), a no-op where the target has no such instruction.
 inline void prefetch(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+  __builtin_prefetch(p, 0, 3);
 }
 
 }  // namespace

@@ -28,6 +28,8 @@ inline void eigen_gemm(Isa isa, bool ta, bool tb, int64_t M, int64_t N, int64_t 
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
   if (isa == Isa::avx512 || isa == Isa::avx512_vnni) fn = scholar_eigen_gemm_avx512;
   if (isa == Isa::avx2) fn = scholar_eigen_gemm_avx2;
+#else
+  (void)isa;
 #endif
   fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
