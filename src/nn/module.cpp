@@ -1,6 +1,7 @@
 // Modules, parameter naming, and the basic layers.
 #include "scholar/nn/module.hpp"
 
+#include <regex>
 #include <unordered_set>
 
 #include "scholar/error.hpp"
@@ -43,6 +44,59 @@ int64_t Module::parameter_count() const {
   int64_t n = 0;
   for (const auto& p : named_parameters()) n += p.var.value().numel();
   return n;
+}
+
+int64_t Module::trainable_parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : named_parameters())
+    if (p.var.requires_grad()) n += p.var.value().numel();
+  return n;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (auto& [name, child] : children_)
+    for (auto& [sub, m] : child->named_modules())
+      out.emplace_back(sub.empty() ? name : name + "." + sub, m);
+  return out;
+}
+
+std::vector<std::pair<std::string, const Module*>> Module::named_modules() const {
+  std::vector<std::pair<std::string, const Module*>> out;
+  for (auto& [name, m] : const_cast<Module*>(this)->named_modules()) out.emplace_back(name, m);
+  return out;
+}
+
+int64_t Module::set_trainable(const std::string& pattern, bool on, const char* what) {
+  std::regex re;
+  try {
+    re = std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    fail<ValueError>(what, ": '", pattern, "' is not a valid regular expression (", e.what(), ")");
+  }
+  int64_t n = 0;
+  for (auto& p : named_parameters())
+    if (std::regex_match(p.name, re)) {
+      p.var.set_requires_grad(on);
+      if (!on) p.var.zero_grad();
+      ++n;
+    }
+  if (n == 0) {
+    const auto all = named_parameters();
+    std::string some;
+    for (size_t i = 0; i < all.size() && i < 3; ++i) some += (i ? ", " : "") + all[i].name;
+    fail<ValueError>(what, ": no parameter name matches '", pattern, "' (names look like ", some,
+                     ")");
+  }
+  return n;
+}
+
+int64_t Module::freeze(const std::string& pattern) {
+  return set_trainable(pattern, false, "freeze");
+}
+
+int64_t Module::unfreeze(const std::string& pattern) {
+  return set_trainable(pattern, true, "unfreeze");
 }
 
 void Module::train(bool on) {

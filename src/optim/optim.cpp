@@ -32,9 +32,13 @@ const Tensor<float>* find(const NamedTensors& state, const std::string& name, co
 
 Optimizer::Optimizer(std::vector<nn::NamedParameter> params) : params_(std::move(params)) {
   for (const auto& p : params_)
-    if (!p.var.defined() || !p.var.requires_grad())
-      fail<ValueError>("optimizer: parameter '", p.name,
-                       "' is undefined or does not require a gradient");
+    if (!p.var.defined()) fail<ValueError>("optimizer: parameter '", p.name, "' is undefined");
+}
+
+int64_t Optimizer::state_bytes() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : state()) n += t.numel() * static_cast<int64_t>(sizeof(float));
+  return n;
 }
 
 void Optimizer::zero_grad() {
@@ -111,10 +115,14 @@ AdamW::AdamW(std::vector<nn::NamedParameter> params, Options o)
   if (!(o.eps > 0)) fail<ValueError>("AdamW: eps must be > 0, got ", o.eps);
   if (!(o.weight_decay >= 0))
     fail<ValueError>("AdamW: weight_decay must be >= 0, got ", o.weight_decay);
-  for (const auto& p : params_) {
-    m_.push_back(Tensor<float>::zeros(p.var.shape()));
-    v_.push_back(Tensor<float>::zeros(p.var.shape()));
-  }
+  // Moments only for trainable parameters; one unfrozen later gets them at its first step.
+  m_.resize(params_.size());
+  v_.resize(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].var.requires_grad()) {
+      m_[i] = Tensor<float>::zeros(params_[i].var.shape());
+      v_[i] = Tensor<float>::zeros(params_[i].var.shape());
+    }
 }
 
 void AdamW::step() {
@@ -130,6 +138,10 @@ void AdamW::step() {
     if (!value.is_contiguous())
       fail<ValueError>("AdamW: parameter '", params_[i].name, "' is not contiguous");
     const Tensor<float> g = p.grad().contiguous();
+    if (!m_[i].defined()) {
+      m_[i] = Tensor<float>::zeros(value.shape());
+      v_[i] = Tensor<float>::zeros(value.shape());
+    }
     const float wd = decays(params_[i]) ? o_.weight_decay : 0.0f;
     float *pv = value.data(), *m = m_[i].data(), *v = v_[i].data();
     const float* gv = g.data();
@@ -143,6 +155,7 @@ void AdamW::step() {
 NamedTensors AdamW::state() const {
   NamedTensors s;
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (!m_[i].defined()) continue;  // frozen: no state
     s.emplace_back("m." + params_[i].name, m_[i]);
     s.emplace_back("v." + params_[i].name, v_[i]);
   }
@@ -151,14 +164,15 @@ NamedTensors AdamW::state() const {
 
 void AdamW::load_state(const NamedTensors& state, int64_t steps) {
   if (steps < 0) fail<FormatError>("AdamW state: step count ", steps, " is negative");
-  std::vector<Tensor<float>> ms, vs;  // all or nothing
+  std::vector<Tensor<float>> ms(params_.size()), vs(params_.size());  // all or nothing
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].var.requires_grad()) continue;  // frozen: no state kept
     const Tensor<float>* m = find(state, "m." + params_[i].name, params_[i].var.shape());
     const Tensor<float>* v = find(state, "v." + params_[i].name, params_[i].var.shape());
     if (!m || !v)
       fail<FormatError>("AdamW state: no moments for parameter '", params_[i].name, "'");
-    ms.push_back(m->clone());
-    vs.push_back(v->clone());
+    ms[i] = m->clone();
+    vs[i] = v->clone();
   }
   m_ = std::move(ms);
   v_ = std::move(vs);

@@ -1,8 +1,10 @@
 // Modules: Hugging Face parameter names, parameter counts, initialization, loading, bad input.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 
 #include "scholar/nn/transformer.hpp"
+#include "scholar/optim/optim.hpp"
 #include "scholar/tensor/ops.hpp"
 
 using namespace scholar;
@@ -159,4 +161,58 @@ TEST_CASE("forward rejects bad ids and lengths, loading rejects other configs", 
   w.emplace_back("transformer.ln_f.bias", model.parameter("transformer.ln_f.bias").value());
   CHECK_THROWS_WITH(model.load_weights(w), Catch::Contains("not a parameter"));
   CHECK_NOTHROW(model.load_weights(w, /*allow_extra=*/true));
+}
+
+TEST_CASE("named modules, freezing by name pattern, and the optimizer keeps no frozen state",
+          "[nn][optim]") {
+  const auto cfg = TransformerConfig::gpt2(64, 16, 2, 32, 4);
+  nn::TransformerLM model(cfg, 3);
+  // Modules by dotted name, as PyTorch's named_modules().
+  std::vector<std::string> names;
+  for (const auto& [name, m] : model.named_modules()) names.push_back(name);
+  CHECK(names.front().empty());
+  for (const char* want : {"transformer", "transformer.h.0", "transformer.h.1.attn.c_attn",
+                           "transformer.h.1.mlp.c_proj", "transformer.ln_f"})
+    CHECK(std::find(names.begin(), names.end(), want) != names.end());
+  const auto& as_const = static_cast<const nn::TransformerLM&>(model);
+  CHECK(as_const.named_modules().size() == names.size());
+
+  const int64_t all = model.parameter_count();
+  CHECK(model.trainable_parameter_count() == all);
+  // Freeze block 0 and the embeddings.
+  const int64_t n = model.freeze(R"(transformer\.(h\.0\..*|wte\.weight|wpe\.weight))");
+  CHECK(n == 12 + 2);  // a GPT-2 block has 12 tensors
+  int64_t frozen = 0;
+  for (const auto& p : model.named_parameters())
+    if (!p.var.requires_grad()) frozen += p.var.value().numel();
+  CHECK(model.trainable_parameter_count() == all - frozen);
+  CHECK_THROWS_WITH(model.freeze("transformer.h.9.*"),
+                    Catch::Contains("no parameter name matches"));
+  CHECK_THROWS_WITH(model.freeze("(unclosed"), Catch::Contains("not a valid regular expression"));
+
+  optim::AdamW opt(model.named_parameters(), {.lr = 1e-2f});
+  CHECK(opt.state_bytes() == 2 * 4 * (all - frozen));  // m and v for trainable weights only
+  const auto before = model.parameter("transformer.h.0.attn.c_attn.weight").value().clone();
+  const auto before1 = model.parameter("transformer.h.1.attn.c_attn.weight").value().clone();
+  const auto ids = Tensor<int32_t>::from({1, 6}, {1, 2, 3, 4, 5, 6});
+  const auto tgt = Tensor<int32_t>::from({1, 6}, {2, 3, 4, 5, 6, 7});
+  model.loss(ids, tgt).backward();
+  CHECK_FALSE(model.parameter("transformer.h.0.attn.c_attn.weight").grad().defined());
+  CHECK(model.parameter("transformer.h.1.attn.c_attn.weight").grad().defined());
+  opt.step();
+  CHECK(max_abs_diff(model.parameter("transformer.h.0.attn.c_attn.weight").value(), before) == 0);
+  CHECK(max_abs_diff(model.parameter("transformer.h.1.attn.c_attn.weight").value(), before1) > 0);
+  for (const auto& [name, t] : opt.state())
+    CHECK(name.find("transformer.h.0.") == std::string::npos);
+  // State round trip with frozen parameters: the restored optimizer continues bit for bit.
+  optim::AdamW again(model.named_parameters(), {.lr = 1e-2f});
+  again.load_state(opt.state(), opt.steps());
+  CHECK(again.state_bytes() == opt.state_bytes());
+  // Unfreezing brings the parameters back; they get moments at their first step.
+  CHECK(model.unfreeze(R"(transformer\.h\.0\..*)") == 12);
+  model.zero_grad();
+  model.loss(ids, tgt).backward();
+  opt.step();
+  CHECK(max_abs_diff(model.parameter("transformer.h.0.attn.c_attn.weight").value(), before) > 0);
+  CHECK(opt.state_bytes() > 2 * 4 * (all - frozen));
 }

@@ -44,6 +44,22 @@ class Module {
   Var parameter(const std::string& name) const;
   /// Number of scalar parameters (shared parameters counted once).
   int64_t parameter_count() const;
+  /// Number of scalar parameters that are trainable (not frozen), shared ones counted once.
+  int64_t trainable_parameter_count() const;
+
+  /// This module ("") and every descendant, depth first in registration order, with dotted names
+  /// ("transformer", "transformer.h", "transformer.h.0", ...).
+  std::vector<std::pair<std::string, Module*>> named_modules();
+  std::vector<std::pair<std::string, const Module*>> named_modules() const;
+
+  /// Freezes the parameters whose full names match `pattern` (an ECMAScript regular expression
+  /// matched against the whole name, e.g. "transformer\\.h\\.[0-5]\\..*" for GPT-2's first six
+  /// blocks): they get no gradient and optimizers keep no state for them. Returns how many
+  /// parameters matched; ValueError if the pattern is not a valid expression or matches nothing
+  /// (a typo should not silently train everything).
+  int64_t freeze(const std::string& pattern = ".*");
+  /// Makes the matching parameters trainable again (same rules as freeze).
+  int64_t unfreeze(const std::string& pattern = ".*");
   /// Training mode (dropout active) or evaluation mode; applies to all children.
   void train(bool on = true);
   void eval() { train(false); }
@@ -61,6 +77,7 @@ class Module {
 
  private:
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const;
+  int64_t set_trainable(const std::string& pattern, bool on, const char* what);
   std::vector<NamedParameter> params_;
   std::vector<std::pair<std::string, Module*>> children_;
   bool training_ = true;

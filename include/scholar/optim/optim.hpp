@@ -27,7 +27,9 @@ namespace scholar::optim {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor<float>>>;
 
-/// Common interface: parameters, learning rate, state for checkpoints.
+/// Common interface: parameters, learning rate, state for checkpoints. Frozen parameters
+/// (requires_grad off, nn::Module::freeze) are accepted and left alone: they get no update and no
+/// state.
 class Optimizer {
  public:
   explicit Optimizer(std::vector<nn::NamedParameter> params);
@@ -45,6 +47,8 @@ class Optimizer {
   virtual NamedTensors state() const = 0;
   /// Restores state() output (FormatError naming a missing or mis-shaped entry) and the step count.
   virtual void load_state(const NamedTensors& state, int64_t steps) = 0;
+  /// Bytes the optimizer's state holds (frozen parameters hold none).
+  int64_t state_bytes() const;
   const std::vector<nn::NamedParameter>& params() const noexcept { return params_; }
 
  protected:
@@ -74,7 +78,9 @@ class SGD : public Optimizer {
 };
 
 /// AdamW (Loshchilov and Hutter): Adam with decoupled weight decay and bias correction; the update
-/// is one SIMD kernel per parameter.
+/// is one SIMD kernel per parameter. Moments exist only for trainable parameters (a parameter
+/// unfrozen later gets zero moments at its first step, with the optimizer's global bias
+/// correction).
 class AdamW : public Optimizer {
  public:
   struct Options {
