@@ -6,6 +6,7 @@
 
 #include "scholar/error.hpp"
 #include "scholar/generate/generate.hpp"
+#include "scholar/text/utf8.hpp"
 
 namespace scholar::generate {
 
@@ -30,19 +31,6 @@ std::string_view stop_reason_name(StopReason r) {
 
 TextStream::TextStream(std::vector<std::string> stop_strings) : stops_(std::move(stop_strings)) {}
 
-namespace {
-// Bytes at the end of s that start a UTF-8 character not yet complete.
-size_t incomplete_utf8_tail(std::string_view s) {
-  for (size_t back = 1; back <= 4 && back <= s.size(); ++back) {
-    const auto c = static_cast<unsigned char>(s[s.size() - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? back : 0;
-  }
-  return 0;
-}
-}  // namespace
-
 std::string TextStream::push(std::string_view bytes) {
   if (stopped_) return {};
   pending_.append(bytes);
@@ -64,7 +52,7 @@ std::string TextStream::push(std::string_view bytes) {
         break;
       }
   size_t end = pending_.size() - hold;
-  end -= incomplete_utf8_tail(std::string_view(pending_).substr(0, end));
+  end -= text::incomplete_utf8_tail(std::string_view(pending_).substr(0, end));
   std::string out = pending_.substr(0, end);
   pending_.erase(0, end);
   shown_ += out;

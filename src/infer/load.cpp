@@ -262,9 +262,7 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
   std::string note;
   auto tok = gguf_tokenizer(f, note);
   cfg.interleave = opt.interleave;
-  auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path);
-  m->set_tokenizer_note(note);
-  return m;
+  return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path, note);
 }
 
 // --- Hugging Face names (HF directories, scholar checkpoints, nn modules)
@@ -464,9 +462,7 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const Lo
   }
   default_special_ids(cfg, tok.get());
   cfg.interleave = opt.interleave;
-  auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), src.label);
-  m->set_tokenizer_note(note);
-  return m;
+  return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), src.label, note);
 }
 
 std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path,
@@ -496,9 +492,7 @@ std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path,
   }
   default_special_ids(cfg, tok.get());
   cfg.interleave = opt.interleave;
-  auto m = std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path);
-  m->set_tokenizer_note(note);
-  return m;
+  return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path, note);
 }
 
 std::shared_ptr<const Model> Model::from_module(const nn::TransformerLM& lm,
@@ -520,10 +514,8 @@ std::shared_ptr<const Model> Model::from_module(const nn::TransformerLM& lm,
   cfg.rope_style = kernels::RopeStyle::half;
   ModelWeights w = weights_from_hf(cfg.arch, src);
   default_special_ids(cfg, tok.get());
-  auto m =
-      std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), "nn::TransformerLM");
-  if (!m->has_tokenizer()) m->set_tokenizer_note("none was given to from_module");
-  return m;
+  return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), "nn::TransformerLM",
+                                 "none was given to from_module");
 }
 
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opt) {

@@ -99,8 +99,12 @@ void expect(const std::string& source, const Weight& w, const char* what, int64_
 }  // namespace
 
 Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::Tokenizer> tok,
-             std::string source)
-    : cfg_(std::move(cfg)), w_(std::move(w)), tok_(std::move(tok)), source_(std::move(source)) {
+             std::string source, std::string tokenizer_note)
+    : cfg_(std::move(cfg)),
+      w_(std::move(w)),
+      tok_(std::move(tok)),
+      source_(std::move(source)),
+      tokenizer_note_(tok_ ? std::string() : std::move(tokenizer_note)) {
   const auto& a = cfg_.arch;
   try {
     a.validate();
@@ -229,8 +233,7 @@ std::shared_ptr<const Model> Model::converted(WeightType t) const {
     w.output = w.tok_embd;
   else
     conv(w.output);
-  auto m = std::make_shared<Model>(cfg_, std::move(w), tok_, source_);
-  m->set_tokenizer_note(tokenizer_note_);
+  auto m = std::make_shared<Model>(cfg_, std::move(w), tok_, source_, tokenizer_note_);
   return m;
 }
 

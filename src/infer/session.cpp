@@ -547,19 +547,15 @@ int64_t Session::used_cells() const {
 
 namespace {
 constexpr char kStateMagic[8] = {'S', 'C', 'H', 'K', 'V', '0', '0', '1'};
-template <class T>
-void put(std::string& s, T v) {
-  s.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
 }  // namespace
 
 std::string Session::save_state() const {
   const Impl& m = *impl_;
   std::string s(kStateMagic, 8);
-  for (int64_t v : {m.L, m.kvdim, m.V, m.cell_hi}) put(s, v);
+  for (int64_t v : {m.L, m.kvdim, m.V, m.cell_hi}) io::append_bytes(s, v);
   for (int64_t c = 0; c < m.cell_hi; ++c) {
-    put(s, m.cell_pos[c]);
-    put(s, m.cell_seq[c]);
+    io::append_bytes(s, m.cell_pos[c]);
+    io::append_bytes(s, m.cell_seq[c]);
   }
   const size_t row = static_cast<size_t>(m.kvdim) * sizeof(float);
   for (int64_t l = 0; l < m.L; ++l)

@@ -574,13 +574,8 @@ void GgufWriter::add_tensor(const std::string& name, WeightType type, const Shap
 
 namespace {
 void put_string(std::string& out, std::string_view s) {
-  const uint64_t n = s.size();
-  out.append(reinterpret_cast<const char*>(&n), 8);
+  append_bytes(out, uint64_t{s.size()});
   out.append(s);
-}
-template <class T>
-void put(std::string& out, T v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 void put_value(std::string& out, const GgufValue& v, GgufType t);
 }  // namespace
@@ -588,19 +583,20 @@ void put_value(std::string& out, const GgufValue& v, GgufType t);
 void GgufWriter::save(const std::string& path) const {
   constexpr uint64_t kAlign = 32;
   std::string head;
-  put(head, kMagic);
-  put(head, uint32_t{3});
-  put(head, uint64_t{tensors_.size()});
-  put(head,
-      uint64_t{kv_.size() +
-               (kv_.end() == std::find_if(kv_.begin(), kv_.end(),
-                                          [](auto& kv) { return kv.first == "general.alignment"; })
-                    ? 1
-                    : 0)});
+  append_bytes(head, kMagic);
+  append_bytes(head, uint32_t{3});
+  append_bytes(head, uint64_t{tensors_.size()});
+  append_bytes(head, uint64_t{kv_.size() + (kv_.end() == std::find_if(kv_.begin(), kv_.end(),
+                                                                      [](auto& kv) {
+                                                                        return kv.first ==
+                                                                               "general.alignment";
+                                                                      })
+                                                ? 1
+                                                : 0)});
   bool has_align = false;
   for (const auto& [k, v] : kv_) {
     put_string(head, k);
-    put(head, static_cast<uint32_t>(v.type()));
+    append_bytes(head, static_cast<uint32_t>(v.type()));
     put_value(head, v, v.type());
     if (k == "general.alignment") {
       has_align = true;
@@ -610,16 +606,16 @@ void GgufWriter::save(const std::string& path) const {
   }
   if (!has_align) {
     put_string(head, "general.alignment");
-    put(head, static_cast<uint32_t>(GgufType::u32));
-    put(head, uint32_t{kAlign});
+    append_bytes(head, static_cast<uint32_t>(GgufType::u32));
+    append_bytes(head, uint32_t{kAlign});
   }
   uint64_t offset = 0;
   for (const auto& e : tensors_) {
     put_string(head, e.name);
-    put(head, static_cast<uint32_t>(e.shape.rank()));
-    for (int d = e.shape.rank(); d-- > 0;) put(head, static_cast<uint64_t>(e.shape[d]));
-    put(head, static_cast<uint32_t>(e.type));
-    put(head, offset);
+    append_bytes(head, static_cast<uint32_t>(e.shape.rank()));
+    for (int d = e.shape.rank(); d-- > 0;) append_bytes(head, static_cast<uint64_t>(e.shape[d]));
+    append_bytes(head, static_cast<uint32_t>(e.type));
+    append_bytes(head, offset);
     offset += (e.bytes + kAlign - 1) / kAlign * kAlign;
   }
   head.resize((head.size() + kAlign - 1) / kAlign * kAlign, '\0');
@@ -640,33 +636,33 @@ void put_value(std::string& out, const GgufValue& v, GgufType t) {
     case GgufType::u8:
     case GgufType::i8:
     case GgufType::boolean:
-      put(out, static_cast<uint8_t>(v.as_int()));
+      append_bytes(out, static_cast<uint8_t>(v.as_int()));
       break;
     case GgufType::u16:
     case GgufType::i16:
-      put(out, static_cast<uint16_t>(v.as_int()));
+      append_bytes(out, static_cast<uint16_t>(v.as_int()));
       break;
     case GgufType::u32:
     case GgufType::i32:
-      put(out, static_cast<uint32_t>(v.as_int()));
+      append_bytes(out, static_cast<uint32_t>(v.as_int()));
       break;
     case GgufType::u64:
     case GgufType::i64:
-      put(out, static_cast<uint64_t>(v.as_int()));
+      append_bytes(out, static_cast<uint64_t>(v.as_int()));
       break;
     case GgufType::f32:
-      put(out, static_cast<float>(v.as_double()));
+      append_bytes(out, static_cast<float>(v.as_double()));
       break;
     case GgufType::f64:
-      put(out, v.as_double());
+      append_bytes(out, v.as_double());
       break;
     case GgufType::string:
       put_string(out, v.as_string());
       break;
     case GgufType::array: {
-      put(out, static_cast<uint32_t>(v.element_type()));
+      append_bytes(out, static_cast<uint32_t>(v.element_type()));
       const size_t n = v.array_size();
-      put(out, uint64_t{n});
+      append_bytes(out, uint64_t{n});
       if (v.element_type() == GgufType::string) {
         for (size_t i = 0; i < n; ++i) put_string(out, v.string_at(i));
       } else {

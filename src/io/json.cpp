@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "scholar/error.hpp"
+#include "scholar/text/utf8.hpp"  // dependency-free: shared by every layer
 
 namespace scholar::io {
 
@@ -300,24 +301,6 @@ class JsonParser {
     return v;
   }
 
-  static void put_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
   // Copies one UTF-8 sequence starting at pos_, checking it is well formed.
   void utf8_sequence(std::string& out) {
     const auto c = static_cast<unsigned char>(s_[pos_]);
@@ -402,7 +385,7 @@ class JsonParser {
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             error("lone low surrogate");
           }
-          put_utf8(out, cp);
+          text::append_utf8(out, cp);
           break;
         }
         default:

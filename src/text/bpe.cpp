@@ -8,6 +8,7 @@
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/text/tokenizer.hpp"
+#include "scholar/text/utf8.hpp"
 
 namespace scholar::text {
 
@@ -45,7 +46,7 @@ bool is_unicode_space(uint32_t cp) {
          cp == 0x205F || cp == 0x3000;
 }
 
-constexpr uint32_t kInvalid = 0xFFFFFFFF;  // a byte that does not start valid UTF-8
+constexpr uint32_t kInvalid = kInvalidCodePoint;  // a byte that does not start valid UTF-8
 
 Class classify(uint32_t cp) {
   if (cp == kInvalid) return Class::other;
@@ -74,28 +75,8 @@ Class classify_unicode(uint32_t cp) {
 
 // Decodes one code point at s[i]; invalid UTF-8 decodes as kInvalid with length 1.
 std::pair<uint32_t, size_t> next_cp(std::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return {c, 1};
-  size_t len;
-  uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF)
-    len = 2, cp = c & 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF)
-    len = 3, cp = c & 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4)
-    len = 4, cp = c & 0x07;
-  else
-    return {kInvalid, 1};
-  if (i + len > s.size()) return {kInvalid, 1};
-  for (size_t k = 1; k < len; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) return {kInvalid, 1};
-    cp = (cp << 6) | (cc & 0x3F);
-  }
-  if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-    return {kInvalid, 1};
-  return {cp, len};
+  const Utf8Char c = decode_utf8(s, i);
+  return {c.cp, c.len};
 }
 
 // --- GPT-2's byte <-> printable character map
@@ -124,23 +105,10 @@ const ByteMap& byte_map() {
   return m;
 }
 
-void put_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 // Bytes -> GPT-2's printable form ("Ġhello" for " hello").
 std::string to_printable(std::string_view bytes) {
   std::string out;
-  for (const char c : bytes) put_utf8(out, byte_map().to_cp[static_cast<unsigned char>(c)]);
+  for (const char c : bytes) append_utf8(out, byte_map().to_cp[static_cast<unsigned char>(c)]);
   return out;
 }
 

@@ -7,19 +7,13 @@
 #include "scholar/error.hpp"
 #include "scholar/io/gguf.hpp"
 #include "scholar/text/tokenizer.hpp"
+#include "scholar/text/utf8.hpp"
 
 namespace scholar::text {
 
 namespace {
 
 constexpr std::string_view kSpace = "\xe2\x96\x81";  // U+2581, SentencePiece's visible space
-
-// A character's length from its first byte's high nibble, as llama.cpp reads it (so invalid UTF-8
-// splits the same way: a stray continuation byte stands alone, 0xF8..0xFF claims four bytes).
-size_t utf8_len(unsigned char c) {
-  static constexpr uint8_t kLen[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-  return kLen[c >> 4];
-}
 
 std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
   std::string out;
@@ -155,7 +149,7 @@ void SpmTokenizer::encode_raw(std::string_view text, std::vector<int32_t>& out) 
   std::vector<Symbol> sym;
   for (size_t offs = 0; offs < text.size();) {
     const size_t len =
-        std::min(text.size() - offs, utf8_len(static_cast<unsigned char>(text[offs])));
+        std::min(text.size() - offs, utf8_lead_length(static_cast<unsigned char>(text[offs])));
     const auto index = static_cast<int32_t>(sym.size());
     sym.push_back({index - 1, offs + len == text.size() ? -1 : index + 1, offs, len});
     offs += len;

@@ -11,6 +11,7 @@
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/parallel.hpp"
+#include "scholar/text/utf8.hpp"
 
 namespace scholar::train {
 
@@ -19,38 +20,6 @@ namespace {
 bool ends_with(const std::string& s, const char* suffix) {
   const std::string_view x(suffix);
   return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
-}
-
-// Offset of the first byte that does not start a valid UTF-8 sequence, or npos.
-size_t invalid_utf8_at(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-      len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-      len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-      len = 4, cp = c & 0x07;
-    else
-      return i;
-    if (i + len > s.size()) return i;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-      return i;
-    i += len;
-  }
-  return std::string_view::npos;
 }
 
 std::string gunzip(const std::string& path) {
@@ -77,7 +46,7 @@ std::string read_text_file(const std::string& path) {
   std::string text =
       ends_with(path, ".gz") || ends_with(path, ".dz") ? gunzip(path) : io::read_file(path);
   if (text.empty()) fail<FormatError>(path, ": the file is empty");
-  if (const size_t bad = invalid_utf8_at(text); bad != std::string::npos) {
+  if (const size_t bad = text::invalid_utf8_offset(text); bad != std::string::npos) {
     char hex[8];
     std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(text[bad]));
     fail<FormatError>(path, ": not UTF-8 text (invalid byte ", hex, " at offset ", bad, ")");

@@ -131,9 +131,10 @@ class Model {
   /// Copies the weights of a model built or trained with scholar::nn.
   static std::shared_ptr<const Model> from_module(
       const nn::TransformerLM& lm, std::shared_ptr<const text::Tokenizer> tok = nullptr);
-  /// Assembles a model from parts (validates every shape against cfg).
+  /// Assembles a model from parts (validates every shape against cfg). `tokenizer_note` says why
+  /// there is no tokenizer when tok is null (tokenizer() reports it).
   Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::Tokenizer> tok,
-        std::string source);
+        std::string source, std::string tokenizer_note = {});
 
   const ModelConfig& config() const noexcept { return cfg_; }
   const nn::TransformerConfig& arch() const noexcept { return cfg_.arch; }
@@ -167,10 +168,6 @@ class Model {
   std::shared_ptr<const text::Tokenizer> tok_;
   std::string source_;
   std::string tokenizer_note_;  // why there is no tokenizer, when there is none
-
- public:
-  /// Records why the source had no usable tokenizer (reported by tokenizer()). For loaders.
-  void set_tokenizer_note(std::string note) { tokenizer_note_ = std::move(note); }
 };
 
 /// The default context of a Session when SessionOptions::n_ctx is 0 and the model's is longer (a

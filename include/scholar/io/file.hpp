@@ -6,8 +6,17 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace scholar::io {
+
+/// Appends the bytes of a trivially copyable value, in the machine's byte order (little-endian on
+/// every platform scholar builds for), to a buffer being serialized.
+template <class T>
+requires std::is_trivially_copyable_v<T>
+void append_bytes(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
 
 /// How MappedFile::open brings a file into memory.
 enum class FileAccess : uint8_t {
