@@ -99,7 +99,7 @@ Args parse(int argc, char** argv) {
 
 // Samples `n` tokens after `prompt` at the given temperature (full forward pass per token; the
 // inference engine with a KV cache is the fast way, this keeps the example self-contained).
-std::string sample(const nn::TransformerLM& model, const text::BpeTokenizer& tok,
+std::string sample(const nn::TransformerLM& model, const text::Tokenizer& tok,
                    const std::string& prompt, int n, float temperature, Generator& gen) {
   autograd::NoGradGuard no_grad;
   std::vector<int32_t> ids = tok.encode(prompt);
@@ -143,11 +143,11 @@ int main(int argc, char** argv) {
     for (const auto& d : docs) bytes += d.size();
     std::printf("corpus: %zu documents, %.2f MB from %zu file(s)\n", docs.size(), bytes / 1e6,
                 a.corpus.size());
-    text::BpeTokenizer tok;
+    std::shared_ptr<text::Tokenizer> tok_ptr;
     if (resuming) {
       auto info = train::read_checkpoint_info(ckpt);
       if (!info.tokenizer) throw Error(ckpt + ": the checkpoint has no tokenizer");
-      tok = std::move(*info.tokenizer);
+      tok_ptr = info.tokenizer;
       std::printf("resuming from %s at step %lld\n", ckpt.c_str(),
                   static_cast<long long>(info.step));
     } else {
@@ -155,14 +155,15 @@ int main(int argc, char** argv) {
       joined.reserve(bytes);
       for (const auto& d : docs) joined += d;
       ProgressBar bar("tokenizer", a.vocab - 257, "merge");
-      tok = text::BpeTokenizer::train(joined,
-                                      {.vocab_size = a.vocab,
-                                       .special_tokens = {"<|endoftext|>"},
-                                       .progress = [&](int64_t d, int64_t) { bar.update(d); }});
+      tok_ptr = std::make_shared<text::BpeTokenizer>(text::BpeTokenizer::train(
+          joined, {.vocab_size = a.vocab,
+                   .special_tokens = {"<|endoftext|>"},
+                   .progress = [&](int64_t d, int64_t) { bar.update(d); }}));
       bar.finish();
-      tok.save(a.out + "/tokenizer.json");
+      tok_ptr->save(a.out + "/tokenizer.json");
     }
-    const int32_t eot = *tok.find("<|endoftext|>");
+    const text::Tokenizer& tok = *tok_ptr;
+    const int32_t eot = tok.special_tokens().eos;
 
     // 2. Data: documents split between training and validation, tokenized in parallel.
     const auto data = train::TokenDataset::build(

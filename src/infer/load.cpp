@@ -14,6 +14,7 @@
 #include "scholar/io/gguf.hpp"
 #include "scholar/io/json.hpp"
 #include "scholar/io/safetensors.hpp"
+#include "scholar/train/trainer.hpp"
 
 namespace scholar::infer {
 
@@ -57,7 +58,19 @@ Weight permute_bias(const Weight& b, int64_t D, bool to_gguf) {
 // --- tokenizer from GGUF metadata
 // ---------------------------------------------------------------------
 
-std::shared_ptr<const text::Tokenizer> gguf_tokenizer(const io::GgufFile& f, std::string& note) {
+// The model's BOS/EOS ids and its tokenizer's agree: what the model's metadata says wins, else the
+// tokenizer's own (from its file, or guessed from the special tokens' names).
+void reconcile_special_ids(ModelConfig& cfg, text::Tokenizer* tok, const std::string& source) {
+  if (!tok) return;
+  text::SpecialTokens s = tok->special_tokens();
+  if (cfg.bos_id < 0) cfg.bos_id = s.bos;
+  if (cfg.eos_id < 0) cfg.eos_id = s.eos;
+  s.bos = cfg.bos_id;
+  s.eos = cfg.eos_id;
+  text::set_special_tokens_from_file(*tok, s, source);
+}
+
+std::shared_ptr<text::Tokenizer> gguf_tokenizer(const io::GgufFile& f, std::string& note) {
   const io::GgufValue* model = f.find("tokenizer.ggml.model");
   if (!model) {
     note = "the GGUF file has no tokenizer.ggml.model";
@@ -121,6 +134,12 @@ std::shared_ptr<const text::Tokenizer> gguf_tokenizer(const io::GgufFile& f, std
       text::BpeTokenizer::from_json(j, f.path() + " (tokenizer metadata)"));
   tok->set_pre_tokenizer(rule);
   tok->set_ignore_merges(rule == text::PreTokenizer::llama3);  // as llama.cpp decides
+  text::SpecialTokens s = tok->special_tokens();  // BOS and EOS: from the model's metadata later
+  if (const io::GgufValue* v = f.find("tokenizer.ggml.padding_token_id"))
+    s.pad = static_cast<int32_t>(v->as_int(where + "padding_token_id"));
+  if (const io::GgufValue* v = f.find("tokenizer.ggml.unknown_token_id"))
+    s.unk = static_cast<int32_t>(v->as_int(where + "unknown_token_id"));
+  text::set_special_tokens_from_file(*tok, s, f.path());
   return tok;
 }
 
@@ -261,6 +280,7 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
   w.output = tensor("output.weight", false);
   std::string note;
   auto tok = gguf_tokenizer(f, note);
+  reconcile_special_ids(cfg, tok.get(), path);
   cfg.interleave = opt.interleave;
   return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path, note);
 }
@@ -381,17 +401,6 @@ std::optional<Weight> st_weight(const std::shared_ptr<io::SafetensorsFile>& f,
   return w;
 }
 
-int32_t special_id(const text::Tokenizer* tok, const char* text) {
-  if (!tok) return -1;
-  auto id = tok->find(text);
-  return id && tok->is_special(*id) ? *id : -1;
-}
-
-void default_special_ids(ModelConfig& cfg, const text::Tokenizer* tok) {
-  if (cfg.eos_id < 0) cfg.eos_id = special_id(tok, "<|endoftext|>");
-  if (cfg.bos_id < 0) cfg.bos_id = special_id(tok, "<|endoftext|>");
-}
-
 }  // namespace
 
 std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const LoadOptions& opt) {
@@ -445,12 +454,12 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const Lo
     return std::nullopt;
   };
   ModelWeights w = weights_from_hf(cfg.arch, src);
-  std::shared_ptr<const text::Tokenizer> tok;
+  std::shared_ptr<text::Tokenizer> tok;
   std::string note;
   const fs::path tj = d / "tokenizer.json";
   if (fs::exists(tj)) {
     try {
-      tok = std::make_shared<text::BpeTokenizer>(text::BpeTokenizer::load(tj.string()));
+      tok = text::load_tokenizer(tj.string());
     } catch (const FormatError& e) {
       note = e.what();
     }
@@ -460,7 +469,7 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const Lo
   } else {
     note = "the directory has no tokenizer.json";
   }
-  default_special_ids(cfg, tok.get());
+  reconcile_special_ids(cfg, tok.get(), dir);
   cfg.interleave = opt.interleave;
   return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), src.label, note);
 }
@@ -482,15 +491,9 @@ std::shared_ptr<const Model> Model::from_checkpoint(const std::string& path,
   cfg.rope_style = kernels::RopeStyle::half;
   Source src{path, [&f](const std::string& name) { return st_weight(f, name); }};
   ModelWeights w = weights_from_hf(cfg.arch, src);
-  std::shared_ptr<const text::Tokenizer> tok;
-  std::string note = "the checkpoint carries no tokenizer";
-  auto t = f->metadata().find("tokenizer");
-  if (t != f->metadata().end()) {
-    tok = std::make_shared<text::BpeTokenizer>(
-        text::BpeTokenizer::from_json(io::Json::parse(t->second, path + " tokenizer"), path));
-    note.clear();
-  }
-  default_special_ids(cfg, tok.get());
+  std::shared_ptr<text::Tokenizer> tok = train::read_tokenizer(*f);
+  const std::string note = tok ? "" : "the checkpoint carries no tokenizer";
+  reconcile_special_ids(cfg, tok.get(), path);
   cfg.interleave = opt.interleave;
   return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path, note);
 }
@@ -513,7 +516,10 @@ std::shared_ptr<const Model> Model::from_module(const nn::TransformerLM& lm,
   cfg.arch = lm.config();
   cfg.rope_style = kernels::RopeStyle::half;
   ModelWeights w = weights_from_hf(cfg.arch, src);
-  default_special_ids(cfg, tok.get());
+  if (tok) {
+    cfg.bos_id = tok->special_tokens().bos;
+    cfg.eos_id = tok->special_tokens().eos;
+  }
   return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), "nn::TransformerLM",
                                  "none was given to from_module");
 }

@@ -9,6 +9,7 @@
 #include "scholar/io/file.hpp"
 #include "scholar/text/tokenizer.hpp"
 #include "scholar/text/utf8.hpp"
+#include "text/fingerprint.hpp"
 
 namespace scholar::text {
 
@@ -601,6 +602,7 @@ BpeTokenizer BpeTokenizer::train(std::span<const std::string_view> texts, const 
   }
   if (o.progress) o.progress(done, wanted);
   for (const std::string& s : o.special_tokens) tok.add_token(s, true);
+  tok.guess_special_tokens();
   return tok;
 }
 
@@ -668,6 +670,7 @@ BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& encoder_json,
                         encoder_json);
     tok.add_merge(ia->second, ib->second);
   }
+  tok.guess_special_tokens();
   return tok;
 }
 
@@ -747,8 +750,22 @@ io::Json BpeTokenizer::to_json() const {
   return j;
 }
 
-void BpeTokenizer::save(const std::string& path) const {
-  io::write_file_atomic(path, to_json().dump(1) + "\n");
+std::string BpeTokenizer::fingerprint() const {
+  detail::Fingerprint f;
+  f.bytes("bpe");
+  f.bytes(pre_tokenizer_name(pre_));
+  f.number(ignore_merges_ ? 1 : 0);
+  f.number(tokens_.size());
+  for (size_t id = 0; id < tokens_.size(); ++id) {
+    f.bytes(tokens_[id]);
+    f.number(is_special(static_cast<int32_t>(id)) ? 1 : 0);
+  }
+  f.number(merges_.size());
+  for (const auto& [a, b] : merges_) {
+    f.number(static_cast<uint32_t>(a));
+    f.number(static_cast<uint32_t>(b));
+  }
+  return f.hex();
 }
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
@@ -860,6 +877,7 @@ BpeTokenizer BpeTokenizer::from_json(const io::Json& j, std::string_view source)
                         "') uses a token missing from the vocabulary");
     tok.add_merge(ia->second, ib->second);
   }
+  tok.guess_special_tokens();
   return tok;
 }
 

@@ -8,6 +8,7 @@
 #include "scholar/io/gguf.hpp"
 #include "scholar/text/tokenizer.hpp"
 #include "scholar/text/utf8.hpp"
+#include "text/fingerprint.hpp"
 
 namespace scholar::text {
 
@@ -80,6 +81,7 @@ SpmTokenizer::SpmTokenizer(std::vector<Piece> pieces, bool add_space_prefix, std
         p.type == PieceType::unknown)
       partition_.push_back(id);
   }
+  guess_special_tokens();
 }
 
 SpmTokenizer SpmTokenizer::from_gguf(const io::GgufFile& f) {
@@ -111,7 +113,76 @@ SpmTokenizer SpmTokenizer::from_gguf(const io::GgufFile& f) {
   bool prefix = true;  // llama.cpp's default for this model type
   if (const io::GgufValue* v = f.find("tokenizer.ggml.add_space_prefix"))
     prefix = v->as_bool(where + "add_space_prefix");
-  return SpmTokenizer(std::move(pieces), prefix, f.path());
+  SpmTokenizer tok(std::move(pieces), prefix, f.path());
+  SpecialTokens s = tok.special_tokens();
+  auto id = [&](const char* key, int32_t& out) {
+    if (const io::GgufValue* v = f.find(std::string("tokenizer.ggml.") + key))
+      out = static_cast<int32_t>(v->as_int(where + key));
+  };
+  id("bos_token_id", s.bos);
+  id("eos_token_id", s.eos);
+  id("padding_token_id", s.pad);
+  id("unknown_token_id", s.unk);
+  set_special_tokens_from_file(tok, s, f.path());
+  return tok;
+}
+
+SpmTokenizer SpmTokenizer::from_json(const io::Json& j, std::string_view source) {
+  const std::string src(source);
+  if (j.at("type", src).as_string(src + ": type") != "scholar-spm")
+    fail<FormatError>(src, ": not a scholar SPM tokenizer");
+  if (j.at("version", src).as_int(src + ": version") != 1)
+    fail<FormatError>(src, ": SPM tokenizer format version ", j.at("version").dump(),
+                      " is not supported (1 is)");
+  std::vector<Piece> pieces;
+  for (const io::Json& p : j.at("pieces", src).as_array(src + ": pieces")) {
+    const auto& a = p.as_array(src + ": piece");
+    if (a.size() != 3)
+      fail<FormatError>(src, ": piece ", pieces.size(), " is not [text, score, type]");
+    const int64_t type = a[2].as_int(src + ": piece type");
+    if (type < 0 || type > 6)
+      fail<FormatError>(src, ": piece ", pieces.size(), " has type ", type, " (0 to 6)");
+    pieces.push_back({a[0].as_string(src + ": piece text"),
+                      static_cast<float>(a[1].as_double(src + ": piece score")),
+                      static_cast<PieceType>(type)});
+  }
+  SpmTokenizer tok(std::move(pieces), j.at("add_space_prefix", src).as_bool(), src);
+  if (const io::Json* sp = j.find("special_tokens"))
+    set_special_tokens_from_file(tok, special_tokens_from_json(*sp, src), src);
+  return tok;
+}
+
+io::Json SpmTokenizer::to_json() const {
+  using io::Json;
+  Json j = Json::object();
+  j.set("type", Json("scholar-spm"));
+  j.set("version", Json(int64_t{1}));
+  j.set("add_space_prefix", Json(add_space_prefix_));
+  j.set("special_tokens", special_tokens_to_json(special_tokens()));
+  Json::Array pieces;
+  pieces.reserve(pieces_.size());
+  for (const Piece& p : pieces_) {
+    Json::Array a;
+    a.emplace_back(p.text);
+    a.emplace_back(static_cast<double>(p.score));
+    a.emplace_back(static_cast<int64_t>(p.type));
+    pieces.push_back(Json::array(std::move(a)));
+  }
+  j.set("pieces", Json::array(std::move(pieces)));
+  return j;
+}
+
+std::string SpmTokenizer::fingerprint() const {
+  detail::Fingerprint f;
+  f.bytes("spm");
+  f.number(add_space_prefix_ ? 1 : 0);
+  f.number(pieces_.size());
+  for (const Piece& p : pieces_) {
+    f.bytes(p.text);
+    f.real(p.score);
+    f.number(static_cast<uint64_t>(p.type));
+  }
+  return f.hex();
 }
 
 std::optional<int32_t> SpmTokenizer::find(std::string_view text) const {

@@ -54,6 +54,24 @@ Generator::State gen_state_from(const io::Json& j) {
   return s;
 }
 
+}  // namespace
+
+std::shared_ptr<text::Tokenizer> read_tokenizer(const io::SafetensorsFile& f) {
+  const auto it = f.metadata().find("tokenizer");
+  if (it == f.metadata().end()) return nullptr;
+  const std::string where = f.path() + " tokenizer";
+  auto tok = text::tokenizer_from_json(io::Json::parse(it->second, where), where);
+  if (auto sp = f.metadata().find("special_tokens"); sp != f.metadata().end()) {
+    // Checkpoints before format 1's special_tokens key keep the guessed ids.
+    const std::string sw = f.path() + " special_tokens";
+    text::set_special_tokens_from_file(
+        *tok, text::special_tokens_from_json(io::Json::parse(sp->second, sw), sw), sw);
+  }
+  return tok;
+}
+
+namespace {
+
 const std::string& meta(const io::SafetensorsFile& f, const std::string& key) {
   auto it = f.metadata().find(key);
   if (it == f.metadata().end())
@@ -141,7 +159,7 @@ void TrainerOptions::validate() const {
 // --- trainer -------------------------------------------------------------------------------------
 
 Trainer::Trainer(nn::TransformerLM& model, const TokenDataset& data, TrainerOptions options,
-                 const text::BpeTokenizer* tokenizer)
+                 const text::Tokenizer* tokenizer)
     : model_(model),
       data_(data),
       opt_(std::move(options)),
@@ -302,7 +320,11 @@ void Trainer::save_checkpoint(const std::string& path) const {
   rng.set("data", gen_state_json(data_gen_));
   rng.set("dropout", gen_state_json(dropout_gen_));
   w.set_metadata("rng", rng.dump());
-  if (tokenizer_) w.set_metadata("tokenizer", tokenizer_->to_json().dump());
+  if (tokenizer_) {
+    w.set_metadata("tokenizer", tokenizer_->to_json().dump());
+    w.set_metadata("special_tokens",
+                   text::special_tokens_to_json(tokenizer_->special_tokens()).dump());
+  }
   w.save(path);
 }
 
@@ -354,9 +376,7 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
       nn::TransformerConfig::from_json(io::Json::parse(meta(f, "config"), path + " config"));
   info.options = TrainerOptions::from_json(io::Json::parse(meta(f, "options"), path + " options"));
   info.step = parse_step(meta(f, "step"), path);
-  if (auto it = f.metadata().find("tokenizer"); it != f.metadata().end())
-    info.tokenizer = text::BpeTokenizer::from_json(io::Json::parse(it->second, path + " tokenizer"),
-                                                   path + " tokenizer");
+  info.tokenizer = read_tokenizer(f);
   return info;
 }
 

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
+#include "scholar/io/gguf.hpp"
 #include "scholar/io/safetensors.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "scholar/train/trainer.hpp"
@@ -306,4 +308,27 @@ TEST_CASE("trainer options missing from an older checkpoint take their defaults"
   j.set("lr", io::Json(0.1));
   j.set("seed", io::Json(-1.5));
   CHECK_THROWS_AS(train::TrainerOptions::from_json(j), FormatError);  // not a scholar error before
+}
+
+TEST_CASE("a checkpoint holds any tokenizer: SentencePiece round trip through a checkpoint",
+          "[train]") {
+  const auto spm = text::SpmTokenizer::from_gguf(
+      io::GgufFile::open(std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/spm-vocab.gguf"));
+  const auto data = train::TokenDataset::build(
+      train::split_documents(corpus()), spm,
+      {.validation_fraction = 0.2, .seed = 1, .eos_id = spm.special_tokens().eos});
+  auto cfg = nn::TransformerConfig::llama(spm.vocab_size(), 32, 1, 32, 4, 2, 64);
+  nn::TransformerLM model(cfg, 5);
+  const std::string out = temp_dir("spm");
+  train::Trainer trainer(model, data, small_options(2, out), &spm);
+  trainer.fit();
+  const auto info = train::read_checkpoint_info(out + "/checkpoint.safetensors");
+  REQUIRE(info.tokenizer);
+  CHECK(info.tokenizer->kind() == "spm");
+  CHECK(info.tokenizer->fingerprint() == spm.fingerprint());
+  CHECK(info.tokenizer->special_tokens() == spm.special_tokens());
+  CHECK(info.tokenizer->encode("the cat sat") == spm.encode("the cat sat"));
+  const auto m = infer::Model::load(out + "/checkpoint.safetensors");
+  CHECK(m->tokenizer().fingerprint() == spm.fingerprint());
+  CHECK(m->config().eos_id == spm.special_tokens().eos);
 }

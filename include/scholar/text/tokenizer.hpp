@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,10 +36,36 @@ class GgufFile;
 
 namespace scholar::text {
 
-/// What every tokenizer offers (BpeTokenizer, SpmTokenizer).
+/// The ids of the tokens that play a role around text (-1: none).
+struct SpecialTokens {
+  int32_t bos = -1;  ///< begins a sequence
+  int32_t eos = -1;  ///< ends one (generation stops there)
+  int32_t pad = -1;  ///< fills a batch's short rows
+  int32_t unk = -1;  ///< stands for what the vocabulary cannot spell
+  friend bool operator==(const SpecialTokens&, const SpecialTokens&) = default;
+};
+
+/// What every tokenizer offers (BpeTokenizer, SpmTokenizer). Models, datasets, trainers,
+/// checkpoints and generation all take a Tokenizer, so any kind works everywhere.
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
+  /// "bpe" or "spm".
+  virtual std::string_view kind() const = 0;
+  /// A digest of everything that decides ids (kind, rules, each token and merge or score), as 16
+  /// hex digits: equal fingerprints mean the same ids for the same text and the same text for the
+  /// same ids. Use it to check that two models share a vocabulary (distillation).
+  virtual std::string fingerprint() const = 0;
+  /// The tokenizer as JSON: Hugging Face's tokenizer.json for BPE, scholar's own SPM format
+  /// ({"type": "scholar-spm", ...}). tokenizer_from_json reads both back.
+  virtual io::Json to_json() const = 0;
+  /// Writes to_json() to `path` atomically.
+  void save(const std::string& path) const;
+  /// BOS, EOS, PAD and UNK ids. Loaders set them from the file's metadata; otherwise they are
+  /// guessed from the special tokens' names (<|endoftext|>, <s>, </s>, <unk>, <pad>, ...).
+  const SpecialTokens& special_tokens() const noexcept { return special_tokens_; }
+  /// Sets them (IndexError for an id outside the vocabulary; -1 means none).
+  void set_special_tokens(const SpecialTokens& s);
   /// Token ids of `text`; special-token text is plain text.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
   /// As encode(), but exact occurrences of special tokens' text become their ids (as Hugging Face
@@ -54,7 +81,26 @@ class Tokenizer {
   virtual bool is_special(int32_t id) const = 0;
   /// The id of the token written `text` in the vocabulary (special tokens by their text), if any.
   virtual std::optional<int32_t> find(std::string_view text) const = 0;
+
+ protected:
+  /// Fills special_tokens() from the names of the special tokens when nothing else says.
+  void guess_special_tokens();
+  SpecialTokens special_tokens_;
 };
+
+/// SpecialTokens as {"bos": id, "eos": id, "pad": id, "unk": id} (-1: none), and back (a missing
+/// key is -1; FormatError naming `source` for a value that is not an integer).
+io::Json special_tokens_to_json(const SpecialTokens& s);
+SpecialTokens special_tokens_from_json(const io::Json& j, std::string_view source);
+/// For loaders: tok.set_special_tokens(s), with an id outside the vocabulary reported as the
+/// FormatError of a bad file named `source`.
+void set_special_tokens_from_file(Tokenizer& tok, const SpecialTokens& s, std::string_view source);
+
+/// Reads a tokenizer from JSON: a Hugging Face tokenizer.json with a BPE model, or scholar's SPM
+/// format. FormatError naming `source` for anything else.
+std::shared_ptr<Tokenizer> tokenizer_from_json(const io::Json& j, std::string_view source);
+/// The same from a file.
+std::shared_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 /// Splits text into GPT-2 pre-tokenization pieces (string_views into `text`). Exposed for tests.
 std::vector<std::string_view> gpt2_pretokenize(std::string_view text);
@@ -106,9 +152,10 @@ class BpeTokenizer : public Tokenizer {
   static BpeTokenizer load(const std::string& tokenizer_json);
   static BpeTokenizer from_json(const io::Json& j, std::string_view source = "tokenizer.json");
 
-  /// Writes tokenizer.json (Hugging Face format) atomically.
-  void save(const std::string& path) const;
-  io::Json to_json() const;
+  std::string_view kind() const override { return "bpe"; }
+  std::string fingerprint() const override;
+  /// tokenizer.json (Hugging Face format); save() writes it.
+  io::Json to_json() const override;
 
   /// Encodes text. Special tokens in the text are plain text unless allow_special is true, in which
   /// case exact occurrences become their ids (as Hugging Face tokenizers do by default).
@@ -184,8 +231,17 @@ class SpmTokenizer : public Tokenizer {
 
   /// FormatError (naming `source`) for an empty vocabulary or a malformed byte piece.
   SpmTokenizer(std::vector<Piece> pieces, bool add_space_prefix, std::string source = "SPM");
-  /// From tokenizer.ggml.tokens, .scores, .token_type and .add_space_prefix.
+  /// From tokenizer.ggml.tokens, .scores, .token_type and .add_space_prefix, with the BOS, EOS,
+  /// PAD and UNK ids of tokenizer.ggml.*_token_id.
   static SpmTokenizer from_gguf(const io::GgufFile& file);
+  /// From to_json()'s format.
+  static SpmTokenizer from_json(const io::Json& j, std::string_view source = "SPM JSON");
+
+  std::string_view kind() const override { return "spm"; }
+  std::string fingerprint() const override;
+  /// {"type": "scholar-spm", "version": 1, "add_space_prefix": b, "special_tokens": {...},
+  ///  "pieces": [[text, score, type], ...]}
+  io::Json to_json() const override;
 
   /// Encodes text. With allow_special, control pieces' text becomes their ids; user-defined pieces
   /// always do (as in llama.cpp). ValueError if a character has no piece and no byte fallback.

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "scholar/io/safetensors.hpp"
 #include "scholar/nn/transformer.hpp"
 #include "scholar/optim/optim.hpp"
 #include "scholar/parallel.hpp"
@@ -82,7 +83,7 @@ class Trainer {
   /// The model, data and tokenizer must outlive the trainer; the tokenizer (optional) is saved in
   /// checkpoints so they are self-contained.
   Trainer(nn::TransformerLM& model, const TokenDataset& data, TrainerOptions options,
-          const text::BpeTokenizer* tokenizer = nullptr);
+          const text::Tokenizer* tokenizer = nullptr);
   ~Trainer();
 
   /// Runs until max_steps (or divergence). Can be called again after raising max_steps.
@@ -114,7 +115,7 @@ class Trainer {
   nn::TransformerLM& model_;
   const TokenDataset& data_;
   TrainerOptions opt_;
-  const text::BpeTokenizer* tokenizer_;
+  const text::Tokenizer* tokenizer_;
   std::unique_ptr<optim::AdamW> optimizer_;
   Generator data_gen_, dropout_gen_;
   int64_t step_ = 0;
@@ -123,11 +124,14 @@ class Trainer {
 /// Reads what a checkpoint says about itself: model config, tokenizer (if saved), options, step.
 struct CheckpointInfo {
   nn::TransformerConfig config;
-  std::optional<text::BpeTokenizer> tokenizer;
+  std::shared_ptr<text::Tokenizer> tokenizer;  ///< null if none was saved (any kind: BPE, SPM)
   TrainerOptions options;
   int64_t step = 0;
 };
 CheckpointInfo read_checkpoint_info(const std::string& path);
+
+/// The tokenizer saved in a checkpoint's metadata (with its special-token ids), or null.
+std::shared_ptr<text::Tokenizer> read_tokenizer(const io::SafetensorsFile& checkpoint);
 
 /// Loads just the model weights of a checkpoint into `model` (same config).
 void load_model_weights(nn::TransformerLM& model, const std::string& checkpoint_path);
