@@ -197,7 +197,7 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
                                                 : get_real("rope.scale_linear", 1.0);
       if (!(factor > 0.0 && std::isfinite(factor)))
         fail<FormatError>(path, ": RoPE scaling factor ", factor, " (must be > 0)");
-      if (factor != 1.0) a.rope_scaling = {.type = "linear", .factor = factor};
+      if (factor != 1.0) a.rope_scaling = {.type = nn::RopeScalingType::linear, .factor = factor};
     } else if (scaling != "none") {
       fail<FormatError>(path, ": RoPE scaling '", scaling, "' is not supported (linear, or ",
                         "per-pair factors in rope_freqs.weight)");
@@ -237,13 +237,14 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
     std::vector<float> factors(static_cast<size_t>(pairs));
     rf.row_to_f32(0, factors.data());
     // llama.cpp applies both: a linear factor on top of the per-pair ones.
-    const double linear = a.rope_scaling.type == "linear" ? a.rope_scaling.factor : 1.0;
+    const double linear =
+        a.rope_scaling.type == nn::RopeScalingType::linear ? a.rope_scaling.factor : 1.0;
     for (size_t i = 0; i < factors.size(); ++i) {
       factors[i] = static_cast<float>(factors[i] * linear);
       if (!(factors[i] > 0.0f && std::isfinite(factors[i])))
         fail<FormatError>(path, ": rope_freqs.weight[", i, "] is ", factors[i], " (must be > 0)");
     }
-    a.rope_scaling = {.type = "factors", .factors = std::move(factors)};
+    a.rope_scaling = {.type = nn::RopeScalingType::factors, .factors = std::move(factors)};
   }
   ModelWeights w;
   w.tok_embd = tensor("token_embd.weight");

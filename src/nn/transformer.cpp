@@ -9,6 +9,20 @@
 
 namespace scholar::nn {
 
+std::string_view rope_scaling_name(RopeScalingType t) {
+  switch (t) {
+    case RopeScalingType::none:
+      return "none";
+    case RopeScalingType::linear:
+      return "linear";
+    case RopeScalingType::llama3:
+      return "llama3";
+    case RopeScalingType::factors:
+      return "factors";
+  }
+  return "?";
+}
+
 using autograd::WeightLayout;
 namespace ag = scholar::autograd;
 
@@ -78,24 +92,24 @@ void TransformerConfig::validate() const {
   if (!(dropout >= 0.0f && dropout < 1.0f))
     fail<ValueError>("TransformerConfig: dropout must be in [0, 1), got ", dropout);
   const RopeScaling& rs = rope_scaling;
-  if (rs.type.empty()) return;
+  if (rs.type == RopeScalingType::none) return;
   if (family != Family::llama)
     fail<ValueError>("TransformerConfig: rope_scaling applies to the Llama family only");
-  if (rs.type == "linear" || rs.type == "llama3") {
+  if (rs.type == RopeScalingType::linear || rs.type == RopeScalingType::llama3) {
     if (!(rs.factor > 0.0 && std::isfinite(rs.factor)))
       fail<ValueError>("TransformerConfig: rope_scaling factor must be > 0, got ", rs.factor);
-  } else if (rs.type != "factors") {
-    fail<ValueError>("TransformerConfig: rope_scaling type '", rs.type,
-                     "' is not supported (linear, llama3, factors)");
+  } else if (rs.type != RopeScalingType::factors) {
+    fail<ValueError>("TransformerConfig: rope_scaling type ", static_cast<int>(rs.type),
+                     " is not supported (linear, llama3, factors)");
   }
-  if (rs.type == "llama3" &&
+  if (rs.type == RopeScalingType::llama3 &&
       !(rs.low_freq_factor > 0.0 && rs.high_freq_factor > rs.low_freq_factor &&
         std::isfinite(rs.high_freq_factor) && rs.original_context_length > 0))
     fail<ValueError>("TransformerConfig: llama3 rope_scaling needs 0 < low_freq_factor < ",
                      "high_freq_factor and original_max_position_embeddings > 0, got ",
                      rs.low_freq_factor, ", ", rs.high_freq_factor, " and ",
                      rs.original_context_length);
-  if (rs.type == "factors") {
+  if (rs.type == RopeScalingType::factors) {
     if (static_cast<int64_t>(rs.factors.size()) != head_dim() / 2)
       fail<ValueError>("TransformerConfig: ", rs.factors.size(),
                        " RoPE frequency factors for a head dimension of ", head_dim(), " (need ",
@@ -109,11 +123,11 @@ void TransformerConfig::validate() const {
 
 std::vector<float> TransformerConfig::rope_freq_factors() const {
   const RopeScaling& rs = rope_scaling;
-  if (rs.type.empty() || family != Family::llama) return {};
-  if (rs.type == "factors") return rs.factors;
+  if (rs.type == RopeScalingType::none || family != Family::llama) return {};
+  if (rs.type == RopeScalingType::factors) return rs.factors;
   const int64_t pairs = head_dim() / 2;
   std::vector<float> out(static_cast<size_t>(pairs), static_cast<float>(rs.factor));
-  if (rs.type != "llama3") return out;
+  if (rs.type != RopeScalingType::llama3) return out;
   // Llama 3.1's rule (Hugging Face's _compute_llama3_parameters, llama.cpp's rope_freqs).
   const double pi = 3.14159265358979323846;
   const double orig = static_cast<double>(rs.original_context_length);
@@ -169,17 +183,17 @@ io::Json TransformerConfig::to_json() const {
     j.set("rms_norm_eps", Json(static_cast<double>(norm_eps)));
     j.set("rope_theta", Json(rope_theta));
     const RopeScaling& rs = rope_scaling;
-    if (!rs.type.empty()) {
+    if (rs.type != RopeScalingType::none) {
       Json r = Json::object();
-      r.set("rope_type", Json(rs.type));
-      if (rs.type == "factors") {  // ours: what a GGUF file's rope_freqs holds
+      r.set("rope_type", Json(rope_scaling_name(rs.type)));
+      if (rs.type == RopeScalingType::factors) {  // ours: what a GGUF file's rope_freqs holds
         Json f = Json::array();
         for (float v : rs.factors) f.push_back(Json(static_cast<double>(v)));
         r.set("factors", std::move(f));
       } else {
         r.set("factor", Json(rs.factor));
       }
-      if (rs.type == "llama3") {
+      if (rs.type == RopeScalingType::llama3) {
         r.set("low_freq_factor", Json(rs.low_freq_factor));
         r.set("high_freq_factor", Json(rs.high_freq_factor));
         r.set("original_max_position_embeddings", Json(rs.original_context_length));
@@ -204,22 +218,28 @@ RopeScaling rope_scaling_from_json(const io::Json& rs) {
   if (t == nullptr) t = rs.find("type");
   if (t == nullptr) fail<FormatError>(where, " ", rs.dump(), " has no rope_type");
   RopeScaling out;
-  out.type = t->as_string(where + ".rope_type");
-  if (out.type == "default") return {};
-  if (out.type != "linear" && out.type != "llama3" && out.type != "factors")
-    fail<FormatError>(where, " type '", out.type,
+  const std::string& type = t->as_string(where + ".rope_type");
+  if (type == "default" || type == "none") return {};
+  if (type == "linear")
+    out.type = RopeScalingType::linear;
+  else if (type == "llama3")
+    out.type = RopeScalingType::llama3;
+  else if (type == "factors")
+    out.type = RopeScalingType::factors;
+  else
+    fail<FormatError>(where, " type '", type,
                       "' is not supported (linear, llama3; not yarn, dynamic or longrope)");
   auto real = [&](const char* key, double dflt) {
     const io::Json* v = rs.find(key);
     return v && !v->is_null() ? v->as_double(where + "." + key) : dflt;
   };
-  if (out.type == "factors") {
+  if (out.type == RopeScalingType::factors) {
     for (const auto& v : rs.at("factors", where).as_array(where + ".factors"))
       out.factors.push_back(static_cast<float>(v.as_double(where + ".factors")));
     return out;
   }
   out.factor = rs.at("factor", where).as_double(where + ".factor");
-  if (out.type == "llama3") {
+  if (out.type == RopeScalingType::llama3) {
     out.low_freq_factor = real("low_freq_factor", 1.0);
     out.high_freq_factor = real("high_freq_factor", 4.0);
     const io::Json* o = rs.find("original_max_position_embeddings");

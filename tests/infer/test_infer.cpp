@@ -144,13 +144,13 @@ TEST_CASE("GGUF exports at F32 and F16 give PyTorch's logits and greedy tokens",
 TEST_CASE("linear RoPE scaling changes the logits and survives GGUF export", "[infer][gguf]") {
   const auto m = infer::Model::load(data("llama"));
   infer::ModelConfig cfg = m->config();
-  cfg.arch.rope_scaling = {.type = "linear", .factor = 4.0};
+  cfg.arch.rope_scaling = {.type = nn::RopeScalingType::linear, .factor = 4.0};
   const auto scaled = std::make_shared<const infer::Model>(cfg, m->weights(), nullptr, "scaled");
   const std::string path = temp_path("linear.gguf");
   scaled->save_gguf(path, WeightType::f32);
   CHECK(io::GgufFile::open(path).get("llama.rope.scaling.type").as_string() == "linear");
   const auto g = infer::Model::load(path);
-  CHECK(g->arch().rope_scaling.type == "linear");
+  CHECK(g->arch().rope_scaling.type == nn::RopeScalingType::linear);
   CHECK(g->arch() == scaled->arch());
   // Linear scaling by 4 puts position p where p / 4 was: positions 0 and 4 of the scaled model
   // see the angles of positions 0 and 1 of the plain one.
@@ -357,7 +357,7 @@ TEST_CASE("damaged model files are FormatErrors naming the file and tensor", "[i
   CHECK_THROWS_WITH(infer::Model::load(with_rope("", std::vector<float>(8, -1.0f))),
                     Catch::Contains("rope_freqs.weight[0]") && Catch::Contains("must be > 0"));
   CHECK(infer::Model::load(with_rope("", std::vector<float>(8, 2.0f)))->arch().rope_scaling.type ==
-        "factors");
+        nn::RopeScalingType::factors);
   // A Hugging Face directory whose config disagrees with the weights.
   const fs::path dir = temp_path("hf_bad");
   fs::create_directories(dir);

@@ -156,7 +156,7 @@ TEST_CASE("Llama 3.1 RoPE scaling gives llama.cpp's tokens and logits", "[infer]
   const io::Json want = fixture();
   const auto plain = models_of("llama")[0].first;
   infer::ModelConfig cfg = plain->config();
-  cfg.arch.rope_scaling = {.type = "llama3",
+  cfg.arch.rope_scaling = {.type = nn::RopeScalingType::llama3,
                            .factor = 4.0,
                            .low_freq_factor = 1.0,
                            .high_freq_factor = 4.0,

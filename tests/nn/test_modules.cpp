@@ -97,7 +97,7 @@ TEST_CASE("RoPE scaling: linear and Llama 3.1 factors and their config.json roun
   // than 64 keep their frequency, those longer than 256 are divided by 8, and pair 3 is blended.
   auto cfg = TransformerConfig::llama(100, 64, 1, 64, 4, 2, 96);
   CHECK(cfg.rope_freq_factors().empty());
-  cfg.rope_scaling = {.type = "llama3",
+  cfg.rope_scaling = {.type = nn::RopeScalingType::llama3,
                       .factor = 8.0,
                       .low_freq_factor = 1.0,
                       .high_freq_factor = 4.0,
@@ -109,32 +109,32 @@ TEST_CASE("RoPE scaling: linear and Llama 3.1 factors and their config.json roun
   const std::vector<double> want = {1, 1, 1, 1 / ((1 - smooth) / 8 + smooth), 8, 8, 8, 8};
   for (size_t i = 0; i < 8; ++i) CHECK(f[i] == Approx(want[i]).epsilon(1e-6));
   const auto back = TransformerConfig::from_json(cfg.to_json());
-  CHECK(back.rope_scaling.type == "llama3");
+  CHECK(back.rope_scaling.type == nn::RopeScalingType::llama3);
   CHECK(back == cfg);
   // The same factors written out explicitly are the same model; a different factor is not.
   auto explicit_factors = cfg;
-  explicit_factors.rope_scaling = {.type = "factors", .factors = f};
+  explicit_factors.rope_scaling = {.type = nn::RopeScalingType::factors, .factors = f};
   CHECK(explicit_factors == cfg);
   CHECK(TransformerConfig::from_json(explicit_factors.to_json()) == cfg);
   auto other = cfg;
   other.rope_scaling.factor = 4.0;
   CHECK_FALSE(other == cfg);
   auto linear = cfg;
-  linear.rope_scaling = {.type = "linear", .factor = 2.0};
+  linear.rope_scaling = {.type = nn::RopeScalingType::linear, .factor = 2.0};
   CHECK(linear.rope_freq_factors() == std::vector<float>(8, 2.0f));
   CHECK(TransformerConfig::from_json(linear.to_json()) == linear);
   // Bad scalings name what is wrong.
   auto bad = cfg;
-  bad.rope_scaling = {.type = "factors", .factors = {1.0f, 2.0f}};
+  bad.rope_scaling = {.type = nn::RopeScalingType::factors, .factors = {1.0f, 2.0f}};
   CHECK_THROWS_WITH(bad.validate(),
                     Catch::Contains("2 RoPE frequency factors") && Catch::Contains("need 8"));
-  bad.rope_scaling = {.type = "factors", .factors = std::vector<float>(8, 0.0f)};
+  bad.rope_scaling = {.type = nn::RopeScalingType::factors, .factors = std::vector<float>(8, 0.0f)};
   CHECK_THROWS_WITH(bad.validate(), Catch::Contains("factor 0 is 0"));
   bad.rope_scaling = cfg.rope_scaling;
   bad.rope_scaling.high_freq_factor = 0.5;
   CHECK_THROWS_WITH(bad.validate(), Catch::Contains("low_freq_factor"));
   auto gpt2 = TransformerConfig::gpt2(100, 64, 1, 64, 4);
-  gpt2.rope_scaling = {.type = "linear", .factor = 2.0};
+  gpt2.rope_scaling = {.type = nn::RopeScalingType::linear, .factor = 2.0};
   CHECK_THROWS_WITH(gpt2.validate(), Catch::Contains("Llama family only"));
 }
 

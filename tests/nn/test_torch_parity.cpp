@@ -120,7 +120,7 @@ TEST_CASE("tiny Llama with Llama 3.1 RoPE scaling matches PyTorch in the trainin
   const std::string dir = std::string(SCHOLAR_TEST_DATA) + "/infer/llama31/";
   const auto config = nn::TransformerConfig::from_json(
       io::Json::parse(io::read_file(dir + "config.json"), dir + "config.json"));
-  REQUIRE(config.rope_scaling.type == "llama3");
+  REQUIRE(config.rope_scaling.type == nn::RopeScalingType::llama3);
   nn::TransformerLM model(config);
   const auto weights_file = io::SafetensorsFile::open(dir + "model.safetensors");
   std::vector<std::pair<std::string, Tensor<float>>> weights;

@@ -31,14 +31,24 @@
 
 namespace scholar::nn {
 
+/// How RoPE frequencies are scaled.
+enum class RopeScalingType : uint8_t {
+  none,    ///< unscaled
+  linear,  ///< every pair by `factor`
+  /// Llama 3.1 and later: pairs whose wavelength is longer than original_context_length /
+  /// low_freq_factor by `factor`, those shorter than original_context_length / high_freq_factor
+  /// not at all, a smooth blend between
+  llama3,
+  factors  ///< the per-pair values in `factors`, as GGUF files store them in rope_freqs
+};
+
+/// "none", "linear", "llama3" or "factors" (config.json's rope_type; "default" reads as none).
+std::string_view rope_scaling_name(RopeScalingType t);
+
 /// RoPE frequency scaling (Llama family), as Hugging Face's `rope_scaling`: each rotation pair's
 /// frequency is divided by a factor (TransformerConfig::rope_freq_factors()).
 struct RopeScaling {
-  /// "" (none), "linear" (every pair by `factor`), "llama3" (Llama 3.1 and later: pairs whose
-  /// wavelength is longer than original_context_length / low_freq_factor by `factor`, those
-  /// shorter than original_context_length / high_freq_factor not at all, a smooth blend between)
-  /// or "factors" (the per-pair values in `factors`, as GGUF files store them in rope_freqs).
-  std::string type;
+  RopeScalingType type = RopeScalingType::none;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
