@@ -14,6 +14,7 @@
 #include "scholar/io/gguf.hpp"
 #include "scholar/io/json.hpp"
 #include "scholar/io/safetensors.hpp"
+#include "scholar/nn/arch.hpp"
 #include "scholar/train/trainer.hpp"
 
 namespace scholar::infer {
@@ -23,26 +24,9 @@ using Family = nn::TransformerConfig::Family;
 
 namespace {
 
-// Rows of a [rows, cols] matrix viewed as heads of D rows: llama.cpp's converter reorders each
-// head's rows from Hugging Face's rotate_half pairing (i, i + D/2) to adjacent pairs (2i, 2i + 1).
-// to_gguf = true applies that permutation, false undoes it.
-std::vector<float> permute_rope_rows(const std::vector<float>& w, int64_t rows, int64_t cols,
-                                     int64_t D, bool to_gguf) {
-  std::vector<float> out(w.size());
-  const int64_t heads = rows / D, half = D / 2;
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t j = 0; j < half; ++j)
-      for (int64_t s = 0; s < 2; ++s) {
-        const int64_t hf = h * D + s * half + j, gg = h * D + 2 * j + s;
-        const int64_t from = to_gguf ? hf : gg, to = to_gguf ? gg : hf;
-        std::memcpy(out.data() + to * cols, w.data() + from * cols, cols * sizeof(float));
-      }
-  return out;
-}
-
 Weight permute_weight(const Weight& w, int64_t D, bool to_gguf) {
-  Weight f =
-      Weight::from_f32(permute_rope_rows(w.to_f32(), w.rows, w.cols, D, to_gguf), w.rows, w.cols);
+  Weight f = Weight::from_f32(nn::permute_rope_rows(w.to_f32(), w.rows, w.cols, D, to_gguf), w.rows,
+                              w.cols);
   f.name = w.name;
   return w.type == WeightType::f32 ? f : f.convert(w.type);
 }
@@ -50,7 +34,7 @@ Weight permute_weight(const Weight& w, int64_t D, bool to_gguf) {
 // A bias vector of n values permuted the same way (as a [n, 1] matrix).
 Weight permute_bias(const Weight& b, int64_t D, bool to_gguf) {
   std::vector<float> v(b.f32(), b.f32() + b.cols);
-  Weight f = Weight::from_f32(permute_rope_rows(v, b.cols, 1, D, to_gguf), 1, b.cols);
+  Weight f = Weight::from_f32(nn::permute_rope_rows(v, b.cols, 1, D, to_gguf), 1, b.cols);
   f.name = b.name;
   return f;
 }
@@ -171,17 +155,17 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
   a.ffn_hidden = get_int("feed_forward_length");
   a.n_heads = get_int("attention.head_count");
   a.n_kv_heads = f.has(key("attention.head_count_kv")) ? get_int("attention.head_count_kv") : 0;
-  const io::GgufTensorInfo& emb = f.info("token_embd.weight");
+  const io::GgufTensorInfo& emb = f.info(nn::gguf_name(a.family, nn::TensorRole::tok_embd));
   if (emb.shape.rank() != 2)
     fail<FormatError>(path, ": token_embd.weight has shape ", emb.shape.str(), ", not 2-D");
   a.vocab_size = emb.shape[0];
-  a.tie_embeddings = !f.contains("output.weight");
+  a.tie_embeddings = !f.contains(nn::gguf_name(a.family, nn::TensorRole::output));
   if (a.family == Family::gpt2) {
     a.norm_eps = static_cast<float>(get_real("attention.layer_norm_epsilon", 1e-5));
   } else {
     a.norm_eps = static_cast<float>(get_real("attention.layer_norm_rms_epsilon", 1e-6));
     a.rope_theta = get_real("rope.freq_base", 10000.0);
-    a.qkv_bias = f.contains("blk.0.attn_q.bias");
+    a.qkv_bias = f.contains(nn::gguf_name(a.family, nn::TensorRole::attn_q_b, 0));
     if (a.n_heads > 0 && f.has(key("rope.dimension_count")) &&
         get_int("rope.dimension_count") != a.n_embd / a.n_heads)
       fail<FormatError>(path, ": ", key("rope.dimension_count"), " = ",
@@ -246,39 +230,11 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
     }
     a.rope_scaling = {.type = nn::RopeScalingType::factors, .factors = std::move(factors)};
   }
+  // Every tensor the architecture table lists for this config, by its GGUF name.
   ModelWeights w;
-  w.tok_embd = tensor("token_embd.weight");
-  if (a.family == Family::gpt2) w.pos_embd = tensor("position_embd.weight");
-  for (int64_t i = 0; i < a.n_layers; ++i) {
-    const std::string p = "blk." + std::to_string(i) + ".";
-    LayerWeights l;
-    l.attn_norm = tensor(p + "attn_norm.weight");
-    l.ffn_norm = tensor(p + "ffn_norm.weight");
-    l.wo = tensor(p + "attn_output.weight");
-    l.w_up = tensor(p + "ffn_up.weight");
-    l.w_down = tensor(p + "ffn_down.weight");
-    if (a.family == Family::gpt2) {
-      l.attn_norm_b = tensor(p + "attn_norm.bias");
-      l.ffn_norm_b = tensor(p + "ffn_norm.bias");
-      l.wqkv = tensor(p + "attn_qkv.weight");
-      l.bqkv = tensor(p + "attn_qkv.bias");
-      l.bo = tensor(p + "attn_output.bias");
-      l.b_up = tensor(p + "ffn_up.bias");
-      l.b_down = tensor(p + "ffn_down.bias");
-    } else {
-      l.wq = tensor(p + "attn_q.weight");
-      l.wk = tensor(p + "attn_k.weight");
-      l.wv = tensor(p + "attn_v.weight");
-      l.w_gate = tensor(p + "ffn_gate.weight");
-      l.bq = tensor(p + "attn_q.bias", a.qkv_bias);
-      l.bk = tensor(p + "attn_k.bias", a.qkv_bias);
-      l.bv = tensor(p + "attn_v.bias", a.qkv_bias);
-    }
-    w.layers.push_back(std::move(l));
-  }
-  w.out_norm = tensor("output_norm.weight");
-  if (a.family == Family::gpt2) w.out_norm_b = tensor("output_norm.bias");
-  w.output = tensor("output.weight", false);
+  w.layers.resize(static_cast<size_t>(a.n_layers));
+  for (const nn::TensorSpec& t : nn::tensor_specs(a))
+    weight_for(w, t.role, t.layer) = tensor(t.gguf_name);
   std::string note;
   auto tok = gguf_tokenizer(f, note);
   reconcile_special_ids(cfg, tok.get(), path);
@@ -308,62 +264,21 @@ Weight transpose(const Weight& w) {
 }
 
 ModelWeights weights_from_hf(const nn::TransformerConfig& a, const Source& src) {
-  auto req = [&](const std::string& name, bool required = true) -> Weight {
-    auto w = src.get(name);
-    if (!w) {
-      if (required) fail<FormatError>(src.label, ": tensor ", name, " is missing");
-      return {};
-    }
-    if (w->rows == 1 && w->type != WeightType::f32) *w = w->convert(WeightType::f32);
-    return *w;
-  };
+  // Hugging Face's own gpt2 files have no "transformer." prefix; ours and newer ones do.
+  const bool bare = a.family == Family::gpt2 && !src.get("transformer.wte.weight");
   ModelWeights w;
-  if (a.family == Family::gpt2) {
-    // Hugging Face's own gpt2 files have no "transformer." prefix; ours and newer ones do.
-    const std::string pre = src.get("transformer.wte.weight") ? "transformer." : "";
-    w.tok_embd = req(pre + "wte.weight");
-    w.pos_embd = req(pre + "wpe.weight");
-    for (int64_t i = 0; i < a.n_layers; ++i) {
-      const std::string p = pre + "h." + std::to_string(i) + ".";
-      LayerWeights l;
-      l.attn_norm = req(p + "ln_1.weight");
-      l.attn_norm_b = req(p + "ln_1.bias");
-      l.wqkv = transpose(req(p + "attn.c_attn.weight"));  // Conv1D stores [in, out]
-      l.bqkv = req(p + "attn.c_attn.bias");
-      l.wo = transpose(req(p + "attn.c_proj.weight"));
-      l.bo = req(p + "attn.c_proj.bias");
-      l.ffn_norm = req(p + "ln_2.weight");
-      l.ffn_norm_b = req(p + "ln_2.bias");
-      l.w_up = transpose(req(p + "mlp.c_fc.weight"));
-      l.b_up = req(p + "mlp.c_fc.bias");
-      l.w_down = transpose(req(p + "mlp.c_proj.weight"));
-      l.b_down = req(p + "mlp.c_proj.bias");
-      w.layers.push_back(std::move(l));
-    }
-    w.out_norm = req(pre + "ln_f.weight");
-    w.out_norm_b = req(pre + "ln_f.bias");
-    if (!a.tie_embeddings) w.output = req("lm_head.weight");
-  } else {
-    w.tok_embd = req("model.embed_tokens.weight");
-    for (int64_t i = 0; i < a.n_layers; ++i) {
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      LayerWeights l;
-      l.attn_norm = req(p + "input_layernorm.weight");
-      l.wq = req(p + "self_attn.q_proj.weight");
-      l.wk = req(p + "self_attn.k_proj.weight");
-      l.wv = req(p + "self_attn.v_proj.weight");
-      l.bq = req(p + "self_attn.q_proj.bias", a.qkv_bias);
-      l.bk = req(p + "self_attn.k_proj.bias", a.qkv_bias);
-      l.bv = req(p + "self_attn.v_proj.bias", a.qkv_bias);
-      l.wo = req(p + "self_attn.o_proj.weight");
-      l.ffn_norm = req(p + "post_attention_layernorm.weight");
-      l.w_gate = req(p + "mlp.gate_proj.weight");
-      l.w_up = req(p + "mlp.up_proj.weight");
-      l.w_down = req(p + "mlp.down_proj.weight");
-      w.layers.push_back(std::move(l));
-    }
-    w.out_norm = req("model.norm.weight");
-    if (!a.tie_embeddings) w.output = req("lm_head.weight");
+  w.layers.resize(static_cast<size_t>(a.n_layers));
+  for (const nn::TensorSpec& t : nn::tensor_specs(a)) {
+    const std::string name = bare && t.hf_name.rfind("transformer.", 0) == 0
+                                 ? t.hf_name.substr(std::strlen("transformer."))
+                                 : t.hf_name;
+    auto x = src.get(name);
+    if (!x) fail<FormatError>(src.label, ": tensor ", name, " is missing");
+    if (x->rows == 1 && x->type != WeightType::f32) *x = x->convert(WeightType::f32);
+    // The inference layout is GGUF's, except that Q/K rows keep Hugging Face's RoPE pairing
+    // (ModelConfig::rope_style says which a model has).
+    if (t.transform == nn::TensorTransform::transpose) *x = transpose(*x);
+    weight_for(w, t.role, t.layer) = std::move(*x);
   }
   return w;
 }
@@ -648,39 +563,13 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
   if (!rope_factors.empty() && !uniform_rope)
     add("rope_freqs.weight",
         Weight::from_f32(rope_factors, 1, static_cast<int64_t>(rope_factors.size())), false);
-  add("token_embd.weight", w_.tok_embd, true);
-  if (gpt2) add("position_embd.weight", w_.pos_embd, true);
-  for (int64_t i = 0; i < a.n_layers; ++i) {
-    const LayerWeights& l = w_.layers[static_cast<size_t>(i)];
-    const std::string p = "blk." + std::to_string(i) + ".";
-    add(p + "attn_norm.weight", l.attn_norm, false);
-    add(p + "attn_norm.bias", l.attn_norm_b, false);
-    if (gpt2) {
-      add(p + "attn_qkv.weight", l.wqkv, true);
-      add(p + "attn_qkv.bias", l.bqkv, false);
-    } else {
-      add(p + "attn_q.weight", permute ? permute_weight(l.wq, D, true) : l.wq, true);
-      add(p + "attn_k.weight", permute ? permute_weight(l.wk, D, true) : l.wk, true);
-      add(p + "attn_v.weight", l.wv, true);
-      if (!l.bq.empty())
-        add(p + "attn_q.bias", permute ? permute_bias(l.bq, D, true) : l.bq, false);
-      if (!l.bk.empty())
-        add(p + "attn_k.bias", permute ? permute_bias(l.bk, D, true) : l.bk, false);
-      add(p + "attn_v.bias", l.bv, false);
-    }
-    add(p + "attn_output.weight", l.wo, true);
-    add(p + "attn_output.bias", l.bo, false);
-    add(p + "ffn_norm.weight", l.ffn_norm, false);
-    add(p + "ffn_norm.bias", l.ffn_norm_b, false);
-    if (!gpt2) add(p + "ffn_gate.weight", l.w_gate, true);
-    add(p + "ffn_up.weight", l.w_up, true);
-    add(p + "ffn_up.bias", l.b_up, false);
-    add(p + "ffn_down.weight", l.w_down, true);
-    add(p + "ffn_down.bias", l.b_down, false);
+  for (const nn::TensorSpec& t : nn::tensor_specs(a)) {
+    Weight x = weight_for(w_, t.role, t.layer);
+    if (t.role == nn::TensorRole::output && x.data == w_.tok_embd.data) continue;  // tied
+    if (permute && t.transform == nn::TensorTransform::rope_rows)
+      x = t.matrix ? permute_weight(x, D, true) : permute_bias(x, D, true);
+    add(t.gguf_name, std::move(x), t.matrix);
   }
-  add("output_norm.weight", w_.out_norm, false);
-  add("output_norm.bias", w_.out_norm_b, false);
-  if (w_.output.data != w_.tok_embd.data) add("output.weight", w_.output, true);
   g.save(path);
 }
 

@@ -1,5 +1,6 @@
 // Model: weights, validation, conversion between storage types.
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "scholar/error.hpp"
@@ -72,8 +73,94 @@ Weight Weight::convert(WeightType t) const {
   return w;
 }
 
+// --- roles
+// -------------------------------------------------------------------------------------------
+
+namespace {
+using R = nn::TensorRole;
+// Per role: its member in LayerWeights, or (for the global roles) in ModelWeights.
+struct Slot {
+  Weight LayerWeights::*layer;
+  Weight ModelWeights::*global;
+};
+constexpr std::array<Slot, nn::kTensorRoleCount> kSlots = [] {
+  std::array<Slot, nn::kTensorRoleCount> s{};
+  auto at = [&](R r) -> Slot& { return s[static_cast<size_t>(r)]; };
+  at(R::tok_embd).global = &ModelWeights::tok_embd;
+  at(R::pos_embd).global = &ModelWeights::pos_embd;
+  at(R::out_norm).global = &ModelWeights::out_norm;
+  at(R::out_norm_b).global = &ModelWeights::out_norm_b;
+  at(R::output).global = &ModelWeights::output;
+  at(R::attn_norm).layer = &LayerWeights::attn_norm;
+  at(R::attn_norm_b).layer = &LayerWeights::attn_norm_b;
+  at(R::attn_qkv).layer = &LayerWeights::wqkv;
+  at(R::attn_qkv_b).layer = &LayerWeights::bqkv;
+  at(R::attn_q).layer = &LayerWeights::wq;
+  at(R::attn_k).layer = &LayerWeights::wk;
+  at(R::attn_v).layer = &LayerWeights::wv;
+  at(R::attn_q_b).layer = &LayerWeights::bq;
+  at(R::attn_k_b).layer = &LayerWeights::bk;
+  at(R::attn_v_b).layer = &LayerWeights::bv;
+  at(R::attn_out).layer = &LayerWeights::wo;
+  at(R::attn_out_b).layer = &LayerWeights::bo;
+  at(R::ffn_norm).layer = &LayerWeights::ffn_norm;
+  at(R::ffn_norm_b).layer = &LayerWeights::ffn_norm_b;
+  at(R::ffn_gate).layer = &LayerWeights::w_gate;
+  at(R::ffn_up).layer = &LayerWeights::w_up;
+  at(R::ffn_up_b).layer = &LayerWeights::b_up;
+  at(R::ffn_down).layer = &LayerWeights::w_down;
+  at(R::ffn_down_b).layer = &LayerWeights::b_down;
+  return s;
+}();
+static_assert(
+    [] {
+      for (const Slot& s : kSlots)
+        if ((s.layer == nullptr) == (s.global == nullptr)) return false;  // exactly one each
+      return true;
+    }(),
+    "every tensor role needs exactly one member in LayerWeights or ModelWeights");
+}  // namespace
+
+Weight& weight_for(ModelWeights& w, nn::TensorRole role, int64_t layer) {
+  const Slot& s = kSlots[static_cast<size_t>(role)];
+  if (s.global) return w.*s.global;
+  SCHOLAR_ASSERT(layer >= 0 && layer < static_cast<int64_t>(w.layers.size()), "layer ", layer,
+                 " of ", w.layers.size(), " for ", nn::tensor_role_name(role));
+  return w.layers[static_cast<size_t>(layer)].*s.layer;
+}
+
+const Weight& weight_for(const ModelWeights& w, nn::TensorRole role, int64_t layer) {
+  return weight_for(const_cast<ModelWeights&>(w), role, layer);
+}
+
 // --- Model
 // ------------------------------------------------------------------------------------------
+
+std::unique_ptr<nn::TransformerLM> Model::to_module() const {
+  const nn::TransformerConfig& a = cfg_.arch;
+  auto lm = std::make_unique<nn::TransformerLM>(a);
+  std::vector<std::pair<std::string, Tensor<float>>> params;
+  for (const nn::TensorSpec& t : nn::tensor_specs(a)) {
+    const Weight& w = weight_for(w_, t.role, t.layer);
+    std::vector<float> v = w.to_f32();
+    int64_t rows = w.rows, cols = w.cols;
+    if (t.transform == nn::TensorTransform::transpose) {  // back to Conv1D's [in, out]
+      std::vector<float> tr(v.size());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) tr[c * rows + r] = v[r * cols + c];
+      v = std::move(tr);
+      std::swap(rows, cols);
+    }
+    if (t.transform == nn::TensorTransform::rope_rows &&
+        cfg_.rope_style == kernels::RopeStyle::interleaved)  // llama.cpp's pairing -> HF's
+      v = t.matrix ? nn::permute_rope_rows(v, rows, cols, a.head_dim(), false)
+                   : nn::permute_rope_rows(v, cols, 1, a.head_dim(), false);
+    const Shape shape = t.matrix ? Shape{rows, cols} : Shape{rows * cols};
+    params.emplace_back(t.hf_name, Tensor<float>::from(shape, v));
+  }
+  lm->load_weights(params);
+  return lm;
+}
 
 namespace {
 

@@ -2,10 +2,14 @@
 #include "scholar/nn/transformer.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include "scholar/error.hpp"
+#include "scholar/io/file.hpp"
+#include "scholar/io/safetensors.hpp"
 #include "scholar/tensor/ops.hpp"
+#include "scholar/text/tokenizer.hpp"
 
 namespace scholar::nn {
 
@@ -516,6 +520,18 @@ void TransformerLM::load_weights(const std::vector<std::pair<std::string, Tensor
     }
   }
   for (const NamedParameter& p : params) p.var.value().copy_from(*by_name.at(p.name));
+}
+
+void save_hf_dir(const TransformerLM& model, const std::string& dir,
+                 const text::Tokenizer* tokenizer) {
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path d(dir);
+  io::SafetensorsWriter w;
+  for (const auto& p : model.named_parameters()) w.add(p.name, p.var.value());
+  w.set_metadata("format", "pt");  // as transformers writes it
+  w.save((d / "model.safetensors").string());
+  io::write_file_atomic((d / "config.json").string(), model.config().to_json().dump(1) + "\n");
+  if (tokenizer) tokenizer->save((d / "tokenizer.json").string());
 }
 
 }  // namespace scholar::nn

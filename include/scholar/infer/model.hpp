@@ -30,6 +30,7 @@
 
 #include "scholar/io/file.hpp"
 #include "scholar/kernels/kernels.hpp"
+#include "scholar/nn/arch.hpp"
 #include "scholar/nn/transformer.hpp"
 #include "scholar/tensor/quant.hpp"
 #include "scholar/text/tokenizer.hpp"
@@ -85,6 +86,11 @@ struct ModelWeights {
   Weight out_norm, out_norm_b;
   Weight output;  ///< the head [V, C] (the token embedding when tied)
 };
+
+/// The member of `w` that holds a tensor role (nn/arch.hpp) of layer `layer` (ignored for global
+/// roles): how the architecture tables' rows bind to these structs, in one place.
+Weight& weight_for(ModelWeights& w, nn::TensorRole role, int64_t layer);
+const Weight& weight_for(const ModelWeights& w, nn::TensorRole role, int64_t layer);
 
 /// Architecture plus what inference needs beyond nn::TransformerConfig.
 struct ModelConfig {
@@ -151,6 +157,13 @@ class Model {
   size_t bytes_per_token() const;
   /// The storage type of most matrices ("f32", "q8_0", ...; "mixed" otherwise).
   std::string weight_type_summary() const;
+
+  /// The model as a trainable nn::TransformerLM (f32 parameters under Hugging Face names): what
+  /// fine-tuning and distillation start from, whatever the file was. Quantized weights are
+  /// dequantized, GPT-2's matrices transposed back to Conv1D's [in, out], and the Q/K rows of a
+  /// llama.cpp Llama GGUF put back in Hugging Face's RoPE order, so that the module's logits equal
+  /// this model's (up to the rounding of the stored weights).
+  std::unique_ptr<nn::TransformerLM> to_module() const;
 
   /// A copy with every matrix whose rows are a multiple of 32 values stored as `t` (others, and
   /// vectors, stay f32). Quantized from f32 values (dequantizing first if needed).

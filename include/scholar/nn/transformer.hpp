@@ -29,6 +29,10 @@
 #include "scholar/io/json.hpp"
 #include "scholar/nn/module.hpp"
 
+namespace scholar::text {
+class Tokenizer;
+}
+
 namespace scholar::nn {
 
 /// How RoPE frequencies are scaled.
@@ -178,5 +182,12 @@ class TransformerLM : public Module {
   };
   Holder body_, layers_;
 };
+
+/// Writes a Hugging Face model directory that transformers and scholar load: config.json
+/// (TransformerConfig::to_json), model.safetensors (every parameter under its Hugging Face name,
+/// f32) and, when a tokenizer is given, tokenizer.json. Each file is written atomically; the
+/// directory is created if needed. To read one back: infer::Model::load(dir)->to_module().
+void save_hf_dir(const TransformerLM& model, const std::string& dir,
+                 const text::Tokenizer* tokenizer = nullptr);
 
 }  // namespace scholar::nn
