@@ -1,6 +1,7 @@
 // Model: weights, validation, conversion between storage types.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "scholar/error.hpp"
@@ -131,6 +132,35 @@ Weight& weight_for(ModelWeights& w, nn::TensorRole role, int64_t layer) {
 
 const Weight& weight_for(const ModelWeights& w, nn::TensorRole role, int64_t layer) {
   return weight_for(const_cast<ModelWeights&>(w), role, layer);
+}
+
+// --- Adapter
+// ----------------------------------------------------------------------------------------
+
+void Adapter::add(nn::TensorRole role, int64_t layer, LoraUpdate u) {
+  if (find(role, layer))
+    fail<ValueError>("Adapter::add: ", nn::tensor_role_name(role), " of layer ", layer,
+                     " already has an update");
+  if (u.rank < 1 || u.a.empty() || u.b.empty() || u.a.size() % static_cast<size_t>(u.rank) != 0 ||
+      u.b.size() % static_cast<size_t>(u.rank) != 0)
+    fail<ValueError>("Adapter::add: ", nn::tensor_role_name(role), " of layer ", layer, ": A (",
+                     u.a.size(), " values) and B (", u.b.size(),
+                     " values) are not [rank, in] and [out, rank] for rank ", u.rank);
+  if (!std::isfinite(u.scale))
+    fail<ValueError>("Adapter::add: scale must be finite, got ", u.scale);
+  updates_.push_back({{role, layer}, std::move(u)});
+}
+
+const LoraUpdate* Adapter::find(nn::TensorRole role, int64_t layer) const {
+  for (const auto& [key, u] : updates_)
+    if (key.first == role && key.second == layer) return &u;
+  return nullptr;
+}
+
+std::vector<std::pair<nn::TensorRole, int64_t>> Adapter::targets() const {
+  std::vector<std::pair<nn::TensorRole, int64_t>> out;
+  for (const auto& [key, u] : updates_) out.push_back(key);
+  return out;
 }
 
 // --- Model

@@ -4,9 +4,11 @@
 #include <cstring>
 #include <new>
 
+#include "infer/kv_cache.hpp"
 #include "scholar/error.hpp"
 #include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
+#include "scholar/nn/arch.hpp"
 #include "scholar/parallel.hpp"
 
 namespace scholar::infer {
@@ -33,15 +35,20 @@ struct Session::Impl {
   float eps;
   bool gpt2;
 
-  // KV cache: [L][n_ctx][kvdim] each; cell c belongs to the sequences in cell_seq[c] at
-  // position cell_pos[c]; cells at or past cell_hi are empty.
-  std::vector<float> kc, vc;
-  std::vector<int64_t> cell_pos;
-  std::vector<uint64_t> cell_seq;
-  int64_t cell_hi = 0;
+  std::unique_ptr<detail::KvCache> cache;
+  std::shared_ptr<const Adapter> adapter;  // unmerged low-rank updates, or null
+  std::vector<float> lora_tmp;             // [max_batch][largest rank]
 
-  // Scratch, sized once for max_batch tokens.
-  std::vector<float> x, xn, q, kx, vx, att, h1, h2, rope_cos, rope_sin, out_rows, logits;
+  const LoraUpdate* lora(nn::TensorRole role, int64_t layer) const {
+    return adapter ? adapter->find(role, layer) : nullptr;
+  }
+  bool embeddings = false;  // SessionOptions::embeddings: return the final norm's output
+
+  // Scratch, sized once for max_batch tokens (out_rows and out for the flagged ones: reserve()).
+  std::vector<float> x, xn, q, kx, vx, att, h1, h2, rope_cos, rope_sin, out_rows, out;
+  // Converted K and V of one head for attention over a cache not stored in f32: [threads][n_ctx
+  // * D] each (empty for an f32 cache, which attention reads in place).
+  std::vector<float> kconv, vconv;
   std::vector<float> rope_factors;  // the model's RoPE scaling, empty when unscaled
   std::vector<BlockQ8_0> xq;
   std::vector<float> scores;        // [threads][n_ctx]
@@ -68,19 +75,9 @@ struct Session::Impl {
     V = a.vocab_size, L = a.n_layers, kvdim = KVH * D;
     eps = a.norm_eps;
     gpt2 = a.family == nn::TransformerConfig::Family::gpt2;
-    const double cache_bytes =
-        8.0 * static_cast<double>(L) * static_cast<double>(n_ctx) * static_cast<double>(kvdim);
-    try {
-      if (cache_bytes > 0x1p50) throw std::bad_alloc();  // also keeps the product in range
-      const size_t cache = static_cast<size_t>(L * n_ctx * kvdim);
-      kc.assign(cache, 0.0f);
-      vc.assign(cache, 0.0f);
-    } catch (const std::exception&) {  // bad_alloc or length_error
-      fail<ValueError>("Session: a KV cache of ", n_ctx, " cells needs ", cache_bytes / (1 << 30),
-                       " GiB, which could not be allocated; pass a smaller n_ctx");
-    }
-    cell_pos.assign(static_cast<size_t>(n_ctx), -1);
-    cell_seq.assign(static_cast<size_t>(n_ctx), 0);
+    block = gpt2 ? &Impl::gpt2_block : &Impl::llama_block;
+    cache = std::make_unique<detail::KvCache>(L, n_ctx, kvdim, D, opt.cache_type);
+    embeddings = opt.embeddings;
     const auto B = static_cast<size_t>(max_batch);
     x.resize(B * C);
     xn.resize(B * C);
@@ -94,8 +91,7 @@ struct Session::Impl {
     rope_cos.resize(B * D / 2);
     rope_sin.resize(B * D / 2);
     rope_factors = a.rope_freq_factors();
-    out_rows.resize(static_cast<size_t>(max_seq) * C);
-    logits.resize(static_cast<size_t>(max_seq) * V);
+    reserve(max_seq);
     xq.resize(B * static_cast<size_t>((std::max(C, F) + kQuantBlock - 1) / kQuantBlock));
     slot.resize(B);
     opt_pool = opt.pool;
@@ -104,10 +100,35 @@ struct Session::Impl {
     if (max_batch >= kGemmAttentionTokens)
       attn_scratch.resize(static_cast<size_t>(threads * kAttnChunk * n_ctx));
     panel.resize(static_cast<size_t>(threads * kPanelRows * std::max(C, F)));
+    if (opt.cache_type != WeightType::f32) {
+      kconv.resize(static_cast<size_t>(threads * n_ctx * D));
+      vconv.resize(static_cast<size_t>(threads * n_ctx * D));
+    }
   }
 
-  float* kcache(int64_t layer, int64_t cell) { return kc.data() + (layer * n_ctx + cell) * kvdim; }
-  float* vcache(int64_t layer, int64_t cell) { return vc.data() + (layer * n_ctx + cell) * kvdim; }
+  // Output rows for n flagged tokens: grows (once) when a batch flags more tokens than any before,
+  // as llama.cpp reserves its outputs; never inside the per-token loop of generation.
+  void reserve(int64_t n) {
+    const auto rows = static_cast<size_t>(n);
+    if (out_rows.size() >= rows * C) return;
+    out_rows.resize(rows * C);
+    out.resize(rows * (embeddings ? C : V));
+  }
+
+  // Head g's keys and values of a layer over cells [0, cells) as f32 rows (`ks`/`vs` apart), read
+  // in place or converted into thread p's scratch.
+  struct HeadView {
+    const float *k, *v;
+    int64_t ks, vs;
+  };
+  HeadView head_view(int64_t layer, int64_t g, int64_t cells, int64_t p) {
+    HeadView h{};
+    float* ksc = kconv.empty() ? nullptr : kconv.data() + p * n_ctx * D;
+    float* vsc = vconv.empty() ? nullptr : vconv.data() + p * n_ctx * D;
+    h.k = cache->keys(layer, g, cells, ksc, h.ks);
+    h.v = cache->values(layer, g, cells, vsc, h.vs);
+    return h;
+  }
 
   // Runs fn(part, n_parts) on every thread of the pool (or inline when there is one).
   template <class Fn>
@@ -128,7 +149,19 @@ struct Session::Impl {
   // Y[t * ldy + r] = W[r] . X[t] for t < T, r < W.rows. X holds T rows of W.cols floats; XQ the
   // same rows quantized to Q8_0 when the weight's kernels read their input that way (prepare()).
   void linear(const Weight& W, const float* X, const BlockQ8_0* XQ, int64_t T, float* Y,
-              int64_t ldy) {
+              int64_t ldy, const LoraUpdate* lora = nullptr) {
+    product(W, X, XQ, T, Y, ldy);
+    if (lora) {  // the adapter hook: Y += scale * (X A^T) B^T, two small matrix products
+      const int64_t r = lora->rank, n = W.cols;
+      kernels::gemm(false, true, T, r, n, 1.0f, X, n, lora->a.data(), n, 0.0f, lora_tmp.data(), r);
+      kernels::gemm(false, true, T, W.rows, r, lora->scale, lora_tmp.data(), r, lora->b.data(), r,
+                    1.0f, Y, ldy);
+    }
+  }
+
+  // The product by weight type: Y = X W^T through the weight type's kernel row.
+  void product(const Weight& W, const float* X, const BlockQ8_0* XQ, int64_t T, float* Y,
+               int64_t ldy) {
     const int64_t rows = W.rows, n = W.cols;
     const size_t rb = row_bytes(W.type, n);
     const auto* base = static_cast<const uint8_t*>(W.data);
@@ -217,31 +250,35 @@ struct Session::Impl {
     if (T >= kGemmAttentionTokens) return attention_gemm(layer, b, T);
     const int64_t group = H / KVH;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const int64_t cells = cache->hi();
     on_threads([&](int64_t p, int64_t parts) {
       auto [w0, w1] = split(T * H, parts, p);
       float* s = scores.data() + p * n_ctx;
+      int64_t have = -1;  // the kv head whose rows `hv` holds
+      HeadView hv{};
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t t = w / H, h = w % H, g = h / group;
+        if (g != have) hv = head_view(layer, g, cells, p), have = g;
         const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];
         const int64_t pos = b.pos[static_cast<size_t>(t)];
         const float* qv = q.data() + t * H * D + h * D;
         float mx = -INFINITY;
-        for (int64_t c = 0; c < cell_hi; ++c) {
-          if (!(cell_seq[c] & bit) || cell_pos[c] > pos) {
+        for (int64_t c = 0; c < cells; ++c) {
+          if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) {
             s[c] = -INFINITY;
             continue;
           }
-          s[c] = k->dot(qv, kcache(layer, c) + g * D, static_cast<size_t>(D)) * scale;
+          s[c] = k->dot(qv, hv.k + c * hv.ks, static_cast<size_t>(D)) * scale;
           mx = std::max(mx, s[c]);
         }
         float* o = att.data() + t * H * D + h * D;
         std::fill(o, o + D, 0.0f);
         float sum = 0;
-        for (int64_t c = 0; c < cell_hi; ++c) {
+        for (int64_t c = 0; c < cells; ++c) {
           if (s[c] == -INFINITY) continue;
           const float e = std::exp(s[c] - mx);
           sum += e;
-          k->axpy(o, e, vcache(layer, c) + g * D, static_cast<size_t>(D));
+          k->axpy(o, e, hv.v + c * hv.vs, static_cast<size_t>(D));
         }
         if (sum > 0) k->scale(o, o, 1.0f / sum, static_cast<size_t>(D));
       }
@@ -253,32 +290,124 @@ struct Session::Impl {
   void attention_gemm(int64_t layer, const Batch& b, int64_t T) {
     const int64_t group = H / KVH;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    const int64_t cells = cell_hi;
+    const int64_t cells = cache->hi();
     const int64_t chunks = (T + kAttnChunk - 1) / kAttnChunk;
     on_threads([&](int64_t p, int64_t parts) {
       auto [w0, w1] = split(chunks * H, parts, p);
       float* S = attn_scratch.data() + p * kAttnChunk * n_ctx;
+      int64_t have = -1;
+      HeadView hv{};
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t h = w % H, g = h / group, t0 = (w / H) * kAttnChunk;
         const int64_t tn = std::min(kAttnChunk, T - t0);
-        kernels::gemm(false, true, tn, cells, D, scale, q.data() + t0 * H * D + h * D, H * D,
-                      kcache(layer, 0) + g * D, kvdim, 0.0f, S, cells);
+        if (g != have) hv = head_view(layer, g, cells, p), have = g;
+        kernels::gemm(false, true, tn, cells, D, scale, q.data() + t0 * H * D + h * D, H * D, hv.k,
+                      hv.ks, 0.0f, S, cells);
         for (int64_t i = 0; i < tn; ++i) {
           const int64_t t = t0 + i;
           const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];
           const int64_t pos = b.pos[static_cast<size_t>(t)];
           float* row = S + i * cells;
           for (int64_t c = 0; c < cells; ++c)
-            if (!(cell_seq[c] & bit) || cell_pos[c] > pos) row[c] = -INFINITY;
+            if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) row[c] = -INFINITY;
           k->softmax(row, row, static_cast<size_t>(cells));
         }
-        kernels::gemm(false, false, tn, D, cells, 1.0f, S, cells, vcache(layer, 0) + g * D, kvdim,
-                      0.0f, att.data() + t0 * H * D + h * D, H * D);
+        kernels::gemm(false, false, tn, D, cells, 1.0f, S, cells, hv.v, hv.vs, 0.0f,
+                      att.data() + t0 * H * D + h * D, H * D);
       }
     });
   }
 
-  void check_batch(const Batch& b) {
+  // --- blocks: one function per family, over the batch in x (the residual stream) ----------------
+
+  // GPT-2: pre-LayerNorm, fused QKV with biases, GELU MLP with biases.
+  void gpt2_block(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T) {
+    using R = nn::TensorRole;
+    norm(xn.data(), x.data(), T, lw.attn_norm, lw.attn_norm_b);
+    const BlockQ8_0* xq0 = prepare(xn.data(), T, C, {&lw.wqkv});
+    linear(lw.wqkv, xn.data(), xq0, T, h1.data(), 3 * C, lora(R::attn_qkv, l));
+    add_bias(h1.data(), T, 3 * C, lw.bqkv);
+    for (int64_t t = 0; t < T; ++t) {
+      std::memcpy(q.data() + t * C, h1.data() + t * 3 * C, C * sizeof(float));
+      std::memcpy(kx.data() + t * C, h1.data() + t * 3 * C + C, C * sizeof(float));
+      std::memcpy(vx.data() + t * C, h1.data() + t * 3 * C + 2 * C, C * sizeof(float));
+    }
+    self_attention(l, lw, b, T);
+    residual(T);
+    norm(xn.data(), x.data(), T, lw.ffn_norm, lw.ffn_norm_b);
+    const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_up});
+    linear(lw.w_up, xn.data(), xq2, T, h1.data(), F, lora(R::ffn_up, l));
+    add_bias(h1.data(), T, F, lw.b_up);
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      k->gelu_forward(h1.data() + t0 * F, h1.data() + t0 * F, static_cast<size_t>((t1 - t0) * F));
+    });
+    mlp_out(l, lw, T);
+    residual(T);
+  }
+
+  // Llama and Qwen2: pre-RMSNorm, separate Q/K/V (biases for Qwen2) with RoPE, SwiGLU MLP.
+  void llama_block(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T) {
+    using R = nn::TensorRole;
+    norm(xn.data(), x.data(), T, lw.attn_norm, lw.attn_norm_b);
+    const BlockQ8_0* xq0 = prepare(xn.data(), T, C, {&lw.wq, &lw.wk, &lw.wv});
+    linear(lw.wq, xn.data(), xq0, T, q.data(), H * D, lora(R::attn_q, l));
+    linear(lw.wk, xn.data(), xq0, T, kx.data(), kvdim, lora(R::attn_k, l));
+    linear(lw.wv, xn.data(), xq0, T, vx.data(), kvdim, lora(R::attn_v, l));
+    add_bias(q.data(), T, H * D, lw.bq);
+    add_bias(kx.data(), T, kvdim, lw.bk);
+    add_bias(vx.data(), T, kvdim, lw.bv);
+    const auto style = m->config().rope_style;
+    per_token(T, [&](int64_t ta, int64_t tb) {
+      for (int64_t t = ta; t < tb; ++t) {
+        const float* cs = rope_cos.data() + t * D / 2;
+        const float* sn = rope_sin.data() + t * D / 2;
+        for (int64_t h = 0; h < H; ++h) {
+          float* v = q.data() + t * H * D + h * D;
+          k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
+        }
+        for (int64_t h = 0; h < KVH; ++h) {
+          float* v = kx.data() + t * kvdim + h * D;
+          k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
+        }
+      }
+    });
+    self_attention(l, lw, b, T);
+    residual(T);
+    norm(xn.data(), x.data(), T, lw.ffn_norm, lw.ffn_norm_b);
+    const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_gate, &lw.w_up});
+    linear(lw.w_gate, xn.data(), xq2, T, h1.data(), F, lora(R::ffn_gate, l));
+    linear(lw.w_up, xn.data(), xq2, T, h2.data(), F, lora(R::ffn_up, l));
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      k->swiglu_forward(h1.data() + t0 * F, h1.data() + t0 * F, h2.data() + t0 * F,
+                        static_cast<size_t>((t1 - t0) * F));
+    });
+    mlp_out(l, lw, T);
+    residual(T);
+  }
+
+  // Shared by the blocks: q, kx, vx -> the cache, attention over it, the output projection (xn).
+  void self_attention(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T) {
+    for (int64_t t = 0; t < T; ++t)
+      cache->store(l, slot[t], kx.data() + t * kvdim, vx.data() + t * kvdim);
+    attention(l, b, T);
+    const BlockQ8_0* xq1 = prepare(att.data(), T, H * D, {&lw.wo});
+    linear(lw.wo, att.data(), xq1, T, xn.data(), C, lora(nn::TensorRole::attn_out, l));
+    add_bias(xn.data(), T, C, lw.bo);
+  }
+
+  // The MLP's down projection of h1 into xn.
+  void mlp_out(int64_t l, const LayerWeights& lw, int64_t T) {
+    const BlockQ8_0* xq3 = prepare(h1.data(), T, F, {&lw.w_down});
+    linear(lw.w_down, h1.data(), xq3, T, xn.data(), C, lora(nn::TensorRole::ffn_down, l));
+    add_bias(xn.data(), T, C, lw.b_down);
+  }
+
+  // The block function of the model's family (a new family adds one above).
+  using BlockFn = void (Impl::*)(int64_t, const LayerWeights&, const Batch&, int64_t);
+  BlockFn block = nullptr;
+
+  // Checks a batch against the session; changes nothing. Returns how many outputs it asks for.
+  int64_t check_batch(const Batch& b) const {
     const size_t T = b.tokens.size();
     if (b.pos.size() != T || b.seq.size() != T || b.logits.size() != T)
       fail<ValueError>("Session::decode: batch fields have different lengths (tokens ", T, ", pos ",
@@ -297,30 +426,22 @@ struct Session::Impl {
                          " is past the model's context length ", m->arch().context_length);
       outs += b.logits[i] ? 1 : 0;
     }
-    if (outs > max_seq && static_cast<size_t>(outs) * V > logits.size())
-      logits.resize(static_cast<size_t>(outs * V)), out_rows.resize(static_cast<size_t>(outs * C));
-    int64_t free_cells = 0;
-    for (int64_t c = 0; c < n_ctx && free_cells < static_cast<int64_t>(T); ++c)
-      free_cells += cell_seq[c] == 0 ? 1 : 0;
+    const int64_t free_cells = cache->free_cells(static_cast<int64_t>(T));
     if (free_cells < static_cast<int64_t>(T))
       fail<ValueError>("Session::decode: the context is full: ", n_ctx - free_cells, " of ", n_ctx,
                        " cells in use, ", T, " more needed (remove tokens or use a larger n_ctx)");
+    return outs;
   }
 
   std::span<const float> run(const Batch& b) {
     PoolScope scope(opt_pool);  // kernels called from here use the session's pool
-    check_batch(b);
+    const int64_t outs = check_batch(b);
     const int64_t T = static_cast<int64_t>(b.size());
     if (T == 0) return {};
+    reserve(outs);
     const ModelWeights& w = m->weights();
     // Cells for the new tokens.
-    for (int64_t t = 0, c = 0; t < T; ++t) {
-      while (cell_seq[c] != 0) ++c;
-      slot[t] = c;
-      cell_seq[c] = uint64_t{1} << b.seq[t];
-      cell_pos[c] = b.pos[t];
-      cell_hi = std::max(cell_hi, c + 1);
-    }
+    for (int64_t t = 0; t < T; ++t) slot[t] = cache->take(b.seq[t], b.pos[t]);
     // Embeddings.
     for (int64_t t = 0; t < T; ++t) {
       float* xt = x.data() + t * C;
@@ -337,75 +458,7 @@ struct Session::Impl {
                              static_cast<double>(b.pos[t]), static_cast<size_t>(D / 2),
                              m->arch().rope_theta,
                              rope_factors.empty() ? nullptr : rope_factors.data());
-    for (int64_t l = 0; l < L; ++l) {
-      const LayerWeights& lw = w.layers[l];
-      norm(xn.data(), x.data(), T, lw.attn_norm, lw.attn_norm_b);
-      if (gpt2) {
-        const BlockQ8_0* xq0 = prepare(xn.data(), T, C, {&lw.wqkv});
-        linear(lw.wqkv, xn.data(), xq0, T, h1.data(), 3 * C);
-        add_bias(h1.data(), T, 3 * C, lw.bqkv);
-        for (int64_t t = 0; t < T; ++t) {
-          std::memcpy(q.data() + t * C, h1.data() + t * 3 * C, C * sizeof(float));
-          std::memcpy(kx.data() + t * C, h1.data() + t * 3 * C + C, C * sizeof(float));
-          std::memcpy(vx.data() + t * C, h1.data() + t * 3 * C + 2 * C, C * sizeof(float));
-        }
-      } else {
-        const BlockQ8_0* xq0 = prepare(xn.data(), T, C, {&lw.wq, &lw.wk, &lw.wv});
-        linear(lw.wq, xn.data(), xq0, T, q.data(), H * D);
-        linear(lw.wk, xn.data(), xq0, T, kx.data(), kvdim);
-        linear(lw.wv, xn.data(), xq0, T, vx.data(), kvdim);
-        add_bias(q.data(), T, H * D, lw.bq);
-        add_bias(kx.data(), T, kvdim, lw.bk);
-        add_bias(vx.data(), T, kvdim, lw.bv);
-        const auto style = m->config().rope_style;
-        per_token(T, [&](int64_t ta, int64_t tb) {
-          for (int64_t t = ta; t < tb; ++t) {
-            const float* cs = rope_cos.data() + t * D / 2;
-            const float* sn = rope_sin.data() + t * D / 2;
-            for (int64_t h = 0; h < H; ++h) {
-              float* v = q.data() + t * H * D + h * D;
-              k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
-            }
-            for (int64_t h = 0; h < KVH; ++h) {
-              float* v = kx.data() + t * kvdim + h * D;
-              k->rope(v, v, cs, sn, static_cast<size_t>(D / 2), style, false);
-            }
-          }
-        });
-      }
-      for (int64_t t = 0; t < T; ++t) {
-        std::memcpy(kcache(l, slot[t]), kx.data() + t * kvdim, kvdim * sizeof(float));
-        std::memcpy(vcache(l, slot[t]), vx.data() + t * kvdim, kvdim * sizeof(float));
-      }
-      attention(l, b, T);
-      const BlockQ8_0* xq1 = prepare(att.data(), T, H * D, {&lw.wo});
-      linear(lw.wo, att.data(), xq1, T, xn.data(), C);
-      add_bias(xn.data(), T, C, lw.bo);
-      residual(T);
-
-      norm(xn.data(), x.data(), T, lw.ffn_norm, lw.ffn_norm_b);
-      if (gpt2) {
-        const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_up});
-        linear(lw.w_up, xn.data(), xq2, T, h1.data(), F);
-        add_bias(h1.data(), T, F, lw.b_up);
-        per_token(T, [&](int64_t t0, int64_t t1) {
-          k->gelu_forward(h1.data() + t0 * F, h1.data() + t0 * F,
-                          static_cast<size_t>((t1 - t0) * F));
-        });
-      } else {
-        const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_gate, &lw.w_up});
-        linear(lw.w_gate, xn.data(), xq2, T, h1.data(), F);
-        linear(lw.w_up, xn.data(), xq2, T, h2.data(), F);
-        per_token(T, [&](int64_t t0, int64_t t1) {
-          k->swiglu_forward(h1.data() + t0 * F, h1.data() + t0 * F, h2.data() + t0 * F,
-                            static_cast<size_t>((t1 - t0) * F));
-        });
-      }
-      const BlockQ8_0* xq3 = prepare(h1.data(), T, F, {&lw.w_down});
-      linear(lw.w_down, h1.data(), xq3, T, xn.data(), C);
-      add_bias(xn.data(), T, C, lw.b_down);
-      residual(T);
-    }
+    for (int64_t l = 0; l < L; ++l) (this->*block)(l, w.layers[static_cast<size_t>(l)], b, T);
     // Head, for the flagged tokens only.
     int64_t n_out = 0;
     for (int64_t t = 0; t < T; ++t)
@@ -414,22 +467,14 @@ struct Session::Impl {
         ++n_out;
       }
     if (n_out == 0) return {};
+    if (embeddings) {  // the final norm's output: what embedding models pool
+      norm(out.data(), xn.data(), n_out, w.out_norm, w.out_norm_b);
+      return {out.data(), static_cast<size_t>(n_out * C)};
+    }
     norm(out_rows.data(), xn.data(), n_out, w.out_norm, w.out_norm_b);
     const BlockQ8_0* xq4 = prepare(out_rows.data(), n_out, C, {&w.output});
-    linear(w.output, out_rows.data(), xq4, n_out, logits.data(), V);
-    return {logits.data(), static_cast<size_t>(n_out * V)};
-  }
-
-  int64_t next_pos(int32_t seq) const {
-    const uint64_t bit = uint64_t{1} << seq;
-    int64_t p = -1;
-    for (int64_t c = 0; c < cell_hi; ++c)
-      if (cell_seq[c] & bit) p = std::max(p, cell_pos[c]);
-    return p + 1;
-  }
-
-  void shrink() {
-    while (cell_hi > 0 && cell_seq[cell_hi - 1] == 0) --cell_hi;
+    linear(w.output, out_rows.data(), xq4, n_out, out.data(), V, lora(nn::TensorRole::output, -1));
+    return {out.data(), static_cast<size_t>(n_out * V)};
   }
 
   void check_seq(int32_t seq, const char* op) const {
@@ -462,7 +507,7 @@ std::span<const float> Session::decode(const Batch& batch) {
 std::span<const float> Session::prefill(std::span<const int32_t> ids, int32_t seq) {
   impl_->check_seq(seq, "prefill");
   if (ids.empty()) fail<ValueError>("Session::prefill: no tokens");
-  int64_t pos = impl_->next_pos(seq);
+  int64_t pos = impl_->cache->next_pos(seq);
   if (pos + static_cast<int64_t>(ids.size()) > model_->arch().context_length)
     fail<ValueError>("Session::prefill: ", ids.size(), " tokens after ", pos,
                      " would pass the model's context length ", model_->arch().context_length);
@@ -487,133 +532,94 @@ std::span<const float> Session::decode_one(int32_t id, int32_t seq) {
   impl_->check_seq(seq, "decode_one");
   Batch& b = impl_->one;  // reused: no allocation per token
   b.clear();
-  b.add(id, impl_->next_pos(seq), seq, true);
+  b.add(id, impl_->cache->next_pos(seq), seq, true);
   return impl_->run(b);
 }
 
 void Session::clear() {
-  std::fill(impl_->cell_seq.begin(), impl_->cell_seq.end(), 0);
-  std::fill(impl_->cell_pos.begin(), impl_->cell_pos.end(), -1);
-  impl_->cell_hi = 0;
+  impl_->cache->clear();
 }
 
 void Session::remove(int32_t seq, int64_t p0, int64_t p1) {
   if (seq >= 0) impl_->check_seq(seq, "remove");
-  if (p1 < 0) p1 = INT64_MAX;
-  const uint64_t mask = seq < 0 ? ~uint64_t{0} : uint64_t{1} << seq;
-  for (int64_t c = 0; c < impl_->cell_hi; ++c)
-    if (impl_->cell_pos[c] >= p0 && impl_->cell_pos[c] < p1) {
-      impl_->cell_seq[c] &= ~mask;
-      if (impl_->cell_seq[c] == 0) impl_->cell_pos[c] = -1;
-    }
-  impl_->shrink();
+  impl_->cache->remove(seq < 0 ? ~uint64_t{0} : uint64_t{1} << seq, p0, p1 < 0 ? INT64_MAX : p1);
 }
 
 void Session::copy_sequence(int32_t src, int32_t dst, int64_t p0, int64_t p1) {
   impl_->check_seq(src, "copy_sequence");
   impl_->check_seq(dst, "copy_sequence");
   if (src == dst) return;
-  remove(dst, p0, p1);
-  if (p1 < 0) p1 = INT64_MAX;
-  const uint64_t s = uint64_t{1} << src, d = uint64_t{1} << dst;
-  for (int64_t c = 0; c < impl_->cell_hi; ++c)
-    if ((impl_->cell_seq[c] & s) && impl_->cell_pos[c] >= p0 && impl_->cell_pos[c] < p1)
-      impl_->cell_seq[c] |= d;
+  impl_->cache->copy(src, dst, p0, p1 < 0 ? INT64_MAX : p1);
 }
 
 void Session::keep_only(int32_t seq) {
   impl_->check_seq(seq, "keep_only");
-  const uint64_t bit = uint64_t{1} << seq;
-  for (int64_t c = 0; c < impl_->cell_hi; ++c) {
-    impl_->cell_seq[c] &= bit;
-    if (impl_->cell_seq[c] == 0) impl_->cell_pos[c] = -1;
-  }
-  impl_->shrink();
+  impl_->cache->keep_only(seq);
 }
 
 int64_t Session::next_pos(int32_t seq) const {
   impl_->check_seq(seq, "next_pos");
-  return impl_->next_pos(seq);
+  return impl_->cache->next_pos(seq);
 }
 
 int64_t Session::used_cells() const {
-  int64_t n = 0;
-  for (int64_t c = 0; c < impl_->cell_hi; ++c) n += impl_->cell_seq[c] != 0 ? 1 : 0;
-  return n;
+  return impl_->cache->used();
+}
+
+size_t Session::cache_bytes() const noexcept {
+  return impl_->cache->bytes();
+}
+
+void Session::set_adapter(std::shared_ptr<const Adapter> adapter) {
+  int64_t max_rank = 0;
+  if (adapter)
+    for (const auto& [role, layer] : adapter->targets()) {
+      const std::string name = nn::gguf_name(model_->arch().family, role, layer);
+      const bool per_layer = layer >= 0 && layer < model_->arch().n_layers;
+      const Weight* w = nullptr;
+      for (const nn::TensorSpec& t : nn::tensor_specs(model_->arch()))
+        if (t.role == role && (t.layer == layer || (t.layer < 0 && !per_layer)))
+          w = &weight_for(model_->weights(), role, t.layer);
+      if (!w || w->rows == 1)
+        fail<ValueError>("Session::set_adapter: the model has no matrix ",
+                         nn::tensor_role_name(role), " in layer ", layer);
+      const LoraUpdate& u = *adapter->find(role, layer);
+      if (static_cast<int64_t>(u.a.size()) != u.rank * w->cols ||
+          static_cast<int64_t>(u.b.size()) != w->rows * u.rank)
+        fail<ShapeError>("Session::set_adapter: ", name, " is [", w->rows, ", ", w->cols,
+                         "]; the update's A has ", u.a.size(), " values and B ", u.b.size(),
+                         " (rank ", u.rank, " needs ", u.rank * w->cols, " and ", w->rows * u.rank,
+                         ")");
+      max_rank = std::max(max_rank, u.rank);
+    }
+  impl_->lora_tmp.assign(static_cast<size_t>(impl_->max_batch * max_rank), 0.0f);
+  impl_->adapter = std::move(adapter);
 }
 
 // --- state
 // ------------------------------------------------------------------------------------------
 
 namespace {
-constexpr char kStateMagic[8] = {'S', 'C', 'H', 'K', 'V', '0', '0', '1'};
+constexpr char kStateMagic[8] = {'S', 'C', 'H', 'K', 'V', '0', '0', '2'};
 }  // namespace
 
 std::string Session::save_state() const {
-  const Impl& m = *impl_;
   std::string s(kStateMagic, 8);
-  for (int64_t v : {m.L, m.kvdim, m.V, m.cell_hi}) io::append_bytes(s, v);
-  for (int64_t c = 0; c < m.cell_hi; ++c) {
-    io::append_bytes(s, m.cell_pos[c]);
-    io::append_bytes(s, m.cell_seq[c]);
-  }
-  const size_t row = static_cast<size_t>(m.kvdim) * sizeof(float);
-  for (int64_t l = 0; l < m.L; ++l)
-    for (int64_t c = 0; c < m.cell_hi; ++c) {
-      s.append(reinterpret_cast<const char*>(impl_->kcache(l, c)), row);
-      s.append(reinterpret_cast<const char*>(impl_->vcache(l, c)), row);
-    }
+  io::append_bytes(s, impl_->V);
+  impl_->cache->save(s);
   return s;
 }
 
 void Session::load_state(std::string_view bytes) {
-  Impl& m = *impl_;
-  size_t at = 0;
-  auto get = [&](void* out, size_t n) {
-    if (n > bytes.size() - at)
-      fail<FormatError>("Session::load_state: truncated state (", bytes.size(), " bytes)");
-    std::memcpy(out, bytes.data() + at, n);
-    at += n;
-  };
-  char magic[8];
-  get(magic, 8);
-  if (std::memcmp(magic, kStateMagic, 8) != 0)
+  if (bytes.size() < 16 || std::memcmp(bytes.data(), kStateMagic, 8) != 0)
     fail<FormatError>("Session::load_state: not a scholar session state (bad magic)");
-  int64_t hdr[4];
-  get(hdr, sizeof hdr);
-  if (hdr[0] != m.L || hdr[1] != m.kvdim || hdr[2] != m.V)
-    fail<FormatError>("Session::load_state: the state is for another model (", hdr[0], " layers, ",
-                      hdr[1], " KV width, vocabulary ", hdr[2], "; this one: ", m.L, ", ", m.kvdim,
-                      ", ", m.V, ")");
-  const int64_t hi = hdr[3];
-  if (hi < 0 || hi > m.n_ctx)
-    fail<FormatError>("Session::load_state: ", hi, " cells do not fit this session's ", m.n_ctx);
-  const size_t row = static_cast<size_t>(m.kvdim) * sizeof(float);
-  const size_t need = static_cast<size_t>(hi) * (16 + 2 * row * static_cast<size_t>(m.L));
-  if (bytes.size() - at != need)
-    fail<FormatError>("Session::load_state: expected ", need, " bytes of cells, found ",
-                      bytes.size() - at);
-  std::vector<int64_t> pos(static_cast<size_t>(hi));
-  std::vector<uint64_t> seq(static_cast<size_t>(hi));
-  for (int64_t c = 0; c < hi; ++c) {
-    get(&pos[c], 8);
-    get(&seq[c], 8);
-    if (seq[c] != 0 && (pos[c] < 0 || pos[c] >= model_->arch().context_length ||
-                        (m.max_seq < 64 && (seq[c] >> m.max_seq) != 0)))
-      fail<FormatError>("Session::load_state: cell ", c, " is invalid for this session");
-  }
-  clear();
-  for (int64_t c = 0; c < hi; ++c) {
-    m.cell_pos[c] = seq[c] ? pos[c] : -1;
-    m.cell_seq[c] = seq[c];
-  }
-  for (int64_t l = 0; l < m.L; ++l)
-    for (int64_t c = 0; c < hi; ++c) {
-      get(m.kcache(l, c), row);
-      get(m.vcache(l, c), row);
-    }
-  m.cell_hi = hi;
-  m.shrink();
+  int64_t vocab = 0;
+  std::memcpy(&vocab, bytes.data() + 8, 8);
+  if (vocab != impl_->V)
+    fail<FormatError>("Session::load_state: the state is for a vocabulary of ", vocab,
+                      "; this model has ", impl_->V);
+  size_t at = 16;
+  impl_->cache->load(bytes, at, model_->arch().context_length, impl_->max_seq);
 }
 
 void Session::save_state_file(const std::string& path) const {

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "scholar/infer/model.hpp"
@@ -436,4 +437,157 @@ TEST_CASE("two sessions with pools of their own decode at the same time, as they
     CHECK(rel_err(got0, alone0.data(), got0.size()) < 1e-6);
     CHECK(rel_err(got1, alone1.data(), got1.size()) < 1e-6);
   }
+}
+
+TEST_CASE(
+    "KV cache types: f16, bf16, q8_0 and q4_0 stay close to f32, use less memory, and "
+    "round-trip their state",
+    "[infer][kv]") {
+  // A Llama-shaped model with 32-value heads, so the block types fit (llama.cpp needs the same).
+  auto cfg = nn::TransformerConfig::llama(96, 64, 2, 64, 2, 2, 96);
+  nn::TransformerLM lm(cfg, 7);
+  const auto m = infer::Model::from_module(lm);
+  std::vector<int32_t> prompt(20);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 31 + 5) % 96);
+  auto run = [&](WeightType type, infer::Session* keep = nullptr) {
+    infer::Session s(m, {.n_ctx = 64, .cache_type = type});
+    std::vector<float> out;
+    const auto first = s.prefill(std::span(prompt).first(12));  // matrix-product attention
+    out.insert(out.end(), first.begin(), first.end());
+    for (size_t i = 12; i < prompt.size(); ++i) {  // token-by-token attention
+      const auto l = s.decode_one(prompt[i]);
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    if (keep) *keep = std::move(s);
+    return out;
+  };
+  const auto exact = run(WeightType::f32);
+  const size_t f32_bytes = infer::Session(m, {.n_ctx = 64}).cache_bytes();
+  CHECK(f32_bytes == 2 * 2 * 64 * 64 * sizeof(float));  // K and V, 2 layers, 64 cells, width 64
+  struct Case {
+    WeightType type;
+    double tol;
+    size_t bytes;
+  };
+  for (const Case& c :
+       {Case{WeightType::f16, 2e-3, f32_bytes / 2}, Case{WeightType::bf16, 2e-2, f32_bytes / 2},
+        Case{WeightType::q8_0, 2e-2, f32_bytes * 34 / 128},
+        Case{WeightType::q4_0, 1.5e-1, f32_bytes * 18 / 128}}) {
+    INFO(weight_type_name(c.type));
+    infer::Session kept(m, {.n_ctx = 64, .cache_type = c.type});
+    const auto got = run(c.type, &kept);
+    CHECK(kept.cache_bytes() == c.bytes);
+    CHECK(rel_err(got, exact.data(), got.size()) < c.tol);
+    CHECK(rel_err(got, exact.data(), got.size()) > 0);  // it really is stored another way
+    // The state, saved and loaded into a fresh session of the same type, continues identically.
+    const std::string state = kept.save_state();
+    infer::Session again(m, {.n_ctx = 64, .cache_type = c.type});
+    again.load_state(state);
+    const auto a = kept.decode_one(3);
+    const std::vector<float> want(a.begin(), a.end());
+    const auto b = again.decode_one(3);
+    CHECK(std::equal(want.begin(), want.end(), b.begin()));
+    infer::Session other(m, {.n_ctx = 64});
+    CHECK_THROWS_WITH(other.load_state(state), Catch::Contains("KV cache"));
+  }
+  // A head of 16 values is not a whole number of 32-value blocks.
+  const auto narrow = infer::Model::load(data("llama"));
+  CHECK_THROWS_WITH(infer::Session(narrow, {.cache_type = WeightType::q8_0}),
+                    Catch::Contains("head dimension 16"));
+}
+
+TEST_CASE("embeddings mode returns the final norm's output for each flagged token", "[infer]") {
+  // The hidden state the logits come from: logits = output . hidden.
+  const auto m = infer::Model::load(data("llama"));
+  const int64_t C = m->arch().n_embd, V = m->arch().vocab_size;
+  const std::vector<int32_t> ids = {5, 17, 33, 2, 60};
+  infer::Session logits(m, {.n_ctx = 32}), hidden(m, {.n_ctx = 32, .embeddings = true});
+  infer::Batch b;
+  for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], static_cast<int64_t>(i), 0, true);
+  const auto l = logits.decode(b);
+  const std::vector<float> want(l.begin(), l.end());
+  const auto h = hidden.decode(b);
+  REQUIRE(h.size() == ids.size() * static_cast<size_t>(C));
+  const std::vector<float> head = m->weights().output.to_f32();
+  for (size_t t = 0; t < ids.size(); ++t)
+    for (int64_t v = 0; v < V; v += 7) {
+      double dot = 0;
+      for (int64_t c = 0; c < C; ++c)
+        dot += double(head[static_cast<size_t>(v * C + c)]) * h[t * static_cast<size_t>(C) + c];
+      CHECK(dot == Approx(want[t * static_cast<size_t>(V) + static_cast<size_t>(v)]).margin(1e-4));
+    }
+}
+
+TEST_CASE("an unmerged adapter gives the logits of the merged weights", "[infer][adapter]") {
+  // W' = W + scale * B A on a few matrices of each family: a session with the adapter must match
+  // a model whose weights were merged in nn, token by token and in a batch.
+  auto llama = nn::TransformerConfig::llama(96, 32, 2, 64, 4, 2, 96);
+  for (const auto& cfg : {nn::TransformerConfig::gpt2(96, 32, 2, 64, 4), llama}) {
+    const bool gpt2 = cfg.family == nn::TransformerConfig::Family::gpt2;
+    INFO((gpt2 ? "gpt2" : "llama"));
+    nn::TransformerLM base(cfg, 3), merged(cfg, 3);
+    auto adapter = std::make_shared<infer::Adapter>();
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 0.05f);
+    const std::vector<std::pair<nn::TensorRole, int64_t>> targets =
+        gpt2 ? std::vector<std::pair<nn::TensorRole, int64_t>>{{nn::TensorRole::attn_qkv, 0},
+                                                               {nn::TensorRole::ffn_down, 1}}
+             : std::vector<std::pair<nn::TensorRole, int64_t>>{{nn::TensorRole::attn_q, 0},
+                                                               {nn::TensorRole::attn_v, 1},
+                                                               {nn::TensorRole::ffn_gate, 1},
+                                                               {nn::TensorRole::output, -1}};
+    for (const auto& [role, layer] : targets) {
+      const auto spec = [&] {
+        for (const auto& t : nn::tensor_specs(cfg))
+          if (t.role == role && t.layer == layer) return t;
+        FAIL("no such tensor");
+        return nn::tensor_specs(cfg).front();
+      }();
+      // The inference layout is [out, in]; GPT-2's nn weights are Conv1D [in, out].
+      Tensor<float> w = merged.parameter(spec.hf_name).value();
+      const bool conv1d = spec.transform == nn::TensorTransform::transpose;
+      const int64_t out = conv1d ? w.shape()[1] : w.shape()[0];
+      const int64_t in = conv1d ? w.shape()[0] : w.shape()[1];
+      infer::LoraUpdate u{.rank = 3, .scale = 2.0f};
+      for (int64_t i = 0; i < 3 * in; ++i) u.a.push_back(nd(rng));
+      for (int64_t i = 0; i < out * 3; ++i) u.b.push_back(nd(rng));
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t i = 0; i < in; ++i) {
+          double d = 0;
+          for (int64_t r = 0; r < 3; ++r)
+            d += double(u.b[static_cast<size_t>(o * 3 + r)]) * u.a[static_cast<size_t>(r * in + i)];
+          float& x = conv1d ? w(i, o) : w(o, i);
+          x += static_cast<float>(2.0 * d);
+        }
+      adapter->add(role, layer, std::move(u));
+    }
+    const auto m = infer::Model::from_module(base);
+    const auto want_model = infer::Model::from_module(merged);
+    std::vector<int32_t> ids(10);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 13 + 7) % 96);
+    infer::Session with(m, {.n_ctx = 32}), want(want_model, {.n_ctx = 32}), plain(m, {.n_ctx = 32});
+    with.set_adapter(adapter);
+    const auto a = with.prefill(ids);
+    const std::vector<float> got(a.begin(), a.end());
+    const auto b = want.prefill(ids);
+    CHECK(rel_err(got, b.data(), got.size()) < 1e-5);
+    const auto c = plain.prefill(ids);
+    CHECK(rel_err(got, c.data(), got.size()) > 1e-3);  // the adapter changes something
+    const auto d1 = with.decode_one(4);
+    const std::vector<float> got1(d1.begin(), d1.end());
+    CHECK(rel_err(got1, want.decode_one(4).data(), got1.size()) < 1e-5);
+  }
+  // Updates that do not fit are refused with the tensor's name.
+  const auto m = infer::Model::load(data("llama"));
+  auto bad = std::make_shared<infer::Adapter>();
+  bad->add(nn::TensorRole::attn_q, 0,
+           {.a = std::vector<float>(2 * 10), .b = std::vector<float>(2 * 64), .rank = 2});
+  infer::Session s(m, {.n_ctx = 32});
+  CHECK_THROWS_WITH(s.set_adapter(bad), Catch::Contains("blk.0.attn_q.weight"));
+  auto missing = std::make_shared<infer::Adapter>();
+  missing->add(nn::TensorRole::attn_qkv, 0, {.a = {1}, .b = {1}, .rank = 1});
+  CHECK_THROWS_AS(s.set_adapter(missing), ValueError);
+  CHECK_THROWS_AS(
+      infer::Adapter().add(nn::TensorRole::attn_q, 0, {.a = {1, 2, 3}, .b = {1}, .rank = 2}),
+      ValueError);
 }

@@ -183,15 +183,48 @@ class Model {
   std::string tokenizer_note_;  // why there is no tokenizer, when there is none
 };
 
+/// A low-rank update of one weight matrix, applied without merging it into the weights:
+/// y = W x + scale * B (A x), the form of a LoRA adapter. A is [rank, in] and B is [out, rank],
+/// f32 row-major (PEFT's lora_A and lora_B); scale is lora_alpha / rank (or / sqrt(rank) for
+/// rsLoRA).
+struct LoraUpdate {
+  std::vector<float> a, b;
+  int64_t rank = 0;
+  float scale = 1.0f;
+};
+
+/// Low-rank updates by tensor (an architecture-table role and a layer), for Session::set_adapter.
+/// Several sessions may share one (it is read-only once attached).
+class Adapter {
+ public:
+  /// Adds the update of one matrix (ValueError if that matrix already has one, or if the sizes of
+  /// a and b disagree with rank; the matrix's own shape is checked when the adapter is attached).
+  void add(nn::TensorRole role, int64_t layer, LoraUpdate update);
+  /// The update of a matrix, or nullptr.
+  const LoraUpdate* find(nn::TensorRole role, int64_t layer) const;
+  /// Every (role, layer) with an update.
+  std::vector<std::pair<nn::TensorRole, int64_t>> targets() const;
+
+ private:
+  std::vector<std::pair<std::pair<nn::TensorRole, int64_t>, LoraUpdate>> updates_;
+};
+
 /// The default context of a Session when SessionOptions::n_ctx is 0 and the model's is longer (a
 /// 128k-token context would preallocate gigabytes of cache).
 inline constexpr int64_t kDefaultMaxContext = 4096;
 
 /// Options of a Session.
 struct SessionOptions {
-  /// KV cache cells (f32 K and V: 8 * n_layers * kv_width bytes each). 0: the model's context
-  /// length, at most kDefaultMaxContext; ask for more explicitly.
+  /// KV cache cells (K and V: 2 * n_layers * kv_width values each, in cache_type). 0: the model's
+  /// context length, at most kDefaultMaxContext; ask for more explicitly.
   int64_t n_ctx = 0;
+  /// How the KV cache stores K and V, as llama.cpp's -ctk/-ctv: f32 (exact), f16 or bf16 (half the
+  /// memory), q8_0 (about a quarter), q4_0 (about an eighth); the block types need a head
+  /// dimension that is a multiple of 32. Attention converts the rows back to f32.
+  WeightType cache_type = WeightType::f32;
+  /// Return, for each flagged token, the final norm's output (n_embd values: the hidden state
+  /// embedding models pool) instead of its logits.
+  bool embeddings = false;
   int64_t max_batch = 512;  ///< most tokens per decode() call (scratch is sized for it)
   int max_sequences = 16;   ///< sequence ids 0 .. max_sequences - 1 (at most 64)
   /// The pool the session's work runs on (not owned; it must outlive the session). Null: the
@@ -266,6 +299,14 @@ class Session {
   int64_t next_pos(int32_t seq = 0) const;
   /// Cells in use.
   int64_t used_cells() const;
+  /// Bytes of the KV cache's K and V storage.
+  size_t cache_bytes() const noexcept;
+
+  /// Applies an adapter's low-rank updates (unmerged: the model's weights stay as they are, so
+  /// sessions of one model may use different adapters, or none). ShapeError naming the tensor if
+  /// an update does not fit its matrix, ValueError for a role the model does not have. Null
+  /// removes the adapter. Takes effect from the next decode; the cache is not cleared.
+  void set_adapter(std::shared_ptr<const Adapter> adapter);
 
   /// The whole state (cache contents and bookkeeping) as bytes, and back. load_state checks that
   /// the bytes are for a model of the same shape and fit this session (FormatError otherwise).
