@@ -3,8 +3,10 @@
 // at a time after an empty cache), in tokens per second. Prints one JSON line per test with the
 // median of --reps runs (after one warm-up). bench/compare/infer.py runs it beside llama-bench.
 //   infer_bench MODEL [--threads N] [--pp 128] [--tg 128] [--reps 5] [--mmap 1] [--interleave 1]
+//                     [--depth 0] [--cache-type f32]
 //     (--mmap 0: read the file into memory on huge pages instead of mapping it; --interleave 0:
-//     no interleaved copy of quantized matrices)
+//     no interleaved copy of quantized matrices; --depth N: tg runs after an N-token prompt, as
+//     llama-bench's -d; --cache-type: the KV cache's storage, as llama-bench's -ctk/-ctv)
 //   infer_bench --bandwidth [--threads N]   memory read bandwidth: sums a 1 GiB buffer
 #include <algorithm>
 #include <chrono>
@@ -28,9 +30,19 @@ int main(int argc, char** argv) {
                  argv[0]);
     return 2;
   }
-  int threads = 1, pp = 128, tg = 128, reps = 5, mmap = 1, interleave = 1;
+  int threads = 1, pp = 128, tg = 128, reps = 5, mmap = 1, interleave = 1, depth = 0;
+  WeightType cache_type = WeightType::f32;
   for (int i = 2; i + 1 < argc; i += 2) {
     const int v = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--cache-type")) {
+      const auto t = parse_weight_type(argv[i + 1]);
+      if (!t) {
+        std::fprintf(stderr, "infer_bench: unknown cache type %s\n", argv[i + 1]);
+        return 2;
+      }
+      cache_type = *t;
+    }
+    if (!std::strcmp(argv[i], "--depth")) depth = v;
     if (!std::strcmp(argv[i], "--threads"))
       threads = v;
     else if (!std::strcmp(argv[i], "--pp"))
@@ -73,7 +85,9 @@ int main(int argc, char** argv) {
     const auto model =
         infer::Model::load(argv[1], {.access = mmap ? io::FileAccess::map : io::FileAccess::copy,
                                      .interleave = interleave != 0});
-    infer::Session s(model, {.n_ctx = pp + tg + 8, .max_batch = std::max(pp, 1)});
+    infer::Session s(model, {.n_ctx = std::max(pp, depth) + tg + 8,
+                             .max_batch = std::max({pp, depth, 1}),
+                             .cache_type = cache_type});
     const int32_t V = static_cast<int32_t>(model->arch().vocab_size);
     std::vector<int32_t> prompt(static_cast<size_t>(pp));
     for (int i = 0; i < pp; ++i) prompt[static_cast<size_t>(i)] = (i * 7919 + 13) % V;
@@ -84,9 +98,11 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"impl\": \"scholar\", \"test\": \"%s%d\", \"threads\": %d, \"type\": \"%s\", "
           "\"mmap\": %d, "
-          "\"tokens_per_s\": %.2f, \"weight_bytes\": %zu, \"bytes_per_token\": %zu}\n",
+          "\"tokens_per_s\": %.2f, \"weight_bytes\": %zu, \"bytes_per_token\": %zu, "
+          "\"depth\": %d, \"cache_type\": \"%s\", \"cache_bytes\": %zu}\n",
           test, n, threads, model->weight_type_summary().c_str(), mmap, n / t[t.size() / 2],
-          model->weight_bytes(), model->bytes_per_token());
+          model->weight_bytes(), model->bytes_per_token(), depth,
+          std::string(weight_type_name(cache_type)).c_str(), s.cache_bytes());
       std::fflush(stdout);
     };
     if (pp > 0) {
@@ -103,13 +119,16 @@ int main(int argc, char** argv) {
       std::vector<double> t;
       infer::Batch b;
       b.add(0, 0, 0, true);
+      std::vector<int32_t> context(static_cast<size_t>(depth));
+      for (int i = 0; i < depth; ++i) context[static_cast<size_t>(i)] = (i * 7919 + 13) % V;
       for (int r = 0; r <= reps; ++r) {
         s.clear();
+        if (depth > 0) s.prefill(context);
         const auto t0 = now();
         int32_t id = 1;
         for (int i = 0; i < tg; ++i) {
           b.tokens[0] = id;
-          b.pos[0] = i;
+          b.pos[0] = depth + i;
           auto logits = s.decode(b);
           id =
               static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());

@@ -6,6 +6,7 @@
 
 #include "scholar/error.hpp"
 #include "scholar/generate/generate.hpp"
+#include "scholar/kernels/kernels.hpp"
 #include "scholar/text/utf8.hpp"
 
 namespace scholar::generate {
@@ -79,15 +80,14 @@ double since(Clock::time_point t) {
 
 // log-softmax of the raw logits at `id`, and optionally the n best alternatives.
 TokenInfo token_info(std::span<const float> logits, int32_t id, int32_t top_n,
-                     std::vector<int32_t>& scratch) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (float v : logits) mx = std::max(mx, v);
-  double z = 0;
-  for (float v : logits) z += std::exp(static_cast<double>(v) - mx);
-  const double lse = mx + std::log(z);
+                     std::vector<int32_t>& scratch, std::vector<float>& logp) {
+  // One vectorized log-softmax over the vocabulary (a scalar loop of double exp() cost about as
+  // much as a whole decoding step's sampling at 50k tokens).
+  logp.resize(logits.size());
+  kernels::active().log_softmax(logp.data(), logits.data(), logits.size());
   TokenInfo t;
   t.id = id;
-  t.logprob = static_cast<float>(logits[static_cast<size_t>(id)] - lse);
+  t.logprob = logp[static_cast<size_t>(id)];
   if (top_n > 0) {
     scratch.resize(logits.size());
     for (size_t i = 0; i < logits.size(); ++i) scratch[i] = static_cast<int32_t>(i);
@@ -96,8 +96,7 @@ TokenInfo token_info(std::span<const float> logits, int32_t id, int32_t top_n,
                       [&](int32_t a, int32_t b) {
                         return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
                       });
-    for (size_t i = 0; i < n; ++i)
-      t.top.emplace_back(scratch[i], static_cast<float>(logits[scratch[i]] - lse));
+    for (size_t i = 0; i < n; ++i) t.top.emplace_back(scratch[i], logp[scratch[i]]);
   }
   return t;
 }
@@ -163,6 +162,7 @@ Result sample_loop(infer::Session& session, std::span<const int32_t> prompt,
   }
   r.sequences.resize(static_cast<size_t>(n));
   std::vector<int32_t> scratch;
+  std::vector<float> logp;
   infer::Batch batch;
   bool stop_all = false;
   for (int64_t step = 0; step < cfg.max_new_tokens && !stop_all; ++step) {
@@ -174,7 +174,7 @@ Result sample_loop(infer::Session& session, std::span<const int32_t> prompt,
       const auto& lg = logits[static_cast<size_t>(s)];
       const int32_t id = x.sampler.sample(lg);
       x.sampler.accept(id);
-      TokenInfo info = token_info(lg, id, cfg.top_logprobs, scratch);
+      TokenInfo info = token_info(lg, id, cfg.top_logprobs, scratch, logp);
       out.tokens.push_back(id);
       out.score += info.logprob;
       x.history.push_back(id);

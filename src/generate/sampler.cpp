@@ -277,6 +277,7 @@ class Temperature final : public LogitsProcessor {
   std::unique_ptr<LogitsProcessor> clone() const override {
     return std::make_unique<Temperature>(t_);
   }
+  bool greedy() const noexcept { return t_ == 0; }
 
  private:
   float t_;
@@ -509,7 +510,8 @@ Sampler::Sampler(const GenerationConfig& cfg) : Sampler(cfg.seed) {
   }
 }
 
-Sampler::Sampler(const Sampler& o) : cand_(o.cand_), accepted_(o.accepted_) {
+Sampler::Sampler(const Sampler& o)
+    : cand_(o.cand_), accepted_(o.accepted_), greedy_only_(o.greedy_only_) {
   for (const auto& p : o.chain_) chain_.push_back(p->clone());
 }
 
@@ -526,6 +528,9 @@ void Sampler::add(std::unique_ptr<LogitsProcessor> p) {
   // The processor joins the others' history.
   for (int32_t t : accepted_) p->accept(t);
   chain_.insert(chain_.end() - 1, std::move(p));
+  // Greedy and nothing else: sample() can take the best logit without building candidates.
+  const auto* t = dynamic_cast<const Temperature*>(chain_.front().get());
+  greedy_only_ = chain_.size() == 2 && t != nullptr && t->greedy();
 }
 
 std::string Sampler::describe() const {
@@ -563,6 +568,12 @@ void Sampler::process(std::span<const float> logits, std::span<const int32_t> hi
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
+  if (greedy_only_) {  // the first best logit: what the greedy chain would keep, without copies
+    if (logits.empty()) fail<ValueError>("Sampler: no logits");
+    const auto best = std::max_element(logits.begin(), logits.end());
+    if (*best == kNegInf) fail<ValueError>("sampling: every token has been ruled out");
+    return static_cast<int32_t>(best - logits.begin());
+  }
   process(logits);
   chain_.back()->apply(cand_);
   SCHOLAR_ASSERT(cand_.selected >= 0 && cand_.selected < static_cast<int64_t>(cand_.items.size()),

@@ -468,3 +468,20 @@ TEST_CASE("streamed pieces never split a character and add up to the text", "[ge
     CHECK(st.sequences[0].text == text.substr(0, text.find(sc.stop_strings[0])));
   }
 }
+
+TEST_CASE("greedy sampling takes the first best logit, with or without processors before it",
+          "[generate]") {
+  std::vector<float> l = {0.5f, 2.0f, -1.0f, 3.0f, 1.0f, 0.0f, 2.5f, 3.0f};
+  Sampler g(GenerationConfig{.temperature = 0});
+  CHECK(g.describe() == "greedy -> dist(seed 0)");
+  CHECK(g.sample(l) == 3);  // ties go to the lower id, as the candidates' order says
+  g.process(l);
+  REQUIRE(g.candidates().items.size() == 1);
+  CHECK(g.candidates().items[0].id == 3);
+  // With a penalty in front, the chain runs in full: token 3, seen, loses to token 7.
+  Sampler p(GenerationConfig{.temperature = 0, .repetition_penalty = 2.0f});
+  p.accept(3);
+  CHECK(p.sample(l) == 7);
+  std::vector<float> none(4, -INFINITY);
+  CHECK_THROWS_AS(g.sample(none), ValueError);
+}

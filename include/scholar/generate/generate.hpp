@@ -195,6 +195,7 @@ class Sampler {
   std::vector<std::unique_ptr<LogitsProcessor>> chain_;  // ..., dist
   Candidates cand_;
   std::vector<int32_t> accepted_;
+  bool greedy_only_ = false;  // the chain is greedy -> dist: sample() takes the argmax directly
 };
 
 /// Why a sequence ended.

@@ -218,6 +218,8 @@ struct SessionOptions {
   /// KV cache cells (K and V: 2 * n_layers * kv_width values each, in cache_type). 0: the model's
   /// context length, at most kDefaultMaxContext; ask for more explicitly.
   int64_t n_ctx = 0;
+  int64_t max_batch = 512;  ///< most tokens per decode() call (scratch is sized for it)
+  int max_sequences = 16;   ///< sequence ids 0 .. max_sequences - 1 (at most 64)
   /// How the KV cache stores K and V, as llama.cpp's -ctk/-ctv: f32 (exact), f16 or bf16 (half the
   /// memory), q8_0 (about a quarter), q4_0 (about an eighth); the block types need a head
   /// dimension that is a multiple of 32. Attention converts the rows back to f32.
@@ -225,8 +227,6 @@ struct SessionOptions {
   /// Return, for each flagged token, the final norm's output (n_embd values: the hidden state
   /// embedding models pool) instead of its logits.
   bool embeddings = false;
-  int64_t max_batch = 512;  ///< most tokens per decode() call (scratch is sized for it)
-  int max_sequences = 16;   ///< sequence ids 0 .. max_sequences - 1 (at most 64)
   /// The pool the session's work runs on (not owned; it must outlive the session). Null: the
   /// calling thread's current pool (scholar::thread_pool(): the default pool unless a PoolScope
   /// says otherwise) at each call. Two sessions given two pools decode at the same time, each on
