@@ -33,10 +33,11 @@ subprocess.run([sys.executable, os.path.join(here, "make_bench_models.py"), args
 def run_ours(model):
     p = subprocess.run([ours, "--model", model, "--prompt", "The quick brown fox", "--temperature",
                         "0", "--max-tokens", "128", "--threads", str(args.threads)],
-                       check=True, capture_output=True, text=True)
-    m = re.search(r"generation: (\d+) tokens, ([0-9.]+) tokens/s", p.stderr)
+                       check=True, capture_output=True)  # random weights: any bytes
+    err = p.stderr.decode("utf-8", "replace")
+    m = re.search(r"generation: (\d+) tokens, ([0-9.]+) tokens/s", err)
     if not m:
-        sys.exit("generate printed no speed:\n" + p.stderr)
+        sys.exit("generate printed no speed:\n" + err)
     return float(m.group(2)), int(m.group(1))
 
 
