@@ -41,7 +41,8 @@ struct ProgressEvent {
   bool finished = false;    ///< the last event of this piece of work
 };
 
-/// Receives progress events. Called on the thread doing the work.
+/// Receives progress events. Called on the thread doing the work; the event's strings are valid
+/// only during the call (copy what you keep).
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
 /// Sends every progress event of the process to `cb` (an empty function restores the default bar

@@ -275,18 +275,19 @@ TEST_CASE("a trainer reports progress to its callback and runs on the pool it is
   train::Trainer trainer(model, s.data, opt, &s.tok);
   ThreadPool pool(1);
   trainer.pool = &pool;
-  std::vector<ProgressEvent> events;
-  std::vector<std::string> details;
+  std::vector<ProgressEvent> events;  // (their string views are valid only during the call)
+  std::vector<std::string> details, labels;
   trainer.on_progress = [&](const ProgressEvent& e) {
     events.push_back(e);
     details.emplace_back(e.detail);
+    labels.emplace_back(e.label);
   };
   ThreadPool* seen = nullptr;
   trainer.on_step = [&](const train::StepInfo&) { seen = &thread_pool(); };
   trainer.fit();
   CHECK(seen == &pool);
   REQUIRE(events.size() == 7);  // one per step, then the final one
-  CHECK(events.front().label == "train");
+  CHECK(labels.front() == "train");
   CHECK(events.front().total == 6);
   CHECK(events[5].done == 6);
   CHECK(events.back().finished);
