@@ -8,12 +8,18 @@
 //     no interleaved copy of quantized matrices; --depth N: tg runs after an N-token prompt, as
 //     llama-bench's -d; --cache-type: the KV cache's storage, as llama-bench's -ctk/-ctv)
 //   infer_bench --bandwidth [--threads N]   memory read bandwidth: sums a 1 GiB buffer
+//   infer_bench MODEL --sessions S [--threads N] [--tg 128] [--shared-pool 0]
+//     S sessions decode at once, each from its own thread on a pool of N / S threads of its own
+//     (--shared-pool 1: all on the default pool of N threads instead); prints the tokens/s of
+//     each and their sum
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "scholar/infer/model.hpp"
@@ -31,6 +37,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   int threads = 1, pp = 128, tg = 128, reps = 5, mmap = 1, interleave = 1, depth = 0;
+  int sessions = 0, shared_pool = 0;
   WeightType cache_type = WeightType::f32;
   for (int i = 2; i + 1 < argc; i += 2) {
     const int v = std::atoi(argv[i + 1]);
@@ -43,6 +50,8 @@ int main(int argc, char** argv) {
       cache_type = *t;
     }
     if (!std::strcmp(argv[i], "--depth")) depth = v;
+    if (!std::strcmp(argv[i], "--sessions")) sessions = v;
+    if (!std::strcmp(argv[i], "--shared-pool")) shared_pool = v;
     if (!std::strcmp(argv[i], "--threads"))
       threads = v;
     else if (!std::strcmp(argv[i], "--pp"))
@@ -85,6 +94,44 @@ int main(int argc, char** argv) {
     const auto model =
         infer::Model::load(argv[1], {.access = mmap ? io::FileAccess::map : io::FileAccess::copy,
                                      .interleave = interleave != 0});
+    if (sessions > 0) {
+      // Concurrent sessions: each decodes tg tokens greedily from its own thread.
+      std::vector<std::unique_ptr<ThreadPool>> pools;
+      std::vector<infer::Session> ss;
+      for (int i = 0; i < sessions; ++i) {
+        if (!shared_pool)
+          pools.push_back(std::make_unique<ThreadPool>(std::max(1, threads / sessions)));
+        ss.emplace_back(model,
+                        infer::SessionOptions{.n_ctx = tg + 8,
+                                              .pool = shared_pool ? nullptr : pools.back().get()});
+      }
+      std::vector<double> rate(static_cast<size_t>(sessions));
+      auto decode = [&](int i) {
+        infer::Session& s = ss[static_cast<size_t>(i)];
+        const auto t0 = std::chrono::steady_clock::now();
+        int32_t id = 1 + i;
+        for (int k = 0; k < tg; ++k) {
+          const auto l = s.decode_one(id);
+          id = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+        }
+        rate[static_cast<size_t>(i)] =
+            tg / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      };
+      std::vector<std::thread> ts;
+      for (int i = 0; i < sessions; ++i) ts.emplace_back(decode, i);
+      for (auto& t : ts) t.join();
+      double sum = 0;
+      std::printf(
+          "{\"impl\": \"scholar\", \"test\": \"sessions\", \"sessions\": %d, "
+          "\"threads\": %d, \"shared_pool\": %d, \"tokens_per_s\": [",
+          sessions, threads, shared_pool);
+      for (int i = 0; i < sessions; ++i) {
+        std::printf("%s%.2f", i ? ", " : "", rate[static_cast<size_t>(i)]);
+        sum += rate[static_cast<size_t>(i)];
+      }
+      std::printf("], \"sum\": %.2f}\n", sum);
+      return 0;
+    }
     infer::Session s(model, {.n_ctx = std::max(pp, depth) + tg + 8,
                              .max_batch = std::max({pp, depth, 1}),
                              .cache_type = cache_type});
