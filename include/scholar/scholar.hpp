@@ -17,9 +17,12 @@
 // Shape legend used in comments across scholar: B batch, T time (sequence position), C channels
 // (model width), V vocabulary, H heads, D head dimension, N a generic length.
 //
-// Layers, each using only those above it: tensor (types, views, ops, RNG), kernels (SIMD loops,
-// GEMM), autograd, nn (modules, GPT-2 and Llama models), optim, text (BPE tokenizers), io (files),
-// train (datasets, the training loop, checkpoints). See docs/ for a guide per layer.
+// Layers, each using only those above it (docs/design.md): core (errors, thread pools, progress
+// and log callbacks), tensor (types, views, ops, RNG, the weight-type table), kernels (SIMD loops,
+// GEMM), io (JSON, safetensors, GGUF), text (tokenizers, UTF-8), autograd, nn (modules, GPT-2 and
+// Llama models, architecture tables), optim, train (datasets, the training loop, checkpoints),
+// infer (models and sessions), generate (decoding), index (vector search). See docs/ for a guide
+// per layer.
 #pragma once
 
 #include "scholar/autograd/ops.hpp"
@@ -35,6 +38,7 @@
 #include "scholar/io/safetensors.hpp"
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
+#include "scholar/nn/arch.hpp"
 #include "scholar/nn/module.hpp"
 #include "scholar/nn/transformer.hpp"
 #include "scholar/optim/optim.hpp"
@@ -44,10 +48,12 @@
 #include "scholar/tensor/dtype.hpp"
 #include "scholar/tensor/eigen.hpp"
 #include "scholar/tensor/ops.hpp"
+#include "scholar/tensor/quant.hpp"
 #include "scholar/tensor/random.hpp"
 #include "scholar/tensor/shape.hpp"
 #include "scholar/tensor/tensor.hpp"
 #include "scholar/text/tokenizer.hpp"
+#include "scholar/text/utf8.hpp"
 #include "scholar/train/data.hpp"
 #include "scholar/train/trainer.hpp"
 #include "scholar/version.hpp"
