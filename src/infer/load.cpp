@@ -230,6 +230,15 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
     }
     a.rope_scaling = {.type = nn::RopeScalingType::factors, .factors = std::move(factors)};
   }
+  // Check the shape before sizing anything by it: a damaged block_count must not allocate.
+  try {
+    a.validate();
+  } catch (const ValueError& e) {
+    fail<FormatError>(path, ": ", e.what());
+  }
+  if (a.n_layers > static_cast<int64_t>(f.tensors().size()))
+    fail<FormatError>(path, ": ", key("block_count"), " = ", a.n_layers, " but the file holds ",
+                      f.tensors().size(), " tensors");
   // Every tensor the architecture table lists for this config, by its GGUF name.
   ModelWeights w;
   w.layers.resize(static_cast<size_t>(a.n_layers));

@@ -72,6 +72,9 @@ void TransformerConfig::validate() const {
   positive("vocab_size", vocab_size);
   positive("context_length", context_length);
   positive("n_layers", n_layers);
+  if (n_layers > kMaxLayers)
+    fail<ValueError>("TransformerConfig: n_layers ", n_layers, " is implausible (at most ",
+                     kMaxLayers, ")");
   positive("n_embd", n_embd);
   positive("n_heads", n_heads);
   if (n_kv_heads < 0)

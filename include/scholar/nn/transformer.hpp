@@ -62,6 +62,8 @@ struct RopeScaling {
 
 /// Architecture of a TransformerLM.
 struct TransformerConfig {
+  /// More layers than any model has: a config claiming more is damaged or hostile (validate()).
+  static constexpr int64_t kMaxLayers = 1 << 16;
   enum class Family : uint8_t { gpt2, llama };
   Family family = Family::gpt2;
   int64_t vocab_size = 50257;
