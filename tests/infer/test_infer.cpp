@@ -330,6 +330,20 @@ TEST_CASE("damaged model files are FormatErrors naming the file and tensor", "[i
   };
   CHECK_THROWS_WITH(infer::Model::load(rewrite("blk.1.ffn_down.weight", "", "")),
                     Catch::Contains("blk.1.ffn_down.weight") && Catch::Contains("missing"));
+  // A damaged layer count is refused before anything is sized by it (the fuzzer once made this
+  // allocate 132 GB).
+  for (const int64_t layers : {int64_t{1} << 40, int64_t{500}}) {
+    io::GgufWriter w;
+    for (const auto& k : f.keys()) w.set(k, f.get(k));
+    w.set("llama.block_count", io::GgufValue::u64(static_cast<uint64_t>(layers)));
+    for (const auto& t : f.tensors()) {
+      const auto bytes = f.bytes(t.name);
+      w.add_tensor(t.name, t.type, t.shape, bytes.data(), bytes.size());
+    }
+    const std::string p = temp_path("layers.gguf");
+    w.save(p);
+    CHECK_THROWS_AS(infer::Model::load(p), FormatError);
+  }
   CHECK_THROWS_WITH(infer::Model::load(rewrite("", "blk.0.ffn_up.weight", "")),
                     Catch::Contains("blk.0.ffn_up.weight") && Catch::Contains("shape"));
   CHECK_THROWS_WITH(infer::Model::load(rewrite("", "", "mamba")),
