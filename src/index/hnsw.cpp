@@ -11,7 +11,6 @@
 // slot is linked anywhere, so any reader that reaches a slot through a link sees them.
 #include "index/hnsw_impl.hpp"
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <new>
 
 #include "infer/kv_cache.hpp"
 #include "scholar/error.hpp"

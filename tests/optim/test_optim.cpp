@@ -121,8 +121,7 @@ TEST_CASE("bad optimizer settings are rejected", "[optim]") {
   CHECK_THROWS_AS(optim::SGD(params_of({{"w", w}}), {.momentum = -0.1f}), ValueError);
   // A frozen parameter is accepted and left without state; an undefined one is an error.
   CHECK(optim::AdamW(params_of({{"frozen", frozen}}), {}).state().empty());
-  CHECK_THROWS_WITH(optim::AdamW(params_of({{"nothing", Var()}}), {}),
-                    Catch::Contains("nothing"));
+  CHECK_THROWS_WITH(optim::AdamW(params_of({{"nothing", Var()}}), {}), Catch::Contains("nothing"));
   optim::AdamW ok(params_of({{"w", w}}), {});
   CHECK_THROWS_AS(ok.set_lr(-1.0f), ValueError);
   CHECK_THROWS_AS(ok.set_lr(std::nanf("")), ValueError);

@@ -274,9 +274,10 @@ class Session {
 
   /// Runs a batch: writes each token's K and V into a free cache cell, and returns the logits of
   /// the tokens flagged in batch.logits, one row of V per flagged token, in batch order (valid
-  /// until the next call); with SessionOptions::embeddings, rows of n_embd hidden values instead. Errors: a token outside the vocabulary (IndexError), a position at or
-  /// past the model's context length, or no free cell left (ValueError saying how many are used),
-  /// a sequence id out of range; on error the cache is unchanged.
+  /// until the next call); with SessionOptions::embeddings, rows of n_embd hidden values instead.
+  /// Errors: a token outside the vocabulary (IndexError), a position at or past the model's context
+  /// length, or no free cell left (ValueError saying how many are used), a sequence id out of
+  /// range; on error the cache is unchanged.
   std::span<const float> decode(const Batch& batch);
 
   /// Appends `ids` to sequence `seq` (positions continue from its last) and returns the last
