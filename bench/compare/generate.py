@@ -13,21 +13,18 @@ import statistics
 import subprocess
 import sys
 
-here = os.path.dirname(os.path.abspath(__file__))
-root = os.path.normpath(os.path.join(here, "..", ".."))
+import llama_anchor
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--rounds", type=int, default=4)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--types", default="f32,f16,q8_0,q4_0")
-ap.add_argument("--models", default=os.path.join(root, "build", "bench_models"))
+ap.add_argument("--models", default=llama_anchor.default_models)
 args = ap.parse_args()
 
-ours = os.path.join(root, "build", "release", "examples", "generate", "generate")
-if not os.path.exists(ours):
-    sys.exit("build the release preset first: cmake --preset release && cmake --build --preset release")
-llama_bench = subprocess.run([os.path.join(here, "build_llama_bench.sh")], check=True,
-                             capture_output=True, text=True).stdout.strip().splitlines()[-1]
-subprocess.run([sys.executable, os.path.join(here, "make_bench_models.py"), args.models], check=True)
+ours = llama_anchor.release_binary("examples", "generate", "generate")
+llama_bench = llama_anchor.llama_bench()
+llama_anchor.bench_models(args.models)
 
 
 def run_ours(model):
