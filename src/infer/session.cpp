@@ -261,25 +261,35 @@ struct Session::Impl {
         const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];
         const int64_t pos = b.pos[static_cast<size_t>(t)];
         const float* qv = q.data() + t * H * D + h * D;
-        float mx = -INFINITY;
-        for (int64_t c = 0; c < cells; ++c) {
-          if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) {
-            s[c] = -INFINITY;
-            continue;
+        // Runs of consecutive visible cells (one run for a single sequence): one dot_rows and one
+        // axpy_rows call per run.
+        auto for_runs = [&](auto&& f) {
+          for (int64_t c = 0; c < cells;) {
+            if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) {
+              ++c;
+              continue;
+            }
+            int64_t e = c + 1;
+            while (e < cells && (cache->seqs(e) & bit) && cache->pos(e) <= pos) ++e;
+            f(c, e);
+            c = e;
           }
-          s[c] = k->dot(qv, hv.k + c * hv.ks, static_cast<size_t>(D)) * scale;
-          mx = std::max(mx, s[c]);
-        }
+        };
+        std::fill(s, s + cells, -INFINITY);
+        bool any = false;
+        for_runs([&](int64_t c, int64_t e) {
+          any = true;
+          k->dot_rows(s + c, hv.k + c * hv.ks, static_cast<size_t>(hv.ks), qv,
+                      static_cast<size_t>(e - c), static_cast<size_t>(D), scale);
+        });
         float* o = att.data() + t * H * D + h * D;
         std::fill(o, o + D, 0.0f);
-        float sum = 0;
-        for (int64_t c = 0; c < cells; ++c) {
-          if (s[c] == -INFINITY) continue;
-          const float e = std::exp(s[c] - mx);
-          sum += e;
-          k->axpy(o, e, hv.v + c * hv.vs, static_cast<size_t>(D));
-        }
-        if (sum > 0) k->scale(o, o, 1.0f / sum, static_cast<size_t>(D));
+        if (!any) continue;                            // the token sees no cell
+        k->softmax(s, s, static_cast<size_t>(cells));  // invisible cells get weight 0
+        for_runs([&](int64_t c, int64_t e) {
+          k->axpy_rows(o, s + c, hv.v + c * hv.vs, static_cast<size_t>(hv.vs),
+                       static_cast<size_t>(e - c), static_cast<size_t>(D));
+        });
       }
     });
   }

@@ -51,6 +51,17 @@ float dot(const float* a, const float* b, size_t n) {
   for (size_t i = 0; i < n; ++i) s += double{a[i]} * double{b[i]};
   return static_cast<float>(s);
 }
+void dot_rows(float* out, const float* A, size_t lda, const float* x, size_t rows, size_t n,
+              float scale) {
+  for (size_t r = 0; r < rows; ++r) out[r] = scale * dot(A + r * lda, x, n);
+}
+void axpy_rows(float* y, const float* p, const float* A, size_t lda, size_t rows, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    double s = y[i];
+    for (size_t r = 0; r < rows; ++r) s += double{p[r]} * double{A[r * lda + i]};
+    y[i] = static_cast<float>(s);
+  }
+}
 float l2_squared(const float* a, const float* b, size_t n) {
   double s = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -451,6 +462,8 @@ const KernelTable& table() {
       .dot_u8 = dot_u8,
       .l2_squared_u8 = l2_squared_u8,
       .max = max,
+      .dot_rows = dot_rows,
+      .axpy_rows = axpy_rows,
       .softmax = softmax,
       .log_softmax = log_softmax,
       .layernorm_forward = layernorm_forward,

@@ -383,6 +383,52 @@ float dot(const float* a, const float* b, size_t n) {
   return s;
 }
 
+// Attention over a cache: rows of one head (n = head_dim, 64 or 128 typically) at a stride. One
+// call per run of cells instead of a dot or axpy call per cell; axpy_rows keeps a strip of y in
+// registers across all the rows.
+void dot_rows(float* out, const float* A, size_t lda, const float* x, size_t rows, size_t n,
+              float scale) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* a = A + r * lda;
+    B s0(0.f), s1(0.f);
+    size_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      s0 = xsimd::fma(load(a + i), load(x + i), s0);
+      s1 = xsimd::fma(load(a + i + W), load(x + i + W), s1);
+    }
+    for (; i + W <= n; i += W) s0 = xsimd::fma(load(a + i), load(x + i), s0);
+    float s = hsum(s0 + s1);
+    for (; i < n; ++i) s += a[i] * x[i];
+    out[r] = scale * s;
+  }
+}
+
+void axpy_rows(float* y, const float* p, const float* A, size_t lda, size_t rows, size_t n) {
+  size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    B y0 = load(y + i), y1 = load(y + i + W), y2 = load(y + i + 2 * W), y3 = load(y + i + 3 * W);
+    for (size_t r = 0; r < rows; ++r) {
+      const float* a = A + r * lda + i;
+      const B pr(p[r]);
+      y0 = xsimd::fma(pr, load(a), y0);
+      y1 = xsimd::fma(pr, load(a + W), y1);
+      y2 = xsimd::fma(pr, load(a + 2 * W), y2);
+      y3 = xsimd::fma(pr, load(a + 3 * W), y3);
+    }
+    store(y + i, y0);
+    store(y + i + W, y1);
+    store(y + i + 2 * W, y2);
+    store(y + i + 3 * W, y3);
+  }
+  for (; i + W <= n; i += W) {
+    B y0 = load(y + i);
+    for (size_t r = 0; r < rows; ++r) y0 = xsimd::fma(B(p[r]), load(A + r * lda + i), y0);
+    store(y + i, y0);
+  }
+  for (; i < n; ++i)
+    for (size_t r = 0; r < rows; ++r) y[i] += p[r] * A[r * lda + i];
+}
+
 float l2_squared(const float* a, const float* b, size_t n) {
   B s0(0.f), s1(0.f), s2(0.f);
   size_t i = 0;
@@ -997,6 +1043,8 @@ const KernelTable& table() {
       .dot_u8 = dot_u8,
       .l2_squared_u8 = l2_squared_u8,
       .max = max,
+      .dot_rows = dot_rows,
+      .axpy_rows = axpy_rows,
       .softmax = softmax,
       .log_softmax = log_softmax,
       .layernorm_forward = layernorm_forward,

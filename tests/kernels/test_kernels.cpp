@@ -133,6 +133,37 @@ TEST_CASE("reductions match the double-precision twin", "[kernels]") {
   });
 }
 
+TEST_CASE("dot_rows and axpy_rows over strided rows match the twin", "[kernels]") {
+  sweep([](const KernelTable* t, size_t n, size_t off, std::mt19937& rng) {
+    for (size_t rows : {size_t{1}, size_t{3}, size_t{17}}) {
+      const size_t lda = n + 5 + off;  // rows at a stride, as one head's rows in a KV cache
+      test::Buf A(rows * lda, off), x(n, (off + 1) % 4), p(rows, 0), y(n, (off + 2) % 4);
+      test::fill_uniform(A.p, rows * lda, rng, -2, 2);
+      test::fill_uniform(x.p, n, rng, -2, 2);
+      test::fill_uniform(p.p, rows, rng, 0, 1);
+      test::fill_uniform(y.p, n, rng, -1, 1);
+      INFO(label(t, n, off) << " rows=" << rows);
+      const double tol = 4e-7 * std::sqrt(static_cast<double>(n + rows)) + 1e-7;
+      std::vector<float> got(rows), want(rows);
+      t->dot_rows(got.data(), A.p, lda, x.p, rows, n, 0.125f);
+      ref::dot_rows(want.data(), A.p, lda, x.p, rows, n, 0.125f);
+      for (size_t r = 0; r < rows; ++r) {
+        double mag = 0;
+        for (size_t i = 0; i < n; ++i) mag += std::fabs(double{A[r * lda + i]} * x[i]);
+        CHECK(std::fabs(got[r] - want[r]) <= 0.125 * tol * mag + 1e-30);
+      }
+      std::vector<float> yg(y.p, y.p + n), yw(y.p, y.p + n);
+      t->axpy_rows(yg.data(), p.p, A.p, lda, rows, n);
+      ref::axpy_rows(yw.data(), p.p, A.p, lda, rows, n);
+      for (size_t i = 0; i < n; ++i) {
+        double mag = std::fabs(y[i]);
+        for (size_t r = 0; r < rows; ++r) mag += std::fabs(double{p[r]} * A[r * lda + i]);
+        CHECK(std::fabs(yg[i] - yw[i]) <= tol * mag + 1e-30);
+      }
+    }
+  });
+}
+
 TEST_CASE("distances to bf16 and byte-quantized vectors match the twin", "[kernels]") {
   sweep([](const KernelTable* t, size_t n, size_t off, std::mt19937& rng) {
     test::Buf a(n, off), b(n, (off + 1) % 4);

@@ -104,6 +104,13 @@ struct KernelTable {
   /// max x[i]; -inf for n == 0; NaN if any x[i] is NaN
   float (*max)(const float* x, size_t n);
 
+  // --- blocks of strided rows (attention over a KV cache) ----------------------------------------
+  /// out[r] = scale * sum_i A[r * lda + i] * x[i] for r < rows: one query against `rows` keys.
+  void (*dot_rows)(float* out, const float* A, size_t lda, const float* x, size_t rows, size_t n,
+                   float scale);
+  /// y[i] += sum_r p[r] * A[r * lda + i] for i < n: attention weights times `rows` values.
+  void (*axpy_rows)(float* y, const float* p, const float* A, size_t lda, size_t rows, size_t n);
+
   // --- rows -------------------------------------------------------------------------------------
   /// out = exp(x - max x) / sum exp(x - max x), over one row of n values
   void (*softmax)(float* out, const float* x, size_t n);

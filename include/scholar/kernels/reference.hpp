@@ -22,6 +22,9 @@ void scale(float* out, const float* a, float s, size_t n);
 void axpy(float* y, float alpha, const float* x, size_t n);
 
 float dot(const float* a, const float* b, size_t n);
+void dot_rows(float* out, const float* A, size_t lda, const float* x, size_t rows, size_t n,
+              float scale);
+void axpy_rows(float* y, const float* p, const float* A, size_t lda, size_t rows, size_t n);
 float l2_squared(const float* a, const float* b, size_t n);
 float sum(const float* x, size_t n);
 float dot_bf16(const float* a, const uint16_t* b, size_t n);
