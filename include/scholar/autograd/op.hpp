@@ -34,7 +34,7 @@ enum class Op : uint8_t {
   slice,
   concat,
   cross_entropy,
-  kl_div,
+  distill,
   count  // not an op: the number of ops
 };
 
@@ -42,7 +42,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Op::count)> kO
     "matmul",  "linear",    "add",       "sub",         "mul",           "scale",
     "sum",     "mean",      "embedding", "layernorm",   "rmsnorm",       "gelu",
     "silu",    "swiglu",    "softmax",   "log_softmax", "attention",     "dropout",
-    "reshape", "transpose", "slice",     "concat",      "cross_entropy", "kl_div",
+    "reshape", "transpose", "slice",     "concat",      "cross_entropy", "distill",
 };
 static_assert(kOpNames.size() == static_cast<size_t>(Op::count) && !kOpNames.back().empty(),
               "every Op needs a name in kOpNames");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "scholar/autograd/var.hpp"
@@ -126,5 +127,72 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionOptions& 
 /// pass. IndexError for a target outside [0, V) other than ignore_index; ValueError if all are
 /// ignored.
 Var cross_entropy(const Var& logits, const Tensor<int32_t>& targets, int32_t ignore_index = -100);
+
+/// The divergence distill_loss measures between the teacher's softened distribution p and the
+/// student's q (both at the temperature).
+enum class Divergence : uint8_t {
+  forward_kl,  ///< KL(p || q) = sum p (log p - log q): Hinton's loss (mass-covering)
+  reverse_kl,  ///< KL(q || p) = sum q (log q - log p): mode-seeking (MiniLLM)
+  /// Generalized Jensen-Shannon as Hugging Face TRL's GKD trainer defines it:
+  /// beta KL(p || m) + (1 - beta) KL(q || m) with m = beta p + (1 - beta) q; beta = 0 is taken as
+  /// forward KL and beta = 1 as reverse KL (TRL's special cases).
+  jsd,
+};
+
+/// "forward_kl", "reverse_kl", "jsd"
+std::string_view divergence_name(Divergence d) noexcept;
+/// The inverse of divergence_name; ValueError naming the choices otherwise.
+Divergence parse_divergence(std::string_view name);
+
+/// Settings of distill_loss.
+struct DistillOptions {
+  float temperature = 2.0f;  ///< T > 0: both sides' logits are divided by it
+  float alpha = 0.5f;        ///< weight of the soft term, in [0, 1]; 1 - alpha weighs the hard term
+  Divergence divergence = Divergence::forward_kl;
+  float beta = 0.5f;  ///< for Divergence::jsd, in [0, 1]
+  int32_t ignore_index = -100;
+
+  /// ValueError naming the bad field.
+  void validate() const;
+};
+
+/// The teacher's side of distill_loss, for the same positions as the student's logits: either the
+/// full logits, or the top K of its distribution (a soft-label cache).
+///
+/// Top K: the teacher's log-probabilities at the loss's temperature, log softmax(t / T), at K ids
+/// per position (id -1 marks an unused slot). Everything outside the K ids is kept as one "tail"
+/// bucket holding the rest of the mass, 1 - sum of the K probabilities, on both sides: the
+/// divergence is then the one between these K + 1 bucket distributions, a lower bound of the
+/// full-vocabulary divergence that equals it when the tail holds no mass. Tail masses are floored
+/// at 1e-12 where their logarithm is taken.
+struct SoftTargets {
+  Tensor<float> logits;         ///< [..., V] full teacher logits (before the temperature), or
+  Tensor<int32_t> top_ids;      ///< [..., K] ids in [0, V) or -1, distinct within a position
+  Tensor<float> top_log_probs;  ///< [..., K] log softmax(teacher / T) at top_ids
+
+  static SoftTargets full(Tensor<float> logits) { return {std::move(logits), {}, {}}; }
+  static SoftTargets top_k(Tensor<int32_t> ids, Tensor<float> log_probs) {
+    return {{}, std::move(ids), std::move(log_probs)};
+  }
+  bool is_top_k() const noexcept { return top_ids.defined(); }
+};
+
+/// The two parts of a distillation loss, means over the kept positions (for logs).
+struct DistillTerms {
+  double soft = 0;  ///< the divergence D at the temperature (before the T^2 factor)
+  double hard = 0;  ///< cross-entropy of the student (at temperature 1) against the targets
+};
+
+/// Knowledge-distillation loss of student logits [N, V] (or [B, T, V]):
+///   alpha * T^2 * D(teacher_T, student_T) + (1 - alpha) * cross_entropy(student, targets),
+/// D and the cross-entropy each a mean over the positions whose target is not ignore_index
+/// (targets [N] or [B, T]). The T^2 factor keeps the soft term's gradient scale independent of T
+/// (Hinton et al. 2015). Fused and row by row: no [N, V] temporary besides the gradient itself.
+/// Writes the two parts to `terms` when it is not null. ShapeError for mismatched shapes,
+/// IndexError for an id or target outside [0, V), ValueError for bad options or if every target
+/// is ignored.
+Var distill_loss(const Var& student_logits, const SoftTargets& teacher,
+                 const Tensor<int32_t>& targets, const DistillOptions& options = {},
+                 DistillTerms* terms = nullptr);
 
 }  // namespace scholar::autograd
