@@ -21,17 +21,19 @@
 // and log callbacks), tensor (types, views, ops, RNG, the weight-type table), kernels (SIMD loops,
 // GEMM), io (JSON, safetensors, GGUF), text (tokenizers, UTF-8), autograd, nn (modules, GPT-2 and
 // Llama models, architecture tables), optim, train (datasets, the training loop, checkpoints),
-// infer (models and sessions), generate (decoding), index (vector search). See docs/ for a guide
-// per layer.
+// infer (models and sessions), generate (decoding), index (vector search), distill (teachers,
+// soft-label caches). See docs/ for a guide per layer.
 #pragma once
 
 #include "scholar/autograd/ops.hpp"
 #include "scholar/autograd/var.hpp"
+#include "scholar/distill/distill.hpp"
 #include "scholar/error.hpp"
 #include "scholar/generate/generate.hpp"
 #include "scholar/index/hnsw.hpp"
 #include "scholar/index/index.hpp"
 #include "scholar/infer/model.hpp"
+#include "scholar/infer/teacher.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/gguf.hpp"
 #include "scholar/io/json.hpp"
@@ -55,5 +57,6 @@
 #include "scholar/text/tokenizer.hpp"
 #include "scholar/text/utf8.hpp"
 #include "scholar/train/data.hpp"
+#include "scholar/train/objective.hpp"
 #include "scholar/train/trainer.hpp"
 #include "scholar/version.hpp"

@@ -285,22 +285,6 @@ const text::Tokenizer& Model::tokenizer() const {
   return *tok_;
 }
 
-namespace {
-template <class Fn>
-void for_each_weight(const ModelWeights& w, Fn&& fn) {
-  fn(w.tok_embd);
-  fn(w.pos_embd);
-  for (const auto& l : w.layers)
-    for (const Weight* p : {&l.attn_norm, &l.attn_norm_b, &l.wqkv, &l.bqkv, &l.wq, &l.wk, &l.wv,
-                            &l.bq, &l.bk, &l.bv, &l.wo, &l.bo, &l.ffn_norm, &l.ffn_norm_b,
-                            &l.w_gate, &l.w_up, &l.b_up, &l.w_down, &l.b_down})
-      fn(*p);
-  fn(w.out_norm);
-  fn(w.out_norm_b);
-  if (w.output.data != w.tok_embd.data) fn(w.output);
-}
-}  // namespace
-
 size_t Model::weight_bytes() const {
   size_t n = 0;
   for_each_weight(w_, [&](const Weight& x) { n += x.empty() ? 0 : x.bytes(); });

@@ -181,4 +181,31 @@ std::pair<Tensor<int32_t>, Tensor<int32_t>> TokenDataset::sequential_batch(Split
   return windows(src, B, T, starts);
 }
 
+int64_t TokenDataset::window_count(Split split, int64_t T) const {
+  if (T < 1) fail<ValueError>("TokenDataset: window length must be positive, got ", T);
+  const auto n = static_cast<int64_t>(tokens(split).size());
+  return n < T + 1 ? 0 : (n - 1) / T;
+}
+
+Batch TokenDataset::windows_at(Split split, int64_t T, const std::vector<int64_t>& which) const {
+  const int64_t n = window_count(split, T);
+  std::vector<int64_t> starts(which.size());
+  for (size_t b = 0; b < which.size(); ++b) {
+    if (which[b] < 0 || which[b] >= n)
+      fail<IndexError>("TokenDataset: window ", which[b], " is outside [0, ", n, ") (windows of ",
+                       T, " tokens)");
+    starts[b] = which[b] * T;
+  }
+  auto [x, y] = windows(tokens(split), static_cast<int64_t>(which.size()), T, starts);
+  return {std::move(x), std::move(y), which};
+}
+
+Batch TokenDataset::window_batch(Split split, int64_t B, int64_t T, Generator& gen) const {
+  check_split(tokens(split), split, B, T);
+  const int64_t n = window_count(split, T);
+  std::vector<int64_t> which(static_cast<size_t>(B));
+  for (auto& w : which) w = static_cast<int64_t>(gen.below(static_cast<uint64_t>(n)));
+  return windows_at(split, T, which);
+}
+
 }  // namespace scholar::train

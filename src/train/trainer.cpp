@@ -1,6 +1,7 @@
 // The training loop, evaluation, logs and checkpoints.
 #include "scholar/train/trainer.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -183,20 +184,41 @@ Trainer::Trainer(nn::TransformerLM& model, const TokenDataset& data, TrainerOpti
 
 Trainer::~Trainer() = default;
 
+Batch Trainer::next_batch(const Objective& objective) {
+  if (objective.fixed_windows())
+    return data_.window_batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
+  auto [x, y] = data_.batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
+  return {std::move(x), std::move(y), {}};
+}
+
 StepInfo Trainer::train_step() {
   const auto t0 = std::chrono::steady_clock::now();
   model_.train();
+  LmObjective lm;
+  Objective& obj = objective ? *objective : lm;
   double loss_sum = 0;
+  LossParts parts_sum;
   for (int64_t m = 0; m < opt_.grad_accum; ++m) {
-    const auto [x, y] = data_.batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
-    autograd::Var loss = model_.loss(x, y, &dropout_gen_);
+    const Batch batch = next_batch(obj);
+    LossParts parts;
+    autograd::Var loss = obj.loss(model_, batch, &dropout_gen_, parts);
     loss_sum += loss.value().item();
+    for (const auto& [name, v] : parts) {
+      auto it = std::find_if(parts_sum.begin(), parts_sum.end(),
+                             [&](const auto& p) { return p.first == name; });
+      if (it == parts_sum.end())
+        parts_sum.emplace_back(name, v);
+      else
+        it->second += v;
+    }
     if (opt_.grad_accum > 1)
       loss = autograd::scale(loss, 1.0f / static_cast<float>(opt_.grad_accum));
     loss.backward();
   }
   StepInfo info;
   info.loss = loss_sum / static_cast<double>(opt_.grad_accum);
+  for (auto& [name, v] : parts_sum) v /= static_cast<double>(opt_.grad_accum);
+  info.parts = std::move(parts_sum);
   info.grad_norm =
       optim::clip_grad_norm(model_.parameters(), opt_.grad_clip > 0 ? opt_.grad_clip : 1e30);
   const optim::WarmupCosine schedule{opt_.lr, opt_.min_lr, opt_.warmup_steps, opt_.max_steps};
@@ -236,14 +258,21 @@ void Trainer::log_csv(const StepInfo& info) {
   const bool fresh = !std::filesystem::exists(path);
   std::FILE* f = std::fopen(path.c_str(), "a");
   if (!f) fail<IoError>(path, ": cannot open the training log for writing");
-  if (fresh) std::fprintf(f, "step,loss,val_loss,val_ppl,grad_norm,lr,tokens_per_s\n");
+  // The objective's parts are extra columns, named in the header of a new log.
+  if (fresh) {
+    std::fprintf(f, "step,loss,val_loss,val_ppl,grad_norm,lr,tokens_per_s");
+    for (const auto& p : info.parts) std::fprintf(f, ",%s", p.first.c_str());
+    std::fprintf(f, "\n");
+  }
   if (info.val_loss)
-    std::fprintf(f, "%lld,%.6f,%.6f,%.4f,%.5g,%.6g,%.1f\n", static_cast<long long>(info.step),
+    std::fprintf(f, "%lld,%.6f,%.6f,%.4f,%.5g,%.6g,%.1f", static_cast<long long>(info.step),
                  info.loss, *info.val_loss, std::exp(*info.val_loss), info.grad_norm,
                  static_cast<double>(info.lr), info.tokens_per_second);
   else
-    std::fprintf(f, "%lld,%.6f,,,%.5g,%.6g,%.1f\n", static_cast<long long>(info.step), info.loss,
+    std::fprintf(f, "%lld,%.6f,,,%.5g,%.6g,%.1f", static_cast<long long>(info.step), info.loss,
                  info.grad_norm, static_cast<double>(info.lr), info.tokens_per_second);
+  for (const auto& p : info.parts) std::fprintf(f, ",%.6f", p.second);
+  std::fprintf(f, "\n");
   std::fclose(f);
 }
 
@@ -280,15 +309,20 @@ FitResult Trainer::fit() {
     log_csv(info);
     if (on_step) on_step(info);
     if (bar) {
-      char extra[160];
-      if (result.last_val_loss)
-        std::snprintf(extra, sizeof extra, "loss %.4f  val %.4f (ppl %.1f)  %.3gk tok/s", info.loss,
-                      *result.last_val_loss, std::exp(*result.last_val_loss),
-                      info.tokens_per_second / 1e3);
-      else
-        std::snprintf(extra, sizeof extra, "loss %.4f  %.3gk tok/s", info.loss,
-                      info.tokens_per_second / 1e3);
-      bar->update(step_, extra);
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "loss %.4f", info.loss);
+      std::string extra = buf;
+      for (const auto& [name, v] : info.parts) {
+        std::snprintf(buf, sizeof buf, " (%s %.4f)", name.c_str(), v);
+        extra += buf;
+      }
+      if (result.last_val_loss) {
+        std::snprintf(buf, sizeof buf, "  val %.4f (ppl %.1f)", *result.last_val_loss,
+                      std::exp(*result.last_val_loss));
+        extra += buf;
+      }
+      std::snprintf(buf, sizeof buf, "  %.3gk tok/s", info.tokens_per_second / 1e3);
+      bar->update(step_, extra + buf);
     }
     if (!opt_.out_dir.empty() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
       save_checkpoint(opt_.out_dir + "/checkpoint.safetensors");

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -86,6 +87,22 @@ struct ModelWeights {
   Weight out_norm, out_norm_b;
   Weight output;  ///< the head [V, C] (the token embedding when tied)
 };
+
+/// Calls fn(const Weight&) for every member of `w`, empty ones included, in a fixed order (the
+/// output head only when it is not the token embedding itself).
+template <class Fn>
+void for_each_weight(const ModelWeights& w, Fn&& fn) {
+  fn(w.tok_embd);
+  fn(w.pos_embd);
+  for (const auto& l : w.layers)
+    for (const Weight* p : {&l.attn_norm, &l.attn_norm_b, &l.wqkv, &l.bqkv, &l.wq, &l.wk, &l.wv,
+                            &l.bq, &l.bk, &l.bv, &l.wo, &l.bo, &l.ffn_norm, &l.ffn_norm_b,
+                            &l.w_gate, &l.w_up, &l.b_up, &l.w_down, &l.b_down})
+      fn(*p);
+  fn(w.out_norm);
+  fn(w.out_norm_b);
+  if (w.output.data != w.tok_embd.data) fn(w.output);
+}
 
 /// The member of `w` that holds a tensor role (nn/arch.hpp) of layer `layer` (ignored for global
 /// roles): how the architecture tables' rows bind to these structs, in one place.

@@ -29,6 +29,16 @@ std::vector<std::string> read_documents(const std::vector<std::string>& paths);
 
 enum class Split : uint8_t { train, validation };
 
+/// One micro-batch of windows: inputs [B, T] and targets [B, T] (the same tokens shifted by one;
+/// -100 marks a position without a target). `windows` holds each row's fixed-window index when the
+/// batch was drawn by TokenDataset::window_batch (for per-window data such as a soft-label cache),
+/// and is empty otherwise.
+struct Batch {
+  Tensor<int32_t> inputs;
+  Tensor<int32_t> targets;
+  std::vector<int64_t> windows;
+};
+
 /// Tokenized training and validation streams. Documents are assigned to one split each (a seeded
 /// shuffle), so no text is in both; within a split, documents are joined with an end-of-text token.
 class TokenDataset {
@@ -53,6 +63,14 @@ class TokenDataset {
   /// Deterministic consecutive windows for evaluation: batch `index` of the split.
   std::pair<Tensor<int32_t>, Tensor<int32_t>> sequential_batch(Split split, int64_t B, int64_t T,
                                                                int64_t index) const;
+  /// Fixed windows: window w of a split covers tokens [w T, w T + T + 1), so there are
+  /// (tokens - 1) / T of them (0 if the split is shorter than T + 1 tokens).
+  int64_t window_count(Split split, int64_t T) const;
+  /// B windows drawn uniformly from the split's fixed windows (with replacement), their indices in
+  /// Batch::windows. ValueError if the split has no whole window.
+  Batch window_batch(Split split, int64_t B, int64_t T, Generator& gen) const;
+  /// The given fixed windows, in order. IndexError for an index outside [0, window_count).
+  Batch windows_at(Split split, int64_t T, const std::vector<int64_t>& windows) const;
   const std::vector<int32_t>& tokens(Split split) const noexcept {
     return split == Split::train ? train_ : validation_;
   }

@@ -29,6 +29,7 @@
 #include "scholar/progress.hpp"
 #include "scholar/text/tokenizer.hpp"
 #include "scholar/train/data.hpp"
+#include "scholar/train/objective.hpp"
 
 namespace scholar::train {
 
@@ -61,6 +62,7 @@ struct TrainerOptions {
 struct StepInfo {
   int64_t step = 0;      ///< steps done (1-based after the first)
   double loss = 0;       ///< training loss of this step (mean over micro-batches)
+  LossParts parts;       ///< the objective's named parts (means over micro-batches)
   double grad_norm = 0;  ///< before clipping
   float lr = 0;
   double tokens_per_second = 0;
@@ -107,10 +109,14 @@ class Trainer {
   /// The pool fit() and evaluate() run on (not owned; must outlive the calls). Null: the calling
   /// thread's current pool (scholar::thread_pool()).
   ThreadPool* pool = nullptr;
+  /// What training minimises (not owned; must outlive fit()). Null: the language-model
+  /// cross-entropy (LmObjective). Validation (evaluate()) is always the cross-entropy.
+  Objective* objective = nullptr;
 
  private:
   StepInfo train_step();
   void log_csv(const StepInfo& info);
+  Batch next_batch(const Objective& objective);
 
   nn::TransformerLM& model_;
   const TokenDataset& data_;
