@@ -269,3 +269,98 @@ TEST_CASE("fixed windows: count, batches and bounds", "[distill][train]") {
   for (int64_t w : r.windows) CHECK((w >= 0 && w < 3));
   CHECK_THROWS_AS(d.window_batch(train::Split::validation, 1, 3, g), ValueError);
 }
+
+TEST_CASE("sequence-level distillation: the teacher's texts, as a corpus and as JSON Lines",
+          "[distill]") {
+  Setup s;
+  auto t = trained_teacher(s);
+  auto tok = std::make_shared<text::BpeTokenizer>(s.tok);
+  auto teacher = infer::Model::from_module(*t, tok);
+  const std::vector<std::string> prompts = {"the cat", "a dog ran", "rain"};
+  distill::SequenceLevelOptions o;
+  o.generation.temperature = 0;  // greedy: each text is what generate() gives
+  o.generation.max_new_tokens = 12;
+  o.progress = false;
+  const auto texts = distill::teacher_corpus(teacher, prompts, o);
+  REQUIRE(texts.size() == 3);
+  infer::Session session(teacher);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    CHECK(texts[i].prompt == prompts[i]);
+    CHECK(texts[i].completion ==
+          generate::generate(session, prompts[i], o.generation).sequences[0].text);
+  }
+  // Sampling, several continuations per prompt sharing its cache; reproducible.
+  o.generation.temperature = 1.0f;
+  o.generation.num_return_sequences = 4;
+  o.generation.seed = 3;
+  const auto sampled = distill::teacher_corpus(teacher, prompts, o);
+  REQUIRE(sampled.size() == 12);
+  CHECK(sampled[4].prompt == "a dog ran");
+  CHECK(distill::teacher_corpus(teacher, prompts, o)[5].completion == sampled[5].completion);
+  // The student trains on them as on any corpus.
+  const auto docs = distill::as_documents(sampled);
+  CHECK(docs[0] == sampled[0].prompt + sampled[0].completion);
+
+  const std::string dir = temp_dir("jsonl");
+  std::vector<distill::TeacherText> odd = {
+      {"quote \" and \\ and\nnewline", "caf\xc3\xa9 \xe2\x82\xac"}, {"", "only completion"}};
+  distill::save_jsonl(odd, dir + "/t.jsonl");
+  const auto back = distill::load_jsonl(dir + "/t.jsonl");
+  REQUIRE(back.size() == 2);
+  CHECK(back[0].prompt == odd[0].prompt);
+  CHECK(back[0].completion == odd[0].completion);
+  CHECK(back[1].completion == "only completion");
+  io::write_file_atomic(dir + "/bad.jsonl",
+                        "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": 1}\n");
+  CHECK_THROWS_WITH(distill::load_jsonl(dir + "/bad.jsonl"), Catch::Contains("line 2"));
+}
+
+TEST_CASE("on-policy distillation: the student writes, the teacher grades", "[distill]") {
+  Setup s;
+  auto t = trained_teacher(s);
+  train::ModuleTeacher teacher(*t, &s.tok);
+  nn::TransformerLM student(s.student_cfg(), 2);
+  const train::Batch b = s.data.windows_at(train::Split::train, 16, {0, 5, 2});
+
+  // Greedy continuation of the first 6 tokens equals the student's greedy generation.
+  distill::OnPolicyDistillation greedy(teacher, {.prompt_tokens = 6, .sample_temperature = 0});
+  const Tensor<int32_t> w = greedy.student_windows(student, b);
+  REQUIRE(w.shape() == (Shape{3, 17}));
+  auto as_model = infer::Model::from_module(student);
+  infer::Session session(as_model);
+  for (int64_t r = 0; r < 3; ++r) {
+    std::vector<int32_t> prompt;
+    for (int64_t i = 0; i < 6; ++i) prompt.push_back(b.inputs(r, i));
+    for (int64_t i = 0; i < 6; ++i) CHECK(w(r, i) == prompt[static_cast<size_t>(i)]);
+    generate::GenerationConfig g;
+    g.temperature = 0;
+    g.max_new_tokens = 11;
+    g.ignore_eos = true;
+    const auto got = generate::generate(session, prompt, g, nullptr).sequences[0].tokens;
+    REQUIRE(got.size() == 11);
+    for (int64_t i = 0; i < 11; ++i) CHECK(w(r, 6 + i) == got[static_cast<size_t>(i)]);
+  }
+
+  // lambda 0 is logit distillation on the data.
+  distill::OnPolicyOptions off;
+  off.lambda = 0;
+  off.loss = {.temperature = 2.0f, .alpha = 0.5f};
+  distill::OnPolicyDistillation never(teacher, off);
+  distill::LogitDistillation live(teacher, off.loss);
+  train::LossParts p1, p2;
+  CHECK(never.loss(student, b, nullptr, p1).value().item() ==
+        Approx(live.loss(student, b, nullptr, p2).value().item()).epsilon(1e-6));
+  CHECK(p1.back() == std::pair<std::string, double>{"on_policy", 0.0});
+
+  // lambda 1 trains on the student's own text, graded by the teacher.
+  distill::OnPolicyDistillation always(teacher, {.lambda = 1.0f, .seed = 4});
+  train::Trainer tr(student, s.data, options(25), &s.tok);
+  tr.objective = &always;
+  std::vector<train::StepInfo> steps;
+  tr.on_step = [&](const train::StepInfo& i) { steps.push_back(i); };
+  tr.fit();
+  REQUIRE(steps.size() == 25);
+  CHECK(steps[0].parts[2].second == 1.0);
+  CHECK(steps.back().parts[0].second < steps.front().parts[0].second);
+  CHECK_THROWS_AS(distill::OnPolicyDistillation(teacher, {.lambda = 1.5f}), ValueError);
+}

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "scholar/autograd/ops.hpp"
+#include "scholar/generate/generate.hpp"
+#include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/progress.hpp"
 #include "scholar/train/data.hpp"
@@ -139,6 +141,76 @@ class CachedDistillation final : public train::Objective {
  private:
   const SoftLabelCache& cache_;
   autograd::DistillOptions options_;
+};
+
+// --- sequence-level distillation -----------------------------------------------------------------
+
+/// One text the teacher wrote: the prompt it was given and its continuation. The same shape as
+/// instruction data (prompt, completion).
+struct TeacherText {
+  std::string prompt;
+  std::string completion;
+};
+
+/// Settings of teacher_corpus.
+struct SequenceLevelOptions {
+  /// How the teacher decodes (any settings: greedy, sampling, beam search). max_new_tokens bounds
+  /// each continuation; num_return_sequences continuations per prompt share the prompt's KV
+  /// cache and decode as one batch.
+  generate::GenerationConfig generation;
+  bool progress = true;  ///< report progress (on_progress, or the bar on stderr)
+  ProgressCallback on_progress;
+};
+
+/// Sequence-level distillation's corpus (Kim and Rush, 2016): the teacher continues every prompt
+/// with its own decoding; the student then trains on the texts (as_documents) as on any corpus.
+/// The model needs a tokenizer. Returns num_return_sequences texts per prompt, in prompt order.
+std::vector<TeacherText> teacher_corpus(std::shared_ptr<const infer::Model> teacher,
+                                        const std::vector<std::string>& prompts,
+                                        const SequenceLevelOptions& options);
+/// prompt + completion of each text, for train::TokenDataset::build.
+std::vector<std::string> as_documents(const std::vector<TeacherText>& texts);
+/// Writes texts as JSON Lines, one {"prompt": ..., "completion": ...} object per line (atomic).
+void save_jsonl(const std::vector<TeacherText>& texts, const std::string& path);
+/// Reads what save_jsonl wrote (FormatError naming the line for anything else).
+std::vector<TeacherText> load_jsonl(const std::string& path);
+
+// --- on-policy distillation ----------------------------------------------------------------------
+
+/// Settings of OnPolicyDistillation.
+struct OnPolicyOptions {
+  /// The loss on data batches. On batches the student wrote, only the divergence counts (alpha
+  /// 1): their tokens are the student's own, not labels.
+  autograd::DistillOptions loss{
+      .temperature = 1.0f, .alpha = 1.0f, .divergence = autograd::Divergence::jsd, .beta = 0.5f};
+  float lambda = 0.5f;              ///< share of batches the student writes itself, in [0, 1]
+  int64_t prompt_tokens = 0;        ///< tokens of each data window kept as the prompt; 0: half
+  float sample_temperature = 1.0f;  ///< the student's sampling temperature (0: greedy)
+  uint64_t seed = 0;
+};
+
+/// On-policy distillation (generalized knowledge distillation, Agarwal et al. 2024, as TRL's
+/// GKDTrainer): on a share `lambda` of micro-batches, the student continues the first
+/// prompt_tokens of each window with its own samples (run on the inference engine, from a copy
+/// of its current weights), and learns the teacher's distribution at every position it wrote: the
+/// teacher corrects the student's own mistakes. Other micro-batches are logit distillation on the
+/// data. Logs "kd", "ce" and "on_policy" (the share of the step's micro-batches written by the
+/// student). The teacher must outlive the objective.
+class OnPolicyDistillation final : public train::Objective {
+ public:
+  OnPolicyDistillation(train::Teacher& teacher, OnPolicyOptions options = {});
+  autograd::Var loss(nn::TransformerLM& model, const train::Batch& batch, Generator* dropout,
+                     train::LossParts& parts) override;
+  std::string name() const override { return "distill-on-policy"; }
+
+  /// The student's continuation of each window's prompt: windows [B, T + 1] whose first
+  /// prompt_tokens come from `batch` and the rest from the student. Exposed for tests.
+  Tensor<int32_t> student_windows(const nn::TransformerLM& model, const train::Batch& batch);
+
+ private:
+  train::Teacher& teacher_;
+  OnPolicyOptions options_;
+  Generator gen_;
 };
 
 }  // namespace scholar::distill
