@@ -7,6 +7,7 @@
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/json.hpp"
+#include "scholar/text/utf8.hpp"
 
 namespace scholar::distill {
 
@@ -44,7 +45,9 @@ std::vector<TeacherText> teacher_corpus(std::shared_ptr<const infer::Model> teac
     generate::GenerationConfig cfg = o.generation;
     cfg.seed = o.generation.seed + 7919 * i;  // each prompt its own stream, reproducibly
     const generate::Result r = generate::generate(session, ids[i], cfg, &tok);
-    for (const generate::Sequence& s : r.sequences) out.push_back({prompts[i], s.text});
+    // Generated text may end inside a character: stored texts are valid UTF-8.
+    for (const generate::Sequence& s : r.sequences)
+      out.push_back({prompts[i], text::to_valid_utf8(s.text)});
     tokens += r.generated_tokens;
     if (bar) bar->update(static_cast<int64_t>(i + 1), std::to_string(tokens) + " tokens");
   }
@@ -109,16 +112,16 @@ Tensor<int32_t> OnPolicyDistillation::student_windows(const nn::TransformerLM& m
   const int64_t B = batch.inputs.size(0), T = batch.inputs.size(1);
   const int64_t P =
       std::clamp<int64_t>(options_.prompt_tokens ? options_.prompt_tokens : T / 2, 1, T);
-  if (T + 1 > model.config().context_length)
-    fail<ValueError>("OnPolicyDistillation: windows of ", T, " tokens leave no room for the ",
-                     "target token in the student's context of ", model.config().context_length);
+  if (T > model.config().context_length)
+    fail<ValueError>("OnPolicyDistillation: windows of ", T, " tokens exceed the student's ",
+                     "context of ", model.config().context_length);
   const auto student = infer::Model::from_module(model);
   const int64_t group = std::min<int64_t>(B, 64);
   infer::Session session(
       student,
-      {.n_ctx = group * (T + 1), .max_batch = group * P, .max_sequences = static_cast<int>(group)});
+      {.n_ctx = group * T, .max_batch = group * P, .max_sequences = static_cast<int>(group)});
   const Tensor<int32_t> in = batch.inputs.contiguous();
-  Tensor<int32_t> out = Tensor<int32_t>::empty({B, T + 1});
+  Tensor<int32_t> out = Tensor<int32_t>::empty({B, T});
   const auto V = static_cast<size_t>(model.config().vocab_size);
   generate::GenerationConfig cfg;
   cfg.temperature = options_.sample_temperature;
@@ -131,24 +134,23 @@ Tensor<int32_t> OnPolicyDistillation::student_windows(const nn::TransformerLM& m
       samplers.emplace_back(cfg);
       for (int64_t t = 0; t < P; ++t) {
         const int32_t id = in.data()[(b0 + b) * T + t];
-        out.data()[(b0 + b) * (T + 1) + t] = id;
+        out.data()[(b0 + b) * T + t] = id;
         samplers.back().accept(id);
         step.add(id, t, static_cast<int32_t>(b), t == P - 1);
       }
     }
     session.clear();
     std::span<const float> logits = session.decode(step);
-    for (int64_t t = P; t <= T; ++t) {
+    for (int64_t t = P; t < T; ++t) {
       step.clear();
-      std::vector<int32_t> next(static_cast<size_t>(n));
       for (int64_t b = 0; b < n; ++b) {
         const int32_t id =
             samplers[static_cast<size_t>(b)].sample(logits.subspan(static_cast<size_t>(b) * V, V));
         samplers[static_cast<size_t>(b)].accept(id);
-        out.data()[(b0 + b) * (T + 1) + t] = id;
+        out.data()[(b0 + b) * T + t] = id;
         step.add(id, t, static_cast<int32_t>(b), true);
       }
-      if (t < T) logits = session.decode(step);
+      if (t + 1 < T) logits = session.decode(step);
     }
   }
   return out;
@@ -161,15 +163,18 @@ autograd::Var OnPolicyDistillation::loss(nn::TransformerLM& model, const train::
   Tensor<int32_t> inputs = batch.inputs, targets = batch.targets;
   autograd::DistillOptions o = options_.loss;
   if (on_policy) {
-    const Tensor<int32_t> w = student_windows(model, batch);
-    const int64_t B = w.size(0), T = w.size(1) - 1;
+    // The student's windows: inputs are the prompt and its own tokens; the target of position t
+    // is the token the student wrote at t + 1. Positions whose next token is still the prompt,
+    // and the last (nothing follows it), have no target.
+    inputs = student_windows(model, batch);
+    const int64_t B = inputs.size(0), T = inputs.size(1);
     const int64_t P =
         std::clamp<int64_t>(options_.prompt_tokens ? options_.prompt_tokens : T / 2, 1, T);
-    inputs = w.slice(1, 0, T).contiguous();
-    targets = w.slice(1, 1, T + 1).contiguous();
-    // Positions whose next token is still the prompt are not the student's: no loss there.
+    targets = Tensor<int32_t>::empty({B, T});
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t + 1 < P; ++t) targets.data()[b * T + t] = o.ignore_index;
+      for (int64_t t = 0; t < T; ++t)
+        targets.data()[b * T + t] =
+            t + 1 >= P && t + 1 < T ? inputs.data()[b * T + t + 1] : o.ignore_index;
     o.alpha = 1.0f;
   }
   Tensor<float> t = teacher_.logits(inputs);

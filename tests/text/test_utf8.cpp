@@ -90,3 +90,15 @@ TEST_CASE("validity, length, incomplete tails and lead lengths", "[text][utf8]")
   CHECK(utf8_lead_length(0xE6) == 3);
   CHECK(utf8_lead_length(0xFF) == 4);
 }
+
+TEST_CASE("to_valid_utf8 replaces each invalid byte with U+FFFD", "[text][utf8]") {
+  const std::string ok = "a\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80";
+  CHECK(to_valid_utf8(ok) == ok);
+  CHECK(to_valid_utf8("ab\xe6\x97") == "ab\xef\xbf\xbd\xef\xbf\xbd");  // cut inside a character
+  CHECK(to_valid_utf8("\xff"
+                      "x\xed\xa0\x80") ==
+        "\xef\xbf\xbd"
+        "x\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate: three invalid bytes
+  CHECK(is_valid_utf8(to_valid_utf8("\xc0\xaf\x80\xfe")));
+  CHECK(to_valid_utf8("").empty());
+}

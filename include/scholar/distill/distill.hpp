@@ -203,7 +203,7 @@ class OnPolicyDistillation final : public train::Objective {
                      train::LossParts& parts) override;
   std::string name() const override { return "distill-on-policy"; }
 
-  /// The student's continuation of each window's prompt: windows [B, T + 1] whose first
+  /// The student's continuation of each window's prompt: windows [B, T] whose first
   /// prompt_tokens come from `batch` and the rest from the student. Exposed for tests.
   Tensor<int32_t> student_windows(const nn::TransformerLM& model, const train::Batch& batch);
 

@@ -88,6 +88,23 @@ constexpr bool is_valid_utf8(std::string_view s) {
   return invalid_utf8_offset(s) == std::string_view::npos;
 }
 
+/// s with every byte that does not start a valid sequence replaced by U+FFFD (the replacement
+/// character), as Python's decode(errors="replace") does byte by byte: text a model generated can
+/// end inside a character or hold byte tokens that form no character.
+inline std::string to_valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const Utf8Char c = decode_utf8(s, i);
+    if (c.cp == kInvalidCodePoint)
+      out += "\xEF\xBF\xBD";
+    else
+      out.append(s.substr(i, c.len));
+    i += c.len;
+  }
+  return out;
+}
+
 /// Number of characters in s (each invalid byte counts as one).
 constexpr size_t utf8_length(std::string_view s) {
   size_t n = 0;
