@@ -5,6 +5,8 @@
 #                half on 2 cores), printing samples; output in build/demo/train_lm
 #   3. generate  streams text from that model with sampling, exports it to a Q8_0 GGUF file (which
 #                llama.cpp can run) and decodes from the GGUF with beam search
+#   4. distill   a small teacher and a student taught five ways (hard labels, live and cached
+#                logit distillation, sequence-level, on-policy); output in build/demo/distill
 # `scripts/demo.sh --quick` shortens both.
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,7 +15,7 @@ steps=1500
 if [ "${1:-}" = "--quick" ]; then quick="--quick"; steps=200; fi
 scripts/deps.sh demo
 cmake --preset release
-cmake --build --preset release -j "$(nproc)" --target tour train_lm generate
+cmake --build --preset release -j "$(nproc)" --target tour train_lm generate distill
 
 echo "== 1. tour of the base layers =="
 build/release/examples/tour/tour $quick
@@ -31,3 +33,8 @@ build/release/examples/generate/generate --model build/demo/train_lm/checkpoint.
   --save-gguf build/demo/train_lm/model-q8_0.gguf --type q8_0
 build/release/examples/generate/generate --model build/demo/train_lm/model-q8_0.gguf \
   --prompt "A hacker is" --beams 4 --max-tokens 30
+
+echo
+echo "== 4. distill: a teacher teaches a student five ways =="
+rm -rf build/demo/distill
+build/release/examples/distill/distill --quick --out build/demo/distill

@@ -7,13 +7,13 @@ usage: train_step_torch.py [--threads N] [--steps N] [--warmup N]
 """
 import argparse
 import json
-import math
 import resource
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from gpt_torch import GPT
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=1)
@@ -23,47 +23,7 @@ args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(1)
 B, T, V, C, L, H = 8, 256, 8192, 384, 6, 6
-
-
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-        self.register_buffer("mask", torch.tril(torch.ones(T, T, dtype=torch.bool)))
-
-    def forward(self, x):
-        Bn, Tn, _ = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-        q, k, v = (t.view(Bn, Tn, H, C // H).transpose(1, 2) for t in (q, k, v))
-        s = (q @ k.transpose(-1, -2)) / math.sqrt(C // H)
-        s = s.masked_fill(~self.mask[:Tn, :Tn], float("-inf"))
-        y = (s.softmax(-1) @ v).transpose(1, 2).reshape(Bn, Tn, C)
-        x = x + self.c_proj(y)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
-        self.h = nn.ModuleList(Block() for _ in range(L))
-        self.ln_f = nn.LayerNorm(C)
-
-    def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for b in self.h:
-            x = b(x)
-        return self.ln_f(x) @ self.wte.weight.t()
-
-
-model = GPT()
-for name, p in model.named_parameters():  # GPT-2 initialization, as scholar's TransformerLM
-    if p.dim() >= 2:
-        nn.init.normal_(p, 0.0, 0.02)
-    elif name.endswith("bias"):
-        nn.init.zeros_(p)
+model = GPT(L, C, H, V, T)
 decay = [p for p in model.parameters() if p.dim() >= 2]
 no_decay = [p for p in model.parameters() if p.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],

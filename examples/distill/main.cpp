@@ -13,6 +13,8 @@
 //           [--batch N] [--context N] [--lr X] [--ways hard,kd,cache,seq,onpolicy] [--seeds N]
 //           [--temperature X] [--alpha X] [--k N] [--lambda X] [--seq-prompts N]
 //           [--seq-samples N] [--seq-tokens N] [--export FILE.gguf] [--threads N] [--quick]
+//           [--fixed-windows]   (every way trains on fixed windows, as the cache does: to tell
+//                                the cache's top K apart from its fixed windows)
 //
 // The default corpus is the Jargon File from Debian's jargon-text package. The teacher (trained
 // here unless --teacher names any file infer::Model::load reads), the tokenizer, the soft-label
@@ -51,6 +53,7 @@ struct Args {
   int64_t seq_prompts = 1500, seq_samples = 2, seq_tokens = 96;
   std::string export_path;
   int threads = 0;
+  bool fixed_windows = false;  // every way draws the soft-label cache's fixed windows (analysis)
 };
 
 [[noreturn]] void usage(const char* argv0) {
@@ -73,6 +76,10 @@ Args parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "-h" || k == "--help") usage(argv[0]);
+    if (k == "--fixed-windows") {
+      a.fixed_windows = true;
+      continue;
+    }
     if (k == "--quick") {  // the README's demo: about a minute on 2 cores
       a.vocab = 1024;
       a.teacher_layers = 4, a.teacher_width = 192, a.teacher_heads = 4, a.teacher_steps = 250;
@@ -187,6 +194,21 @@ std::string prompt_of(const std::string& doc) {
     pos = doc.find_first_of(" \n", pos + 1);
   return doc.substr(0, pos == std::string::npos ? doc.size() : pos);
 }
+
+// Another objective's loss on fixed-window batches (the --fixed-windows analysis).
+class OnFixedWindows final : public train::Objective {
+ public:
+  explicit OnFixedWindows(train::Objective& inner) : inner_(inner) {}
+  autograd::Var loss(nn::TransformerLM& m, const train::Batch& b, Generator* d,
+                     train::LossParts& parts) override {
+    return inner_.loss(m, b, d, parts);
+  }
+  bool fixed_windows() const override { return true; }
+  std::string name() const override { return inner_.name() + "-fixed"; }
+
+ private:
+  train::Objective& inner_;
+};
 
 struct Run {
   double ppl = 0, train_seconds = 0, gen_tok_s = 0;
@@ -407,6 +429,12 @@ int main(int argc, char** argv) {
                   .loss = kd_opt, .lambda = a.lambda, .seed = static_cast<uint64_t>(seed)});
         train::Trainer trainer(*student, way == "seq" ? *seq_data : data, so, tok.get());
         trainer.objective = objective.get();
+        train::LmObjective lm;
+        std::unique_ptr<train::Objective> fixed;
+        if (a.fixed_windows && way != "cache") {
+          fixed = std::make_unique<OnFixedWindows>(objective ? *objective : lm);
+          trainer.objective = fixed.get();
+        }
         std::printf("student %s, seed %d\n", way.c_str(), seed);
         std::fflush(stdout);
         const auto fit = trainer.fit();

@@ -310,18 +310,26 @@ struct Session::Impl {
         const int64_t h = w % H, g = h / group, t0 = (w / H) * kAttnChunk;
         const int64_t tn = std::min(kAttnChunk, T - t0);
         if (g != have) hv = head_view(layer, g, cells, p), have = g;
-        kernels::gemm(false, true, tn, cells, D, scale, q.data() + t0 * H * D + h * D, H * D, hv.k,
-                      hv.ks, 0.0f, S, cells);
+        // Only the cells [lo, hi) that hold any of the chunk's sequences take part: a batch of
+        // several sequences (a teacher's windows) then costs what each costs alone.
+        uint64_t bits = 0;
+        for (int64_t i = 0; i < tn; ++i) bits |= uint64_t{1} << b.seq[static_cast<size_t>(t0 + i)];
+        int64_t lo = 0, hi = cells;
+        while (lo < hi && !(cache->seqs(lo) & bits)) ++lo;
+        while (hi > lo && !(cache->seqs(hi - 1) & bits)) --hi;
+        const int64_t n = hi - lo;
+        kernels::gemm(false, true, tn, n, D, scale, q.data() + t0 * H * D + h * D, H * D,
+                      hv.k + lo * hv.ks, hv.ks, 0.0f, S, n);
         for (int64_t i = 0; i < tn; ++i) {
           const int64_t t = t0 + i;
           const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];
           const int64_t pos = b.pos[static_cast<size_t>(t)];
-          float* row = S + i * cells;
-          for (int64_t c = 0; c < cells; ++c)
-            if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) row[c] = -INFINITY;
-          k->softmax(row, row, static_cast<size_t>(cells));
+          float* row = S + i * n;
+          for (int64_t c = lo; c < hi; ++c)
+            if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) row[c - lo] = -INFINITY;
+          k->softmax(row, row, static_cast<size_t>(n));
         }
-        kernels::gemm(false, false, tn, D, cells, 1.0f, S, cells, hv.v, hv.vs, 0.0f,
+        kernels::gemm(false, false, tn, D, n, 1.0f, S, n, hv.v + lo * hv.vs, hv.vs, 0.0f,
                       att.data() + t0 * H * D + h * D, H * D);
       }
     });

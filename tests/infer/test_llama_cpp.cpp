@@ -149,6 +149,19 @@ TEST_CASE("greedy tokens and logits equal llama.cpp's on our GGUF exports at F32
   CHECK(gpt2_q8_parted <= 1);
 }
 
+// A student that scholar distilled from a teacher it trained (examples/distill, live logit
+// distillation; tests/reference/make_llama_cpp_fixtures.sh), exported to GGUF: llama.cpp runs it
+// and chooses the same tokens with the same logits.
+TEST_CASE("a distilled student's GGUF export gives llama.cpp's greedy tokens and logits",
+          "[infer][llama_cpp][distill]") {
+  const io::Json want = fixture();
+  const auto model =
+      infer::Model::load(std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/distilled-f32.gguf");
+  const auto r = compare_exact(model, want, "distilled-f32", Tokens::equal);
+  INFO("largest logit difference " << r.worst);
+  CHECK(r.worst <= 1e-4f);
+}
+
 // Llama 3.1's RoPE scaling: llama.cpp ran the Llama model with a rope_freqs tensor that
 // tests/reference/add_rope_freqs.py computed (numpy) from factor 4, frequency factors 1 and 4 and
 // an original context of 32; we compute the factors from the same parameters.

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Writes tests/data/llama_cpp/: two small models trained by scholar on the Jargon File (GPT-2 and
-# Llama families, exported as F32 GGUF with their tokenizers), and greedy.json: llama.cpp's greedy
+# Llama families, exported as F32 GGUF with their tokenizers), a student distilled by scholar
+# (examples/distill), and greedy.json: llama.cpp's greedy
 # continuations of a few prompts for each model at F32 and at Q8_0 (the Q8_0 file is scholar's
 # export of the F32 one), in two settings:
 #   "exact": an F32 KV cache and no flash attention (attention in f32, as scholar computes it),
@@ -34,6 +35,15 @@ for family in gpt2 llama; do
   fi
   "$bin/generate/generate" --model "$out/$family-f32.gguf" --save-gguf "build/fixtures/$family-q8_0.gguf" --type q8_0
 done
+# A student distilled by scholar from a teacher it trained (examples/distill, live logit
+# distillation, Llama family), exported as F32 GGUF.
+if [ ! -f "$out/distilled-f32.gguf" ] || [ "${1:-}" = "--retrain" ]; then
+  rm -rf build/fixtures/distilled
+  "$bin/distill/distill" --out build/fixtures/distilled --vocab 512 --teacher-layers 4 \
+    --teacher-width 128 --teacher-heads 4 --teacher-steps 600 --student-layers 2 \
+    --student-width 64 --student-heads 4 --steps 600 --context 64 --ways kd --seeds 1 \
+    --threads 1 --export "$out/distilled-f32.gguf"
+fi
 # llama.cpp's C API, for the logits behind its greedy choices (built against the bundled libraries).
 src=$llama_dir/src
 libs=$llama_dir/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
@@ -61,7 +71,7 @@ PYTHONPATH="$src/gguf-py" /usr/bin/python3 tests/reference/add_rope_freqs.py "$s
 tmp=build/fixtures/llama_cpp_runs
 rm -rf "$tmp"
 mkdir -p "$tmp"
-for key in gpt2-f32 gpt2-q8_0 llama-f32 llama-q8_0 llama-rope; do
+for key in gpt2-f32 gpt2-q8_0 llama-f32 llama-q8_0 llama-rope distilled-f32; do
   case $key in
     *-f32) file=$out/$key.gguf ;;
     *) file=build/fixtures/$key.gguf ;;
@@ -83,7 +93,7 @@ tmp, dest = sys.argv[1], sys.argv[2]
 texts = ["The hacker", "A kludge is", "In the beginning was the", "foo bar baz"]
 doc = {"generator": "tests/reference/make_llama_cpp_fixtures.sh", "llama_cpp": "node-llama-cpp@3.21.1",
        "texts": texts, "exact": {}, "defaults": {}}
-for key in ["gpt2-f32", "gpt2-q8_0", "llama-f32", "llama-q8_0", "llama-rope"]:
+for key in ["gpt2-f32", "gpt2-q8_0", "llama-f32", "llama-q8_0", "llama-rope", "distilled-f32"]:
     exact = json.load(open(f"{tmp}/{key}.exact.json"))
     exact["top"] = []
     for i, greedy in enumerate(exact["greedy"]):
