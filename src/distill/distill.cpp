@@ -174,7 +174,7 @@ void SoftLabelCache::build(train::Teacher& teacher, const train::TokenDataset& d
   out.write(pad);
 
   // Two passes over the windows would run the teacher twice; instead the log-probabilities go to
-  // a temporary file beside the ids and are appended at the end.
+  // a second temporary file while the ids stream out, and are appended at the end.
   io::AtomicFile lp_tmp(path + ".logprobs");
   std::unique_ptr<ProgressBar> bar;
   if (o.progress) bar = std::make_unique<ProgressBar>("soft labels", W, "window", o.on_progress);
@@ -216,13 +216,12 @@ void SoftLabelCache::build(train::Teacher& teacher, const train::TokenDataset& d
     if (bar) bar->update(w0 + n);
   }
   if (bar) bar->finish();
-  lp_tmp.commit();
   {
-    // Append the log-probabilities, then drop their temporary file.
-    const auto lp = io::MappedFile::open(path + ".logprobs");
+    // Append the log-probabilities from their temporary file (written unbuffered, so complete;
+    // lp_tmp removes it, never committed).
+    const auto lp = io::MappedFile::open(lp_tmp.temp_path());
     out.write(lp->data(), lp->size());
   }
-  std::remove((path + ".logprobs").c_str());
   out.commit();
 }
 
