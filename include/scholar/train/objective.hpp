@@ -70,7 +70,7 @@ class Teacher {
 /// A TransformerLM as a teacher: its forward pass without a graph, in evaluation mode (logits()
 /// switches the model to evaluation mode and back). The model (and tokenizer) must outlive the
 /// teacher and must not change while it is used: its fingerprint is computed once, from the
-/// weights, at construction.
+/// weights, at construction. Thread-safety: one thread at a time (logits() flips the model's mode).
 class ModuleTeacher final : public Teacher {
  public:
   explicit ModuleTeacher(nn::TransformerLM& model, const text::Tokenizer* tokenizer = nullptr);
