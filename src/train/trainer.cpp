@@ -203,13 +203,13 @@ StepInfo Trainer::train_step() {
     LossParts parts;
     autograd::Var loss = obj.loss(model_, batch, &dropout_gen_, parts);
     loss_sum += loss.value().item();
-    for (const auto& [name, v] : parts) {
+    for (const auto& part : parts) {
       auto it = std::find_if(parts_sum.begin(), parts_sum.end(),
-                             [&](const auto& p) { return p.first == name; });
+                             [&](const auto& p) { return p.first == part.first; });
       if (it == parts_sum.end())
-        parts_sum.emplace_back(name, v);
+        parts_sum.push_back(part);
       else
-        it->second += v;
+        it->second += part.second;
     }
     if (opt_.grad_accum > 1)
       loss = autograd::scale(loss, 1.0f / static_cast<float>(opt_.grad_accum));
