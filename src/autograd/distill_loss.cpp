@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/targets.hpp"
 #include "scholar/autograd/ops.hpp"
 #include "scholar/error.hpp"
 #include "scholar/parallel.hpp"
@@ -136,16 +137,7 @@ Var distill_loss(const Var& student_logits, const SoftTargets& teacher,
   const Tensor<int32_t> t = targets.contiguous();
   const int64_t N = t.numel();
   const int32_t ignore = options.ignore_index;
-  int64_t kept = 0;
-  for (int64_t r = 0; r < N; ++r) {
-    const int32_t id = t.data()[r];
-    if (id == ignore) continue;
-    if (id < 0 || id >= V)
-      fail<IndexError>("distill_loss: target ", id, " at position ", r, " is outside [0, ", V,
-                       ") and is not ignore_index (", ignore, ")");
-    ++kept;
-  }
-  if (kept == 0) fail<ValueError>("distill_loss: every target is ignore_index (", ignore, ")");
+  const int64_t kept = detail::kept_targets(t.data(), N, V, ignore, "distill_loss");
 
   // The divergence actually computed (TRL's special cases of the JSD at beta 0 and 1).
   Divergence div = options.divergence;

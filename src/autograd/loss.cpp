@@ -2,6 +2,7 @@
 #include <cmath>
 #include <vector>
 
+#include "autograd/targets.hpp"
 #include "scholar/autograd/ops.hpp"
 #include "scholar/error.hpp"
 #include "scholar/parallel.hpp"
@@ -25,17 +26,7 @@ Var cross_entropy(const Var& logits, const Tensor<int32_t>& targets, int32_t ign
   const Tensor<float> x = lv.contiguous();
   const Tensor<int32_t> t = targets.contiguous();
   const int64_t N = t.numel();
-  int64_t kept = 0;
-  for (int64_t r = 0; r < N; ++r) {
-    const int32_t id = t.data()[r];
-    if (id == ignore_index) continue;
-    if (id < 0 || id >= V)
-      fail<IndexError>("cross_entropy: target ", id, " at position ", r, " is outside [0, ", V,
-                       ") and is not ignore_index (", ignore_index, ")");
-    ++kept;
-  }
-  if (kept == 0)
-    fail<ValueError>("cross_entropy: every target is ignore_index (", ignore_index, ")");
+  const int64_t kept = detail::kept_targets(t.data(), N, V, ignore_index, "cross_entropy");
 
   std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
   const kernels::KernelTable& k = kernels::active();
