@@ -66,7 +66,8 @@ Tensor<float> ModelTeacher::logits(const Tensor<int32_t>& windows) {
         batch.add(w.data()[(b0 + b) * T + t], t, static_cast<int32_t>(b), true);
     session_->clear();
     const std::span<const float> rows = session_->decode(batch);
-    std::memcpy(out.data() + b0 * T * V, rows.data(), static_cast<size_t>(n * T * V) * sizeof(float));
+    std::memcpy(out.data() + b0 * T * V, rows.data(),
+                static_cast<size_t>(n * T * V) * sizeof(float));
   }
   return out;
 }
