@@ -22,13 +22,14 @@
 // GEMM), io (JSON, safetensors, GGUF), text (tokenizers, UTF-8), autograd, nn (modules, GPT-2 and
 // Llama models, architecture tables), optim, train (datasets, the training loop, checkpoints),
 // infer (models and sessions), generate (decoding), index (vector search), distill (teachers,
-// soft-label caches). See docs/ for a guide per layer.
+// soft-label caches), finetune (LoRA adapters in PEFT's layout). See docs/ for a guide per layer.
 #pragma once
 
 #include "scholar/autograd/ops.hpp"
 #include "scholar/autograd/var.hpp"
 #include "scholar/distill/distill.hpp"
 #include "scholar/error.hpp"
+#include "scholar/finetune/adapter.hpp"
 #include "scholar/generate/generate.hpp"
 #include "scholar/index/hnsw.hpp"
 #include "scholar/index/index.hpp"
@@ -41,6 +42,7 @@
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
 #include "scholar/nn/arch.hpp"
+#include "scholar/nn/lora.hpp"
 #include "scholar/nn/module.hpp"
 #include "scholar/nn/transformer.hpp"
 #include "scholar/optim/optim.hpp"

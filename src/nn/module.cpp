@@ -1,10 +1,12 @@
 // Modules, parameter naming, and the basic layers.
 #include "scholar/nn/module.hpp"
 
+#include <cmath>
 #include <regex>
 #include <unordered_set>
 
 #include "scholar/error.hpp"
+#include "scholar/tensor/ops.hpp"
 
 namespace scholar::nn {
 
@@ -124,6 +126,35 @@ void Module::register_module(const std::string& name, Module& child) {
   children_.emplace_back(name, &child);
 }
 
+void Module::unregister_parameter(const std::string& name) {
+  for (auto it = params_.begin(); it != params_.end(); ++it)
+    if (it->name == name) {
+      params_.erase(it);
+      return;
+    }
+  fail<ValueError>("unregister_parameter: no parameter named '", name, "'");
+}
+
+void Module::unregister_module(const std::string& name) {
+  for (auto it = children_.begin(); it != children_.end(); ++it)
+    if (it->first == name) {
+      children_.erase(it);
+      return;
+    }
+  fail<ValueError>("unregister_module: no child named '", name, "'");
+}
+
+double LoraSpec::scale() const {
+  return rslora ? alpha / std::sqrt(static_cast<double>(rank)) : alpha / static_cast<double>(rank);
+}
+
+struct Linear::Lora {
+  LoraSpec spec;
+  std::unique_ptr<Linear> a, b;  // lora_A: [r, in]; lora_B: [out, r]
+  mutable Generator gen;         // dropout masks
+  bool merged = false;
+};
+
 Linear::Linear(int64_t in, int64_t out, bool bias, autograd::WeightLayout layout)
     : in_(in), out_(out), layout_(layout) {
   if (in < 1 || out < 1) fail<ValueError>("Linear: sizes must be positive, got ", in, " x ", out);
@@ -133,8 +164,140 @@ Linear::Linear(int64_t in, int64_t out, bool bias, autograd::WeightLayout layout
   if (bias) bias_ = register_parameter("bias", Tensor<float>::zeros({out}));
 }
 
+Linear::~Linear() = default;
+
 Var Linear::forward(const Var& x) const {
+  if (lora_ && !lora_->merged) {
+    const autograd::LoraBranch branch{lora_->a->weight(),
+                                      lora_->b->weight(),
+                                      static_cast<float>(lora_->spec.scale()),
+                                      static_cast<float>(lora_->spec.dropout),
+                                      &lora_->gen,
+                                      training()};
+    return compact_ ? autograd::lora_linear(x, compact_, bias_, branch)
+                    : autograd::lora_linear(x, weight_, bias_, layout_, branch);
+  }
+  if (compact_) return autograd::linear(x, compact_, bias_);
   return autograd::linear(x, weight_, bias_, layout_);
+}
+
+Tensor<float> Linear::dense_weight() const {
+  if (!compact_) return weight_.value();
+  Tensor<float> w = compact_->dequantize();
+  return layout_ == autograd::WeightLayout::in_out ? w.t().contiguous() : w;
+}
+
+void Linear::add_lora(const LoraSpec& spec, Generator& gen, uint64_t dropout_seed) {
+  if (lora_) fail<ValueError>("add_lora: this layer already has an adapter");
+  if (spec.rank < 1 || spec.rank > std::min(in_, out_))
+    fail<ValueError>("add_lora: rank ", spec.rank, " must be in [1, ", std::min(in_, out_),
+                     "] for a ", in_, " -> ", out_, " layer");
+  if (!(spec.alpha > 0.0)) fail<ValueError>("add_lora: lora_alpha must be > 0, got ", spec.alpha);
+  if (!(spec.dropout >= 0.0 && spec.dropout < 1.0))
+    fail<ValueError>("add_lora: lora_dropout must be in [0, 1), got ", spec.dropout);
+  auto l = std::make_unique<Lora>();
+  l->spec = spec;
+  l->a = std::make_unique<Linear>(in_, spec.rank, false);
+  l->b = std::make_unique<Linear>(spec.rank, out_, false);
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_));
+  Tensor<float> a = Tensor<float>::empty({spec.rank, in_});
+  uniform_(a, gen, -bound, bound);
+  l->a->weight_.set_value(std::move(a));
+  l->gen = Generator(dropout_seed);
+  l->a->train(training());
+  l->b->train(training());
+  register_module("lora_A", *l->a);
+  register_module("lora_B", *l->b);
+  lora_ = std::move(l);
+}
+
+void Linear::remove_lora() {
+  if (!lora_) fail<ValueError>("remove_lora: this layer has no adapter");
+  if (lora_->merged) unmerge();
+  unregister_module("lora_A");
+  unregister_module("lora_B");
+  lora_.reset();
+}
+
+const LoraSpec* Linear::lora_spec() const noexcept {
+  return lora_ ? &lora_->spec : nullptr;
+}
+
+const Var& Linear::lora_a() const {
+  if (!lora_) fail<ValueError>("Linear: no LoRA adapter");
+  return lora_->a->weight();
+}
+
+const Var& Linear::lora_b() const {
+  if (!lora_) fail<ValueError>("Linear: no LoRA adapter");
+  return lora_->b->weight();
+}
+
+bool Linear::merged() const noexcept {
+  return lora_ && lora_->merged;
+}
+
+namespace {
+
+// w [out, in] (or [in, out] when in_out) + sign * scale * B A, as a new tensor.
+Tensor<float> add_delta(const Tensor<float>& w, bool in_out, const Tensor<float>& a,
+                        const Tensor<float>& b, float scale) {
+  Tensor<float> out = w.clone();
+  const Tensor<float> ac = a.contiguous(), bc = b.contiguous();
+  const int64_t r = ac.size(0), in = ac.size(1), o = bc.size(0);
+  if (in_out)  // W [in, out] += s A^T B^T
+    kernels::gemm(true, true, in, o, r, scale, ac.data(), in, bc.data(), r, 1.0f, out.data(), o);
+  else  // W [out, in] += s B A
+    kernels::gemm(false, false, o, in, r, scale, bc.data(), r, ac.data(), in, 1.0f, out.data(), in);
+  return out;
+}
+
+}  // namespace
+
+void Linear::shift_by_delta(float sign) {
+  const auto s = sign * static_cast<float>(lora_->spec.scale());
+  if (compact_) {
+    compact_ =
+        std::make_shared<const autograd::QuantizedWeight>(autograd::QuantizedWeight::quantize(
+            add_delta(compact_->dequantize(), false, lora_a().value(), lora_b().value(), s),
+            compact_->type));
+  } else {
+    weight_.set_value(add_delta(weight_.value(), layout_ == autograd::WeightLayout::in_out,
+                                lora_a().value(), lora_b().value(), s));
+  }
+}
+
+void Linear::merge() {
+  if (!lora_) fail<ValueError>("merge: this layer has no adapter");
+  if (lora_->merged) fail<ValueError>("merge: the adapter is already merged");
+  shift_by_delta(1.0f);
+  lora_->merged = true;
+}
+
+void Linear::unmerge() {
+  if (!lora_) fail<ValueError>("unmerge: this layer has no adapter");
+  if (!lora_->merged) fail<ValueError>("unmerge: the adapter is not merged");
+  shift_by_delta(-1.0f);
+  lora_->merged = false;
+}
+
+void Linear::quantize(WeightType type) {
+  if (type == WeightType::f32) fail<ValueError>("Linear::quantize: f32 is not a compact type");
+  if (compact_) fail<ValueError>("Linear::quantize: the weight is already quantized");
+  if (lora_ && lora_->merged)
+    fail<ValueError>("Linear::quantize: unmerge the adapter first (a merged weight would keep it)");
+  const Tensor<float>& w = weight_.value();
+  compact_ = std::make_shared<const autograd::QuantizedWeight>(autograd::QuantizedWeight::quantize(
+      layout_ == autograd::WeightLayout::in_out ? w.t() : w, type));
+  unregister_parameter("weight");
+  weight_ = Var();
+}
+
+void Linear::dequantize() {
+  if (!compact_) fail<ValueError>("Linear::dequantize: the weight is not quantized");
+  weight_ = register_parameter("weight", dense_weight());
+  weight_.set_requires_grad(false);
+  compact_.reset();
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim) {

@@ -38,6 +38,48 @@ TEST_CASE("gradcheck: linear in both weight layouts, with and without bias", "[a
                   {rnd({6, 5}, 7), rnd({3, 5}, 8)});
 }
 
+TEST_CASE("gradcheck: the fused LoRA linear, with dropout, in both layouts", "[autograd][lora]") {
+  // x, W, b, A [r, in], B [out, r]; every input gets a gradient (full fine-tuning plus adapters).
+  test::gradcheck("lora_linear out_in",
+                  [](const auto& v) {
+                    return ag::lora_linear(v[0], v[1], v[2], ag::WeightLayout::out_in,
+                                           {v[3], v[4], 1.5f, 0.0f, nullptr, true});
+                  },
+                  {rnd({2, 3, 5}, 1), rnd({4, 5}, 2), rnd({4}, 3), rnd({2, 5}, 4), rnd({4, 2}, 5)});
+  test::gradcheck("lora_linear in_out",
+                  [](const auto& v) {
+                    return ag::lora_linear(v[0], v[1], ag::Var(), ag::WeightLayout::in_out,
+                                           {v[2], v[3], 0.5f, 0.0f, nullptr, true});
+                  },
+                  {rnd({6, 5}, 6), rnd({5, 4}, 7), rnd({3, 5}, 8), rnd({4, 3}, 9)});
+  // Dropout: the same mask on every evaluation (a generator seeded anew each time).
+  test::gradcheck(
+      "lora_linear dropout",
+      [](const auto& v) {
+        Generator gen(42);
+        return ag::lora_linear(v[0], v[1], v[2], ag::WeightLayout::out_in,
+                               {v[3], v[4], 2.0f, 0.3f, &gen, true});
+      },
+      {rnd({8, 6}, 10), rnd({4, 6}, 11), rnd({4}, 12), rnd({2, 6}, 13), rnd({4, 2}, 14)});
+}
+
+TEST_CASE("gradcheck: linear over a compact frozen weight, plain and with LoRA",
+          "[autograd][lora]") {
+  // The weight is frozen (no gradient); x, b, A, B get theirs through the panel products.
+  for (WeightType t : {WeightType::q8_0, WeightType::q4_0, WeightType::f16}) {
+    const auto w = std::make_shared<const ag::QuantizedWeight>(
+        ag::QuantizedWeight::quantize(rnd({40, 64}, 20), t));
+    const std::string name(weight_type_name(t));
+    test::gradcheck("linear " + name, [&w](const auto& v) { return ag::linear(v[0], w, v[1]); },
+                    {rnd({3, 64}, 21), rnd({40}, 22)});
+    test::gradcheck("lora_linear " + name,
+                    [&w](const auto& v) {
+                      return ag::lora_linear(v[0], w, v[1], {v[2], v[3], 0.7f});
+                    },
+                    {rnd({5, 64}, 23), rnd({40}, 24), rnd({4, 64}, 25), rnd({40, 4}, 26)});
+  }
+}
+
 TEST_CASE("gradcheck: broadcasting add, sub, mul and scale, sum and mean", "[autograd]") {
   test::gradcheck("add", [](const auto& v) { return ag::add(v[0], v[1]); },
                   {rnd({2, 3, 4}, 1), rnd({3, 1}, 2)});

@@ -40,3 +40,22 @@ def save(path, tensors, metadata=None):
         f.write(text)
         for b in blobs:
             f.write(b)
+
+
+_NP = {"F32": "float32", "I32": "int32", "F16": "float16", "I64": "int64"}
+
+
+def load(path):
+    """Reads a safetensors file into (tensors, metadata); F32, F16, I32 and I64 only."""
+    import numpy as np
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for name, h in header.items():
+        a, b = h["data_offsets"]
+        arr = np.frombuffer(data[a:b], dtype=_NP[h["dtype"]]).reshape(h["shape"])
+        out[name] = torch.from_numpy(arr.copy())
+    return out, meta

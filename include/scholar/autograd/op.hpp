@@ -35,6 +35,7 @@ enum class Op : uint8_t {
   concat,
   cross_entropy,
   distill,
+  lora_linear,
   count  // not an op: the number of ops
 };
 
@@ -42,7 +43,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Op::count)> kO
     "matmul",  "linear",    "add",       "sub",         "mul",           "scale",
     "sum",     "mean",      "embedding", "layernorm",   "rmsnorm",       "gelu",
     "silu",    "swiglu",    "softmax",   "log_softmax", "attention",     "dropout",
-    "reshape", "transpose", "slice",     "concat",      "cross_entropy", "distill",
+    "reshape", "transpose", "slice",     "concat",      "cross_entropy", "distill", "lora_linear",
 };
 static_assert(kOpNames.size() == static_cast<size_t>(Op::count) && !kOpNames.back().empty(),
               "every Op needs a name in kOpNames");

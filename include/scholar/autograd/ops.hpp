@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -30,6 +31,48 @@ enum class WeightLayout : uint8_t { out_in, in_out };
 /// (an undefined Var for none) -> y [..., out].
 Var linear(const Var& x, const Var& weight, const Var& bias = {},
            WeightLayout layout = WeightLayout::out_in);
+
+/// A frozen weight matrix kept in a compact storage type (f16, bf16, Q8_0, Q4_0; scholar/tensor/
+/// quant.hpp) as rows of `cols` values, one row per output ([out, in], whatever the layout it came
+/// from). Products with it convert a panel of rows at a time to f32, so no f32 copy of the whole
+/// matrix exists. Immutable once built; share it with std::shared_ptr.
+struct QuantizedWeight {
+  WeightType type = WeightType::q8_0;
+  int64_t rows = 0;  ///< out
+  int64_t cols = 0;  ///< in (a multiple of the type's block length)
+  std::vector<uint8_t> bytes;
+
+  /// Stores w ([out, in]; pass the transpose of an [in, out] weight) as `type`, with ggml's
+  /// reference rounding for the block formats. ShapeError if w is not 2-D or its rows are not a
+  /// whole number of blocks.
+  static QuantizedWeight quantize(const Tensor<float>& w, WeightType type);
+  /// The matrix back in f32, [rows, cols].
+  Tensor<float> dequantize() const;
+};
+
+/// y = x W^T + b with a frozen W stored compactly (QuantizedWeight): gradients flow to x and b
+/// only. The input gradient dy W is computed panel by panel as the forward product is.
+Var linear(const Var& x, const std::shared_ptr<const QuantizedWeight>& weight,
+           const Var& bias = {});
+
+/// The low-rank branch of a LoRA layer (Hu et al. 2021, PEFT's lora.Linear): A [r, in] and B
+/// [out, r] (PEFT's lora_A.weight and lora_B.weight), scale = lora_alpha / r (or / sqrt(r) with
+/// rsLoRA), and dropout on the branch's input with probability `dropout` in training.
+struct LoraBranch {
+  Var a, b;
+  float scale = 1.0f;
+  float dropout = 0.0f;
+  Generator* gen = nullptr;  ///< dropout masks (required when dropout > 0 and training)
+  bool training = true;
+};
+
+/// y = x W^T + b + scale * dropout(x) A^T B^T, fused: the branch adds into the base product in
+/// place and backward forms dy B once for the input gradient and both adapter gradients. W is a
+/// Var (layout as linear()) or a frozen QuantizedWeight (QLoRA).
+Var lora_linear(const Var& x, const Var& weight, const Var& bias, WeightLayout layout,
+                const LoraBranch& lora);
+Var lora_linear(const Var& x, const std::shared_ptr<const QuantizedWeight>& weight, const Var& bias,
+                const LoraBranch& lora);
 
 // --- elementwise (NumPy broadcasting; gradients are summed back to each input's shape) -----------
 

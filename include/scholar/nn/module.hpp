@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,6 +75,9 @@ class Module {
   void register_shared(const std::string& name, const Var& var);
   /// Registers a child whose lifetime the derived class manages (a member or a unique_ptr).
   void register_module(const std::string& name, Module& child);
+  /// Removes a parameter or a child registered under `name` (ValueError if there is none).
+  void unregister_parameter(const std::string& name);
+  void unregister_module(const std::string& name);
 
  private:
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const;
@@ -83,23 +87,81 @@ class Module {
   bool training_ = true;
 };
 
+/// The LoRA settings of one layer (nn/lora.hpp's LoraConfig holds them for a whole model).
+struct LoraSpec {
+  int64_t rank = 8;      ///< r
+  double alpha = 8.0;    ///< lora_alpha
+  double dropout = 0.0;  ///< on the branch's input, in training
+  bool rslora = false;   ///< scale alpha / sqrt(r) (rank-stabilized LoRA) instead of alpha / r
+  /// The factor the branch's output is multiplied by.
+  double scale() const;
+};
+
 /// y = x W^T + b. Weight [out, in] (Hugging Face nn.Linear) or [in, out] (GPT-2's Conv1D).
+///
+/// A Linear may carry a LoRA adapter (add_lora): children lora_A ([r, in], no bias) and lora_B
+/// ([out, r]), so their parameters are named "<layer>.lora_A.weight" and "<layer>.lora_B.weight"
+/// as in PEFT's files, and y gains scale * B A dropout(x). Its frozen weight may be kept compact
+/// (quantize: f16, bf16, Q8_0 or Q4_0), which is how LoRA trains over a quantized base.
 class Linear : public Module {
  public:
   /// Weight and bias start at zero; models initialize them (see TransformerLM).
   Linear(int64_t in, int64_t out, bool bias = true,
          autograd::WeightLayout layout = autograd::WeightLayout::out_in);
+  ~Linear() override;
   Var forward(const Var& x) const;
+  /// The f32 weight parameter (undefined while quantized).
   const Var& weight() const noexcept { return weight_; }
   const Var& bias() const noexcept { return bias_; }
   int64_t in_features() const noexcept { return in_; }
   int64_t out_features() const noexcept { return out_; }
   autograd::WeightLayout layout() const noexcept { return layout_; }
+  /// The weight as f32 in this layer's layout (a conversion when quantized; the parameter's value
+  /// otherwise), without any unmerged adapter.
+  Tensor<float> dense_weight() const;
+
+  // --- LoRA -------------------------------------------------------------------------------------
+  /// Adds an adapter: A drawn as PEFT draws it (kaiming_uniform with a = sqrt(5): U(-1/sqrt(in),
+  /// 1/sqrt(in))) from `gen`, B zero, so the layer's output is unchanged until B trains. Dropout
+  /// masks come from a generator seeded with `dropout_seed`. ValueError if the layer already has
+  /// one, or the rank is < 1 or larger than min(in, out), or alpha <= 0, or dropout outside [0, 1).
+  void add_lora(const LoraSpec& spec, Generator& gen, uint64_t dropout_seed = 0);
+  /// Removes the adapter (unmerging it first if merged). ValueError if there is none.
+  void remove_lora();
+  bool has_lora() const noexcept { return lora_ != nullptr; }
+  /// The adapter's settings (nullptr without one).
+  const LoraSpec* lora_spec() const noexcept;
+  /// The adapter's matrices: A [r, in] and B [out, r] (ValueError without an adapter).
+  const Var& lora_a() const;
+  const Var& lora_b() const;
+  /// Adds scale * B A into the weight (re-quantizing a quantized weight), after which forward skips
+  /// the branch; unmerge() subtracts it again. ValueError without an adapter, or if already merged
+  /// (merge) or not merged (unmerge). With an f32 weight, unmerge restores it to rounding error.
+  void merge();
+  void unmerge();
+  bool merged() const noexcept;
+
+  // --- compact (quantized) frozen weight ---------------------------------------------------------
+  /// Stores the weight as `type` and drops the f32 parameter: the weight is frozen from here on
+  /// (gradients still flow to the input, the bias and an adapter). ShapeError if `in` is not a
+  /// multiple of the type's block length; ValueError for f32 or if already quantized.
+  void quantize(WeightType type);
+  /// Converts a quantized weight back to an f32 parameter (frozen). ValueError if not quantized.
+  void dequantize();
+  bool quantized() const noexcept { return compact_ != nullptr; }
+  /// The compact weight ([out, in] rows), or null.
+  const std::shared_ptr<const autograd::QuantizedWeight>& compact_weight() const noexcept {
+    return compact_;
+  }
 
  private:
+  struct Lora;
+  void shift_by_delta(float sign);  // weight += sign * scale * B A (re-quantized if compact)
   int64_t in_, out_;
   autograd::WeightLayout layout_;
   Var weight_, bias_;
+  std::shared_ptr<const autograd::QuantizedWeight> compact_;
+  std::unique_ptr<Lora> lora_;
 };
 
 /// Rows of a [V, C] table by token id.
