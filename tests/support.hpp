@@ -2,9 +2,12 @@
 // and the list of kernel tables this CPU can run.
 #pragma once
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +15,16 @@
 #include "scholar/kernels/kernels.hpp"
 
 namespace test {
+
+/// A fresh, empty directory <tmp>/scholar_<program>_<pid>/<name> (removed first if it exists).
+inline std::string temp_dir(const std::string& program, const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("scholar_" + program + "_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
 
 /// Every kernel table this build and CPU can run (scalar always; the others when supported).
 inline std::vector<const scholar::kernels::KernelTable*> all_tables() {

@@ -39,6 +39,24 @@ Weight permute_bias(const Weight& b, int64_t D, bool to_gguf) {
   return f;
 }
 
+// tokenizer_config.json's chat_template: a string, or a list of {"name", "template"} (the one named
+// "default", else the first); "" when the file or the key is absent.
+std::string hf_chat_template(const std::filesystem::path& config) {
+  if (!std::filesystem::exists(config)) return "";
+  const io::Json j = io::Json::parse(io::read_file(config.string()), config.string());
+  const io::Json* t = j.is_object() ? j.find("chat_template") : nullptr;
+  if (!t || t->is_null()) return "";
+  if (t->is_string()) return t->as_string();
+  std::string first;
+  for (const io::Json& e : t->as_array(config.string() + ": chat_template")) {
+    const std::string& tmpl = e.at("template", config.string()).as_string("template");
+    if (first.empty()) first = tmpl;
+    if (const io::Json* n = e.find("name"); n && n->is_string() && n->as_string() == "default")
+      return tmpl;
+  }
+  return first;
+}
+
 // --- tokenizer from GGUF metadata
 // ---------------------------------------------------------------------
 
@@ -246,6 +264,8 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
     weight_for(w, t.role, t.layer) = tensor(t.gguf_name);
   std::string note;
   auto tok = gguf_tokenizer(f, note);
+  if (const io::GgufValue* ct = f.find("tokenizer.chat_template"); ct && tok)
+    tok->set_chat_template(ct->as_string(path + ": tokenizer.chat_template"));
   reconcile_special_ids(cfg, tok.get(), path);
   cfg.interleave = opt.interleave;
   return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), path, note);
@@ -394,6 +414,7 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const Lo
   } else {
     note = "the directory has no tokenizer.json";
   }
+  if (tok) tok->set_chat_template(hf_chat_template(d / "tokenizer_config.json"));
   reconcile_special_ids(cfg, tok.get(), dir);
   cfg.interleave = opt.interleave;
   return std::make_shared<Model>(std::move(cfg), std::move(w), std::move(tok), src.label, note);
@@ -553,6 +574,8 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     g.set("tokenizer.ggml.bos_token_id", V::u32(static_cast<uint32_t>(cfg_.bos_id)));
   if (cfg_.eos_id >= 0)
     g.set("tokenizer.ggml.eos_token_id", V::u32(static_cast<uint32_t>(cfg_.eos_id)));
+  if (tok_ && !tok_->chat_template().empty())
+    g.set("tokenizer.chat_template", V::string(tok_->chat_template()));
 
   auto add = [&](const std::string& name, Weight w, bool matrix) {
     if (w.empty()) return;

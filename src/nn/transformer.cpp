@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 
 #include "scholar/error.hpp"
@@ -348,11 +349,12 @@ Attention::Attention(const TransformerConfig& cfg)
   }
 }
 
-Var Attention::forward(const Var& x, int64_t position_offset) const {
+Var Attention::forward(const Var& x, int64_t position_offset, const Tensor<float>* mask) const {
   ag::AttentionOptions opt;
   opt.n_heads = cfg_.n_heads;
   opt.n_kv_heads = cfg_.kv_heads();
   opt.causal = true;
+  opt.mask = mask;
   const int64_t C = cfg_.n_embd;
   if (cfg_.family == TransformerConfig::Family::gpt2) {
     const Var qkv = c_attn_->forward(x);  // [B, T, 3C]
@@ -417,12 +419,12 @@ Var Block::norm(int which, const Var& x) const {
   return (which == 1 ? rms1_ : rms2_)->forward(x);
 }
 
-Var Block::forward(const Var& x, Generator* dropout_gen) const {
+Var Block::forward(const Var& x, Generator* dropout_gen, const Tensor<float>* mask) const {
   auto drop = [&](const Var& v) {
     if (cfg_.dropout == 0.0f || !training()) return v;
     return ag::dropout(v, cfg_.dropout, *dropout_gen, true);
   };
-  const Var h = ag::add(x, drop(attn_.forward(norm(1, x))));
+  const Var h = ag::add(x, drop(attn_.forward(norm(1, x), 0, mask)));
   return ag::add(h, drop(mlp_.forward(norm(2, h))));
 }
 
@@ -473,7 +475,8 @@ TransformerLM::TransformerLM(const TransformerConfig& cfg, uint64_t seed) : cfg_
   }
 }
 
-Var TransformerLM::forward(const Tensor<int32_t>& ids, Generator* dropout_gen) const {
+Var TransformerLM::forward(const Tensor<int32_t>& ids, Generator* dropout_gen,
+                           const Tensor<int32_t>* segments) const {
   if (ids.rank() != 2)
     fail<ShapeError>("TransformerLM: ids must be [B, T], got ", ids.shape().str());
   const int64_t B = ids.size(0), T = ids.size(1);
@@ -481,24 +484,45 @@ Var TransformerLM::forward(const Tensor<int32_t>& ids, Generator* dropout_gen) c
   if (T > cfg_.context_length)
     fail<ShapeError>("TransformerLM: sequence of ", T, " tokens exceeds the context length ",
                      cfg_.context_length);
+  if (segments && !(segments->shape() == ids.shape()))
+    fail<ShapeError>("TransformerLM: segments ", segments->shape().str(),
+                     " must have the ids' shape ", ids.shape().str());
   if (training() && cfg_.dropout > 0.0f && !dropout_gen)
     fail<ValueError>("TransformerLM: dropout is on, so training needs a Generator");
-  Var x = wte_->forward(ids);
-  if (wpe_) {
-    Tensor<int32_t> pos = Tensor<int32_t>::empty({1, T});
+  // Packed rows: attention stays inside each segment, and learned positions restart at each.
+  Tensor<float> mask;
+  Tensor<int32_t> pos;
+  if (segments) {
+    const Tensor<int32_t> seg = segments->contiguous();
+    mask = Tensor<float>::zeros({B, T, T});
+    pos = Tensor<int32_t>::empty({B, T});
+    const float blocked = -std::numeric_limits<float>::infinity();
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t* s = seg.data() + b * T;
+      int64_t start = 0;
+      for (int64_t i = 0; i < T; ++i) {
+        if (i > 0 && s[i] != s[i - 1]) start = i;
+        pos.data()[b * T + i] = static_cast<int32_t>(i - start);
+        float* m = mask.data() + (b * T + i) * T;
+        for (int64_t j = 0; j < i; ++j)
+          if (s[j] != s[i]) m[j] = blocked;
+      }
+    }
+  } else if (wpe_) {
+    pos = Tensor<int32_t>::empty({1, T});
     for (int64_t t = 0; t < T; ++t) pos.data()[t] = static_cast<int32_t>(t);
-    x = ag::add(x, wpe_->forward(pos));  // [1, T, C] broadcasts over the batch
   }
+  Var x = wte_->forward(ids);
+  if (wpe_) x = ag::add(x, wpe_->forward(pos));  // [1, T, C] broadcasts over the batch
   if (cfg_.dropout > 0.0f && training()) x = ag::dropout(x, cfg_.dropout, *dropout_gen, true);
-  for (const auto& block : blocks_) x = block->forward(x, dropout_gen);
+  for (const auto& block : blocks_) x = block->forward(x, dropout_gen, segments ? &mask : nullptr);
   x = ln_f_ ? ln_f_->forward(x) : norm_f_->forward(x);
-  (void)B;
   return lm_head_ ? lm_head_->forward(x) : ag::linear(x, wte_->weight());
 }
 
 Var TransformerLM::loss(const Tensor<int32_t>& ids, const Tensor<int32_t>& targets,
-                        Generator* dropout_gen) const {
-  return ag::cross_entropy(forward(ids, dropout_gen), targets);
+                        Generator* dropout_gen, const Tensor<int32_t>* segments) const {
+  return ag::cross_entropy(forward(ids, dropout_gen, segments), targets);
 }
 
 void TransformerLM::load_weights(const std::vector<std::pair<std::string, Tensor<float>>>& weights,

@@ -181,6 +181,16 @@ std::pair<Tensor<int32_t>, Tensor<int32_t>> TokenDataset::sequential_batch(Split
   return windows(src, B, T, starts);
 }
 
+Batch TokenDataset::sample(Split split, int64_t B, int64_t T, Generator& gen) const {
+  auto [x, y] = batch(split, B, T, gen);
+  return {std::move(x), std::move(y), {}, {}};
+}
+
+Batch TokenDataset::eval_batch(Split split, int64_t B, int64_t T, int64_t index) const {
+  auto [x, y] = sequential_batch(split, B, T, index);
+  return {std::move(x), std::move(y), {}, {}};
+}
+
 int64_t TokenDataset::window_count(Split split, int64_t T) const {
   if (T < 1) fail<ValueError>("TokenDataset: window length must be positive, got ", T);
   const auto n = static_cast<int64_t>(tokens(split).size());
@@ -197,7 +207,7 @@ Batch TokenDataset::windows_at(Split split, int64_t T, const std::vector<int64_t
     starts[b] = which[b] * T;
   }
   auto [x, y] = windows(tokens(split), static_cast<int64_t>(which.size()), T, starts);
-  return {std::move(x), std::move(y), which};
+  return {std::move(x), std::move(y), which, {}};
 }
 
 Batch TokenDataset::window_batch(Split split, int64_t B, int64_t T, Generator& gen) const {

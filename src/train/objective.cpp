@@ -9,7 +9,8 @@ namespace scholar::train {
 
 autograd::Var LmObjective::loss(nn::TransformerLM& model, const Batch& batch, Generator* dropout,
                                 LossParts& /*parts*/) {
-  return model.loss(batch.inputs, batch.targets, dropout);
+  return model.loss(batch.inputs, batch.targets, dropout,
+                    batch.segments.defined() ? &batch.segments : nullptr);
 }
 
 std::string module_fingerprint(const nn::TransformerLM& model) {

@@ -159,7 +159,7 @@ void TrainerOptions::validate() const {
 
 // --- trainer -------------------------------------------------------------------------------------
 
-Trainer::Trainer(nn::TransformerLM& model, const TokenDataset& data, TrainerOptions options,
+Trainer::Trainer(nn::TransformerLM& model, const Dataset& data, TrainerOptions options,
                  const text::Tokenizer* tokenizer)
     : model_(model),
       data_(data),
@@ -185,10 +185,14 @@ Trainer::Trainer(nn::TransformerLM& model, const TokenDataset& data, TrainerOpti
 Trainer::~Trainer() = default;
 
 Batch Trainer::next_batch(const Objective& objective) {
-  if (objective.fixed_windows())
-    return data_.window_batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
-  auto [x, y] = data_.batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
-  return {std::move(x), std::move(y), {}};
+  if (objective.fixed_windows()) {
+    const auto* tokens = dynamic_cast<const TokenDataset*>(&data_);
+    if (!tokens)
+      fail<ValueError>("Trainer: objective '", objective.name(),
+                       "' trains on fixed windows of a TokenDataset, not on this dataset");
+    return tokens->window_batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
+  }
+  return data_.sample(Split::train, opt_.batch_size, opt_.context, data_gen_);
 }
 
 StepInfo Trainer::train_step() {
@@ -197,9 +201,11 @@ StepInfo Trainer::train_step() {
   LmObjective lm;
   Objective& obj = objective ? *objective : lm;
   double loss_sum = 0;
+  int64_t tokens = 0;
   LossParts parts_sum;
   for (int64_t m = 0; m < opt_.grad_accum; ++m) {
     const Batch batch = next_batch(obj);
+    tokens += batch.inputs.numel();
     LossParts parts;
     autograd::Var loss = obj.loss(model_, batch, &dropout_gen_, parts);
     loss_sum += loss.value().item();
@@ -231,22 +237,22 @@ StepInfo Trainer::train_step() {
   optimizer_->zero_grad();
   info.step = step_;
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  info.tokens_per_second =
-      static_cast<double>(opt_.batch_size * opt_.context * opt_.grad_accum) / std::max(dt, 1e-9);
+  info.tokens_per_second = static_cast<double>(tokens) / std::max(dt, 1e-9);
   return info;
 }
 
 double Trainer::evaluate() {
   PoolScope scope(pool);
-  const auto& val = data_.tokens(Split::validation);
-  if (static_cast<int64_t>(val.size()) < opt_.context + 1) return std::nan("");
+  if (!data_.can_batch(Split::validation, opt_.context)) return std::nan("");
   autograd::NoGradGuard no_grad;
   const bool was_training = model_.training();
   model_.eval();
   double total = 0;
   for (int64_t i = 0; i < opt_.eval_batches; ++i) {
-    const auto [x, y] = data_.sequential_batch(Split::validation, opt_.batch_size, opt_.context, i);
-    total += model_.loss(x, y).value().item();
+    const Batch b = data_.eval_batch(Split::validation, opt_.batch_size, opt_.context, i);
+    total += model_.loss(b.inputs, b.targets, nullptr, b.segments.defined() ? &b.segments : nullptr)
+                 .value()
+                 .item();
   }
   model_.train(was_training);
   return total / static_cast<double>(opt_.eval_batches);

@@ -11,6 +11,7 @@
 #include "scholar/infer/teacher.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/train/trainer.hpp"
+#include "support.hpp"
 
 using namespace scholar;
 namespace fs = std::filesystem;
@@ -18,11 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string temp_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("scholar_distill_" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
+  return test::temp_dir("distill", name);
 }
 
 std::string corpus(int variant = 0) {

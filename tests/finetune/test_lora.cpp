@@ -12,6 +12,7 @@
 #include "scholar/io/safetensors.hpp"
 #include "scholar/optim/optim.hpp"
 #include "scholar/tensor/ops.hpp"
+#include "support.hpp"
 
 using namespace scholar;
 using autograd::Var;
@@ -20,11 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string temp_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("scholar_lora_" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
+  return test::temp_dir("lora", name);
 }
 
 double rel_error(const Tensor<float>& got, const Tensor<float>& want) {

@@ -12,6 +12,7 @@
 #include "scholar/io/safetensors.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "scholar/train/trainer.hpp"
+#include "support.hpp"
 
 using namespace scholar;
 namespace fs = std::filesystem;
@@ -19,11 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string temp_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("scholar_train_" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
+  return test::temp_dir("train", name);
 }
 
 std::string corpus() {

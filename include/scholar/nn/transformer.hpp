@@ -112,8 +112,9 @@ struct TransformerConfig {
 class Attention : public Module {
  public:
   explicit Attention(const TransformerConfig& cfg);
-  /// x [B, T, C] -> [B, T, C]. position_offset shifts RoPE positions.
-  Var forward(const Var& x, int64_t position_offset = 0) const;
+  /// x [B, T, C] -> [B, T, C]. position_offset shifts RoPE positions; mask (optional, [B, T, T],
+  /// 0 or -inf) is added to the causal scores.
+  Var forward(const Var& x, int64_t position_offset = 0, const Tensor<float>* mask = nullptr) const;
 
  private:
   TransformerConfig cfg_;
@@ -138,7 +139,7 @@ class MLP : public Module {
 class Block : public Module {
  public:
   explicit Block(const TransformerConfig& cfg);
-  Var forward(const Var& x, Generator* dropout_gen) const;
+  Var forward(const Var& x, Generator* dropout_gen, const Tensor<float>* mask = nullptr) const;
 
  private:
   Var norm(int which, const Var& x) const;
@@ -157,11 +158,15 @@ class TransformerLM : public Module {
   explicit TransformerLM(const TransformerConfig& cfg, uint64_t seed = 0);
 
   /// ids [B, T] (T <= context_length) -> logits [B, T, V]. dropout_gen supplies dropout masks in
-  /// training mode (required there when cfg.dropout > 0).
-  Var forward(const Tensor<int32_t>& ids, Generator* dropout_gen = nullptr) const;
+  /// training mode (required there when cfg.dropout > 0). segments (optional, [B, T]) packs
+  /// several sequences in a row: runs of equal values are separate sequences, so attention stays
+  /// inside a run and learned positions restart at each (rotary positions are relative already),
+  /// which makes a packed row compute what its sequences would alone.
+  Var forward(const Tensor<int32_t>& ids, Generator* dropout_gen = nullptr,
+              const Tensor<int32_t>* segments = nullptr) const;
   /// Mean cross-entropy of forward(ids) against targets [B, T] (ignore_index -100).
   Var loss(const Tensor<int32_t>& ids, const Tensor<int32_t>& targets,
-           Generator* dropout_gen = nullptr) const;
+           Generator* dropout_gen = nullptr, const Tensor<int32_t>* segments = nullptr) const;
 
   const TransformerConfig& config() const noexcept { return cfg_; }
 

@@ -66,6 +66,11 @@ class Tokenizer {
   const SpecialTokens& special_tokens() const noexcept { return special_tokens_; }
   /// Sets them (IndexError for an id outside the vocabulary; -1 means none).
   void set_special_tokens(const SpecialTokens& s);
+  /// The model's chat template as its files carry it (Jinja source from tokenizer_config.json's
+  /// "chat_template" or GGUF's tokenizer.chat_template; "" when none). text::ChatTemplate::detect
+  /// turns it into a format scholar renders.
+  const std::string& chat_template() const noexcept { return chat_template_; }
+  void set_chat_template(std::string jinja) { chat_template_ = std::move(jinja); }
   /// Token ids of `text`; special-token text is plain text.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
   /// As encode(), but exact occurrences of special tokens' text become their ids (as Hugging Face
@@ -86,6 +91,7 @@ class Tokenizer {
   /// Fills special_tokens() from the names of the special tokens when nothing else says.
   void guess_special_tokens();
   SpecialTokens special_tokens_;
+  std::string chat_template_;
 };
 
 /// SpecialTokens as {"bos": id, "eos": id, "pad": id, "unk": id} (-1: none), and back (a missing

@@ -29,19 +29,37 @@ std::vector<std::string> read_documents(const std::vector<std::string>& paths);
 
 enum class Split : uint8_t { train, validation };
 
-/// One micro-batch of windows: inputs [B, T] and targets [B, T] (the same tokens shifted by one;
-/// -100 marks a position without a target). `windows` holds each row's fixed-window index when the
-/// batch was drawn by TokenDataset::window_batch (for per-window data such as a soft-label cache),
-/// and is empty otherwise.
+/// One micro-batch: inputs [B, T] and targets [B, T] (the same tokens shifted by one; -100 marks a
+/// position without a target). `windows` holds each row's fixed-window index when the batch was
+/// drawn by TokenDataset::window_batch (for per-window data such as a soft-label cache), and is
+/// empty otherwise. `segments` [B, T], when defined, packs several sequences per row (runs of
+/// equal values; TransformerLM::forward keeps attention inside each).
 struct Batch {
   Tensor<int32_t> inputs;
   Tensor<int32_t> targets;
   std::vector<int64_t> windows;
+  Tensor<int32_t> segments;
+};
+
+/// Where the Trainer's batches come from: a token stream (TokenDataset) or examples whose loss
+/// covers only some tokens (InstructionDataset). Implementations are read-only once built, so one
+/// dataset may serve several trainers.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  /// A training batch of B rows of at most T tokens, drawn with gen.
+  virtual Batch sample(Split split, int64_t B, int64_t T, Generator& gen) const = 0;
+  /// Deterministic batch `index` for evaluation (consecutive data, wrapping around).
+  virtual Batch eval_batch(Split split, int64_t B, int64_t T, int64_t index) const = 0;
+  /// Whether the split can give batches of rows of T tokens (false: nothing to evaluate).
+  virtual bool can_batch(Split split, int64_t T) const = 0;
+  /// Largest token id + 1 (the model's vocabulary must cover it).
+  virtual int32_t max_token() const = 0;
 };
 
 /// Tokenized training and validation streams. Documents are assigned to one split each (a seeded
 /// shuffle), so no text is in both; within a split, documents are joined with an end-of-text token.
-class TokenDataset {
+class TokenDataset final : public Dataset {
  public:
   struct Options {
     double validation_fraction = 0.05;  ///< share of documents held out (at least one if possible)
@@ -75,7 +93,14 @@ class TokenDataset {
     return split == Split::train ? train_ : validation_;
   }
   /// Largest token id + 1 (the model's vocabulary must cover it).
-  int32_t max_token() const noexcept { return max_token_; }
+  int32_t max_token() const override { return max_token_; }
+
+  // Dataset: random windows (batch), consecutive windows (sequential_batch).
+  Batch sample(Split split, int64_t B, int64_t T, Generator& gen) const override;
+  Batch eval_batch(Split split, int64_t B, int64_t T, int64_t index) const override;
+  bool can_batch(Split split, int64_t T) const override {
+    return static_cast<int64_t>(tokens(split).size()) >= T + 1;
+  }
 
  private:
   std::vector<int32_t> train_, validation_;

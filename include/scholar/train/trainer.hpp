@@ -84,7 +84,7 @@ class Trainer {
  public:
   /// The model, data and tokenizer must outlive the trainer; the tokenizer (optional) is saved in
   /// checkpoints so they are self-contained.
-  Trainer(nn::TransformerLM& model, const TokenDataset& data, TrainerOptions options,
+  Trainer(nn::TransformerLM& model, const Dataset& data, TrainerOptions options,
           const text::Tokenizer* tokenizer = nullptr);
   ~Trainer();
 
@@ -119,7 +119,7 @@ class Trainer {
   Batch next_batch(const Objective& objective);
 
   nn::TransformerLM& model_;
-  const TokenDataset& data_;
+  const Dataset& data_;
   TrainerOptions opt_;
   const text::Tokenizer* tokenizer_;
   std::unique_ptr<optim::AdamW> optimizer_;
