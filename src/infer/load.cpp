@@ -489,7 +489,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
 void Model::save_gguf(const std::string& path, WeightType type) const {
   const auto& a = cfg_.arch;
   const bool gpt2 = a.family == Family::gpt2;
-  const std::string arch = gpt2 ? "gpt2" : (a.model_type == "qwen2" ? "qwen2" : "llama");
+  const std::string arch(nn::gguf_architecture(a));
   io::GgufWriter g;
   using V = io::GgufValue;
   g.set("general.architecture", V::string(arch));

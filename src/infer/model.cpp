@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "infer/adapter_checks.hpp"
 #include "scholar/error.hpp"
 #include "scholar/infer/model.hpp"
 
@@ -163,8 +164,67 @@ std::vector<std::pair<nn::TensorRole, int64_t>> Adapter::targets() const {
   return out;
 }
 
+const Weight& adapter_target(const Model& m, nn::TensorRole role, int64_t layer, const char* who) {
+  const bool per_layer = layer >= 0 && layer < m.arch().n_layers;
+  const Weight* w = nullptr;
+  for (const nn::TensorSpec& t : nn::tensor_specs(m.arch()))
+    if (t.role == role && (t.layer == layer || (t.layer < 0 && !per_layer)))
+      w = &weight_for(m.weights(), role, t.layer);
+  if (!w || w->rows == 1)
+    fail<ValueError>(who, ": the model has no matrix ", nn::tensor_role_name(role), " in layer ",
+                     layer);
+  return *w;
+}
+
+void check_update(const Weight& w, const LoraUpdate& u, const std::string& name, const char* who) {
+  if (static_cast<int64_t>(u.a.size()) != u.rank * w.cols ||
+      static_cast<int64_t>(u.b.size()) != w.rows * u.rank)
+    fail<ShapeError>(who, ": ", name, " is [", w.rows, ", ", w.cols, "]; the update's A has ",
+                     u.a.size(), " values and B ", u.b.size(), " (rank ", u.rank, " needs ",
+                     u.rank * w.cols, " and ", w.rows * u.rank, ")");
+}
+
+void Adapter::check(const Model& model) const {
+  for (const auto& [key, u] : updates_)
+    check_update(adapter_target(model, key.first, key.second, "Adapter::check"), u,
+                 nn::gguf_name(model.arch().family, key.first, key.second), "Adapter::check");
+}
+
 // --- Model
 // ------------------------------------------------------------------------------------------
+
+std::shared_ptr<const Model> Model::merged(const std::vector<AdapterScale>& adapters) const {
+  ModelWeights w = w_;
+  const bool tied = w_.output.data == w_.tok_embd.data;
+  // The sum of every adapter's update of each matrix, added once and stored once.
+  std::vector<std::pair<std::pair<nn::TensorRole, int64_t>, std::vector<float>>> merged_f32;
+  for (const AdapterScale& as : adapters) {
+    if (!as.adapter) fail<ValueError>("Model::merged: an adapter is null");
+    if (!std::isfinite(as.scale))
+      fail<ValueError>("Model::merged: scale must be finite, got ", as.scale);
+    for (const auto& key : as.adapter->targets()) {
+      const Weight& src = adapter_target(*this, key.first, key.second, "Model::merged");
+      const LoraUpdate& u = *as.adapter->find(key.first, key.second);
+      check_update(src, u, nn::gguf_name(cfg_.arch.family, key.first, key.second), "Model::merged");
+      auto it = std::find_if(merged_f32.begin(), merged_f32.end(),
+                             [&](const auto& e) { return e.first == key; });
+      if (it == merged_f32.end()) {
+        merged_f32.push_back({key, src.to_f32()});
+        it = merged_f32.end() - 1;
+      }
+      kernels::gemm(false, false, src.rows, src.cols, u.rank, u.scale * as.scale, u.b.data(),
+                    u.rank, u.a.data(), src.cols, 1.0f, it->second.data(), src.cols);
+    }
+  }
+  for (auto& [key, values] : merged_f32) {
+    Weight& dst = weight_for(w, key.first, key.second);
+    Weight f = Weight::from_f32(std::move(values), dst.rows, dst.cols);
+    f.name = dst.name;
+    dst = dst.type == WeightType::f32 ? std::move(f) : f.convert(dst.type);
+  }
+  if (tied) w.output = w.tok_embd;
+  return std::make_shared<Model>(cfg_, std::move(w), tok_, source_, tokenizer_note_);
+}
 
 std::unique_ptr<nn::TransformerLM> Model::to_module() const {
   const nn::TransformerConfig& a = cfg_.arch;

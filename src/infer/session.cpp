@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "infer/adapter_checks.hpp"
 #include "infer/kv_cache.hpp"
 #include "scholar/error.hpp"
 #include "scholar/infer/model.hpp"
@@ -35,12 +36,14 @@ struct Session::Impl {
   bool gpt2;
 
   std::unique_ptr<detail::KvCache> cache;
-  std::shared_ptr<const Adapter> adapter;  // unmerged low-rank updates, or null
-  std::vector<float> lora_tmp;             // [max_batch][largest rank]
+  std::vector<AdapterScale> adapters;  // unmerged low-rank updates, each with its factor
+  std::vector<float> lora_tmp;         // [max_batch][largest rank]
 
-  const LoraUpdate* lora(nn::TensorRole role, int64_t layer) const {
-    return adapter ? adapter->find(role, layer) : nullptr;
-  }
+  // Which matrix a product is, so that the adapters' updates of it apply.
+  struct Target {
+    nn::TensorRole role;
+    int64_t layer;
+  };
   bool embeddings = false;  // SessionOptions::embeddings: return the final norm's output
 
   // Scratch, sized once for max_batch tokens (out_rows and out for the flagged ones: reserve()).
@@ -148,13 +151,16 @@ struct Session::Impl {
   // Y[t * ldy + r] = W[r] . X[t] for t < T, r < W.rows. X holds T rows of W.cols floats; XQ the
   // same rows quantized to Q8_0 when the weight's kernels read their input that way (prepare()).
   void linear(const Weight& W, const float* X, const BlockQ8_0* XQ, int64_t T, float* Y,
-              int64_t ldy, const LoraUpdate* lora = nullptr) {
+              int64_t ldy, Target target) {
     product(W, X, XQ, T, Y, ldy);
-    if (lora) {  // the adapter hook: Y += scale * (X A^T) B^T, two small matrix products
-      const int64_t r = lora->rank, n = W.cols;
-      kernels::gemm(false, true, T, r, n, 1.0f, X, n, lora->a.data(), n, 0.0f, lora_tmp.data(), r);
-      kernels::gemm(false, true, T, W.rows, r, lora->scale, lora_tmp.data(), r, lora->b.data(), r,
-                    1.0f, Y, ldy);
+    for (const AdapterScale& as : adapters) {
+      const LoraUpdate* u = as.adapter->find(target.role, target.layer);
+      if (!u) continue;
+      // The adapter hook: Y += scale * (X A^T) B^T, two small matrix products.
+      const int64_t r = u->rank, n = W.cols;
+      kernels::gemm(false, true, T, r, n, 1.0f, X, n, u->a.data(), n, 0.0f, lora_tmp.data(), r);
+      kernels::gemm(false, true, T, W.rows, r, u->scale * as.scale, lora_tmp.data(), r, u->b.data(),
+                    r, 1.0f, Y, ldy);
     }
   }
 
@@ -342,7 +348,7 @@ struct Session::Impl {
     using R = nn::TensorRole;
     norm(xn.data(), x.data(), T, lw.attn_norm, lw.attn_norm_b);
     const BlockQ8_0* xq0 = prepare(xn.data(), T, C, {&lw.wqkv});
-    linear(lw.wqkv, xn.data(), xq0, T, h1.data(), 3 * C, lora(R::attn_qkv, l));
+    linear(lw.wqkv, xn.data(), xq0, T, h1.data(), 3 * C, {R::attn_qkv, l});
     add_bias(h1.data(), T, 3 * C, lw.bqkv);
     for (int64_t t = 0; t < T; ++t) {
       std::memcpy(q.data() + t * C, h1.data() + t * 3 * C, C * sizeof(float));
@@ -353,7 +359,7 @@ struct Session::Impl {
     residual(T);
     norm(xn.data(), x.data(), T, lw.ffn_norm, lw.ffn_norm_b);
     const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_up});
-    linear(lw.w_up, xn.data(), xq2, T, h1.data(), F, lora(R::ffn_up, l));
+    linear(lw.w_up, xn.data(), xq2, T, h1.data(), F, {R::ffn_up, l});
     add_bias(h1.data(), T, F, lw.b_up);
     per_token(T, [&](int64_t t0, int64_t t1) {
       k->gelu_forward(h1.data() + t0 * F, h1.data() + t0 * F, static_cast<size_t>((t1 - t0) * F));
@@ -367,9 +373,9 @@ struct Session::Impl {
     using R = nn::TensorRole;
     norm(xn.data(), x.data(), T, lw.attn_norm, lw.attn_norm_b);
     const BlockQ8_0* xq0 = prepare(xn.data(), T, C, {&lw.wq, &lw.wk, &lw.wv});
-    linear(lw.wq, xn.data(), xq0, T, q.data(), H * D, lora(R::attn_q, l));
-    linear(lw.wk, xn.data(), xq0, T, kx.data(), kvdim, lora(R::attn_k, l));
-    linear(lw.wv, xn.data(), xq0, T, vx.data(), kvdim, lora(R::attn_v, l));
+    linear(lw.wq, xn.data(), xq0, T, q.data(), H * D, {R::attn_q, l});
+    linear(lw.wk, xn.data(), xq0, T, kx.data(), kvdim, {R::attn_k, l});
+    linear(lw.wv, xn.data(), xq0, T, vx.data(), kvdim, {R::attn_v, l});
     add_bias(q.data(), T, H * D, lw.bq);
     add_bias(kx.data(), T, kvdim, lw.bk);
     add_bias(vx.data(), T, kvdim, lw.bv);
@@ -392,8 +398,8 @@ struct Session::Impl {
     residual(T);
     norm(xn.data(), x.data(), T, lw.ffn_norm, lw.ffn_norm_b);
     const BlockQ8_0* xq2 = prepare(xn.data(), T, C, {&lw.w_gate, &lw.w_up});
-    linear(lw.w_gate, xn.data(), xq2, T, h1.data(), F, lora(R::ffn_gate, l));
-    linear(lw.w_up, xn.data(), xq2, T, h2.data(), F, lora(R::ffn_up, l));
+    linear(lw.w_gate, xn.data(), xq2, T, h1.data(), F, {R::ffn_gate, l});
+    linear(lw.w_up, xn.data(), xq2, T, h2.data(), F, {R::ffn_up, l});
     per_token(T, [&](int64_t t0, int64_t t1) {
       k->swiglu_forward(h1.data() + t0 * F, h1.data() + t0 * F, h2.data() + t0 * F,
                         static_cast<size_t>((t1 - t0) * F));
@@ -408,14 +414,14 @@ struct Session::Impl {
       cache->store(l, slot[t], kx.data() + t * kvdim, vx.data() + t * kvdim);
     attention(l, b, T);
     const BlockQ8_0* xq1 = prepare(att.data(), T, H * D, {&lw.wo});
-    linear(lw.wo, att.data(), xq1, T, xn.data(), C, lora(nn::TensorRole::attn_out, l));
+    linear(lw.wo, att.data(), xq1, T, xn.data(), C, {nn::TensorRole::attn_out, l});
     add_bias(xn.data(), T, C, lw.bo);
   }
 
   // The MLP's down projection of h1 into xn.
   void mlp_out(int64_t l, const LayerWeights& lw, int64_t T) {
     const BlockQ8_0* xq3 = prepare(h1.data(), T, F, {&lw.w_down});
-    linear(lw.w_down, h1.data(), xq3, T, xn.data(), C, lora(nn::TensorRole::ffn_down, l));
+    linear(lw.w_down, h1.data(), xq3, T, xn.data(), C, {nn::TensorRole::ffn_down, l});
     add_bias(xn.data(), T, C, lw.b_down);
   }
 
@@ -490,7 +496,7 @@ struct Session::Impl {
     }
     norm(out_rows.data(), xn.data(), n_out, w.out_norm, w.out_norm_b);
     const BlockQ8_0* xq4 = prepare(out_rows.data(), n_out, C, {&w.output});
-    linear(w.output, out_rows.data(), xq4, n_out, out.data(), V, lora(nn::TensorRole::output, -1));
+    linear(w.output, out_rows.data(), xq4, n_out, out.data(), V, {nn::TensorRole::output, -1});
     return {out.data(), static_cast<size_t>(n_out * V)};
   }
 
@@ -588,29 +594,27 @@ size_t Session::cache_bytes() const noexcept {
 }
 
 void Session::set_adapter(std::shared_ptr<const Adapter> adapter) {
+  std::vector<AdapterScale> v;
+  if (adapter) v.push_back({std::move(adapter), 1.0f});
+  set_adapters(std::move(v));
+}
+
+void Session::set_adapters(std::vector<AdapterScale> adapters) {
   int64_t max_rank = 0;
-  if (adapter)
-    for (const auto& [role, layer] : adapter->targets()) {
-      const std::string name = nn::gguf_name(model_->arch().family, role, layer);
-      const bool per_layer = layer >= 0 && layer < model_->arch().n_layers;
-      const Weight* w = nullptr;
-      for (const nn::TensorSpec& t : nn::tensor_specs(model_->arch()))
-        if (t.role == role && (t.layer == layer || (t.layer < 0 && !per_layer)))
-          w = &weight_for(model_->weights(), role, t.layer);
-      if (!w || w->rows == 1)
-        fail<ValueError>("Session::set_adapter: the model has no matrix ",
-                         nn::tensor_role_name(role), " in layer ", layer);
-      const LoraUpdate& u = *adapter->find(role, layer);
-      if (static_cast<int64_t>(u.a.size()) != u.rank * w->cols ||
-          static_cast<int64_t>(u.b.size()) != w->rows * u.rank)
-        fail<ShapeError>("Session::set_adapter: ", name, " is [", w->rows, ", ", w->cols,
-                         "]; the update's A has ", u.a.size(), " values and B ", u.b.size(),
-                         " (rank ", u.rank, " needs ", u.rank * w->cols, " and ", w->rows * u.rank,
-                         ")");
+  for (const AdapterScale& as : adapters) {
+    if (!as.adapter) fail<ValueError>("Session::set_adapters: an adapter is null");
+    if (!std::isfinite(as.scale))
+      fail<ValueError>("Session::set_adapters: scale must be finite, got ", as.scale);
+    for (const auto& [role, layer] : as.adapter->targets()) {
+      const Weight& w = adapter_target(*model_, role, layer, "Session::set_adapters");
+      const LoraUpdate& u = *as.adapter->find(role, layer);
+      check_update(w, u, nn::gguf_name(model_->arch().family, role, layer),
+                   "Session::set_adapters");
       max_rank = std::max(max_rank, u.rank);
     }
+  }
   impl_->lora_tmp.assign(static_cast<size_t>(impl_->max_batch * max_rank), 0.0f);
-  impl_->adapter = std::move(adapter);
+  impl_->adapters = std::move(adapters);
 }
 
 // --- state

@@ -253,6 +253,15 @@ std::optional<std::string> gguf_to_hf_name(const TransformerConfig& cfg, std::st
   return map_name(cfg, gguf, false);
 }
 
+std::string_view gguf_architecture(const TransformerConfig& cfg) {
+  if (cfg.family == TransformerConfig::Family::gpt2) return "gpt2";
+  return cfg.model_type == "qwen2" ? "qwen2" : "llama";
+}
+
+bool gguf_permutes_rope_rows(const TransformerConfig& cfg) {
+  return gguf_architecture(cfg) == "llama";
+}
+
 std::vector<float> permute_rope_rows(const std::vector<float>& w, int64_t rows, int64_t cols,
                                      int64_t head_dim, bool to_gguf) {
   SCHOLAR_ASSERT(

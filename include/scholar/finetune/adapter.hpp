@@ -17,12 +17,23 @@
 //   finetune::save_peft_adapter(model, "out/adapter", {.base_model_name_or_path = "gpt2"});
 //   // later, on a fresh copy of the same base:
 //   finetune::load_peft_adapter(base, "out/adapter");
+//
+// llama.cpp reads LoRA adapters as GGUF files (convert_lora_to_gguf.py): general.type "adapter",
+// adapter.type "lora", adapter.lora.alpha (llama.cpp scales by alpha / rank), and tensors
+// "<base tensor>.lora_a" [r, in] and "<base tensor>.lora_b" [out, r] under the base's GGUF names,
+// with lora_b's query/key rows in llama.cpp's RoPE order for the llama architecture, as the base's.
+//
+//   finetune::LoraWeights w = finetune::lora_weights(model);        // after training
+//   finetune::save_lora_gguf(w, model.config(), "adapter.gguf");    // llama-cli --lora
+//   adapter.gguf infer::Session s(base);                                         // an infer::Model
+//   of the base s.set_adapter(finetune::to_infer_adapter(w, *base));
 #pragma once
 
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "scholar/infer/model.hpp"
 #include "scholar/io/json.hpp"
 #include "scholar/nn/lora.hpp"
 #include "scholar/nn/transformer.hpp"
@@ -72,5 +83,50 @@ PeftAdapter read_peft_adapter(const std::string& path);
 /// model lacks, or a shape that does not fit, or an adapted layer with no tensors) is a
 /// FormatError/ShapeError naming the tensor. Returns what apply_lora reports.
 nn::LoraSummary load_peft_adapter(nn::TransformerLM& model, const std::string& path);
+
+/// An adapter's matrices by Hugging Face module name, in PEFT's orientation (A [r, in], B [out, r],
+/// query/key rows in Hugging Face's RoPE order), with its alpha: what PEFT files, llama.cpp LoRA
+/// GGUF files and trained models have in common. A layer's rank is its A's rows.
+struct LoraWeights {
+  struct Layer {
+    std::string module;  ///< "model.layers.0.self_attn.q_proj"
+    Tensor<float> a, b;
+    int64_t rank() const { return a.size(0); }
+  };
+  std::vector<Layer> layers;
+  double alpha = 8.0;
+  bool rslora = false;
+  /// Trained biases by parameter name (PEFT's bias "lora_only"/"all"): not a low-rank update, so
+  /// llama.cpp's format and unmerged inference cannot carry them.
+  std::vector<std::pair<std::string, Tensor<float>>> biases;
+  /// The factor of a layer: alpha / rank, or alpha / sqrt(rank) with rslora.
+  double scale(const Layer& l) const;
+};
+
+/// The adapters of a model (after nn::apply_lora and training; merged ones are read as they are).
+/// ValueError if it has none.
+LoraWeights lora_weights(const nn::Module& model);
+/// The adapter read from PEFT files.
+LoraWeights lora_weights(const PeftAdapter& adapter);
+
+/// Writes a llama.cpp LoRA GGUF file for a base of config `base` (atomically). rsLoRA's scale is
+/// kept by writing alpha * sqrt(r) (llama.cpp divides by r). ValueError for trained biases or
+/// layers of different ranks under rsLoRA; FormatError for a module the base's architecture table
+/// does not name.
+void save_lora_gguf(const LoraWeights& weights, const nn::TransformerConfig& base,
+                    const std::string& path);
+/// Reads a llama.cpp LoRA GGUF file for a base of config `base`. FormatError naming the file and
+/// the key or tensor for another general.type or adapter.type, another architecture, a tensor
+/// without its pair, a name the base does not have, or shapes that disagree.
+LoraWeights read_lora_gguf(const std::string& path, const nn::TransformerConfig& base);
+/// A PEFT directory (or its adapter_model.safetensors) or a .gguf LoRA file.
+LoraWeights read_lora(const std::string& path, const nn::TransformerConfig& base);
+
+/// The adapter as an inference model applies it unmerged (Session::set_adapters) or merges it
+/// (Model::merged): updates by architecture role and layer, with B's query/key rows in the model's
+/// own RoPE order. ValueError for trained biases, FormatError for a module the model lacks,
+/// ShapeError for matrices that do not fit it.
+std::shared_ptr<infer::Adapter> to_infer_adapter(const LoraWeights& weights,
+                                                 const infer::Model& model);
 
 }  // namespace scholar::finetune

@@ -133,6 +133,44 @@ struct LoadOptions {
   bool interleave = true;
 };
 
+class Model;
+
+/// A low-rank update of one weight matrix, applied without merging it into the weights:
+/// y = W x + scale * B (A x), the form of a LoRA adapter. A is [rank, in] and B is [out, rank],
+/// f32 row-major (PEFT's lora_A and lora_B); scale is lora_alpha / rank (or / sqrt(rank) for
+/// rsLoRA).
+struct LoraUpdate {
+  std::vector<float> a, b;
+  int64_t rank = 0;
+  float scale = 1.0f;
+};
+
+/// Low-rank updates by tensor (an architecture-table role and a layer), for Session::set_adapter.
+/// Several sessions may share one (it is read-only once attached).
+class Adapter {
+ public:
+  /// Adds the update of one matrix (ValueError if that matrix already has one, or if the sizes of
+  /// a and b disagree with rank; the matrix's own shape is checked when the adapter is attached).
+  void add(nn::TensorRole role, int64_t layer, LoraUpdate update);
+  /// The update of a matrix, or nullptr.
+  const LoraUpdate* find(nn::TensorRole role, int64_t layer) const;
+  /// Every (role, layer) with an update.
+  std::vector<std::pair<nn::TensorRole, int64_t>> targets() const;
+  /// Checks that every update fits a matrix of `model`: ValueError for a role the model does not
+  /// have, ShapeError naming the tensor for sizes that disagree.
+  void check(const Model& model) const;
+
+ private:
+  std::vector<std::pair<std::pair<nn::TensorRole, int64_t>, LoraUpdate>> updates_;
+};
+
+/// An adapter and the factor its updates are multiplied by (llama.cpp's --lora-scaled FILE SCALE):
+/// 1 applies it as trained, 0.5 half-way, 0 not at all.
+struct AdapterScale {
+  std::shared_ptr<const Adapter> adapter;
+  float scale = 1.0f;
+};
+
 /// Loaded weights, config and tokenizer. Immutable after loading.
 ///
 /// Thread-safety: all member functions are const; share one Model between threads and Sessions.
@@ -186,6 +224,13 @@ class Model {
   /// vectors, stay f32). Quantized from f32 values (dequantizing first if needed).
   std::shared_ptr<const Model> converted(WeightType t) const;
 
+  /// A copy with the adapters merged into its weights: W + sum scale * B A for every matrix an
+  /// adapter updates (ShapeError/ValueError as Session::set_adapters). A quantized matrix is
+  /// converted to f32, updated and quantized again to its type, so the merged model differs from
+  /// the unmerged one by one more rounding (docs/finetuning.md measures it); the other weights are
+  /// shared with this model, not copied.
+  std::shared_ptr<const Model> merged(const std::vector<AdapterScale>& adapters) const;
+
   /// Writes a GGUF v3 file that llama.cpp runs: architecture gpt2, llama or qwen2, tensors in
   /// llama.cpp's names and layouts (Llama Q/K rows permuted for its RoPE), matrices in `t`
   /// (rows not a multiple of 32 stay f32 when t is quantized), and the tokenizer if there is one.
@@ -198,32 +243,6 @@ class Model {
   std::shared_ptr<const text::Tokenizer> tok_;
   std::string source_;
   std::string tokenizer_note_;  // why there is no tokenizer, when there is none
-};
-
-/// A low-rank update of one weight matrix, applied without merging it into the weights:
-/// y = W x + scale * B (A x), the form of a LoRA adapter. A is [rank, in] and B is [out, rank],
-/// f32 row-major (PEFT's lora_A and lora_B); scale is lora_alpha / rank (or / sqrt(rank) for
-/// rsLoRA).
-struct LoraUpdate {
-  std::vector<float> a, b;
-  int64_t rank = 0;
-  float scale = 1.0f;
-};
-
-/// Low-rank updates by tensor (an architecture-table role and a layer), for Session::set_adapter.
-/// Several sessions may share one (it is read-only once attached).
-class Adapter {
- public:
-  /// Adds the update of one matrix (ValueError if that matrix already has one, or if the sizes of
-  /// a and b disagree with rank; the matrix's own shape is checked when the adapter is attached).
-  void add(nn::TensorRole role, int64_t layer, LoraUpdate update);
-  /// The update of a matrix, or nullptr.
-  const LoraUpdate* find(nn::TensorRole role, int64_t layer) const;
-  /// Every (role, layer) with an update.
-  std::vector<std::pair<nn::TensorRole, int64_t>> targets() const;
-
- private:
-  std::vector<std::pair<std::pair<nn::TensorRole, int64_t>, LoraUpdate>> updates_;
 };
 
 /// The default context of a Session when SessionOptions::n_ctx is 0 and the model's is longer (a
@@ -320,10 +339,14 @@ class Session {
   /// Bytes of the KV cache's K and V storage.
   size_t cache_bytes() const noexcept;
 
-  /// Applies an adapter's low-rank updates (unmerged: the model's weights stay as they are, so
-  /// sessions of one model may use different adapters, or none). ShapeError naming the tensor if
-  /// an update does not fit its matrix, ValueError for a role the model does not have. Null
-  /// removes the adapter. Takes effect from the next decode; the cache is not cleared.
+  /// Applies adapters' low-rank updates, each times its scale (unmerged: the model's weights stay
+  /// as they are, so sessions of one model may use different adapters, or none, at the same time).
+  /// Replaces the previous set; an empty list removes them. ShapeError naming the tensor if an
+  /// update does not fit its matrix, ValueError for a role the model does not have or a non-finite
+  /// scale. Takes effect from the next decode; the cache is not cleared (clear() it when the
+  /// cached prefix should be recomputed with the new adapters).
+  void set_adapters(std::vector<AdapterScale> adapters);
+  /// One adapter at scale 1 (null: none).
   void set_adapter(std::shared_ptr<const Adapter> adapter);
 
   /// The whole state (cache contents and bookkeeping) as bytes, and back. load_state checks that

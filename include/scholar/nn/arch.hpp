@@ -110,6 +110,12 @@ struct TensorSpec {
 std::string gguf_name(TransformerConfig::Family family, TensorRole role, int64_t layer = 0);
 std::string hf_name(TransformerConfig::Family family, TensorRole role, int64_t layer = 0);
 
+/// The GGUF general.architecture of a config: "gpt2", "qwen2" (model_type qwen2) or "llama".
+std::string_view gguf_architecture(const TransformerConfig& cfg);
+/// Whether llama.cpp's files of that architecture hold Q/K rows in its own RoPE pairing (the llama
+/// architecture: TensorTransform::rope_rows applies), rather than Hugging Face's.
+bool gguf_permutes_rope_rows(const TransformerConfig& cfg);
+
 /// Every tensor a model of this config has, in file order (what the table says exists for it).
 std::vector<TensorSpec> tensor_specs(const TransformerConfig& cfg);
 
