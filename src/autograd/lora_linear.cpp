@@ -65,11 +65,16 @@ struct Base {
     return layout == WeightLayout::in_out ? weight.size(1) : weight.size(0);
   }
   std::string describe() const {
-    if (compact)
-      return "[" + std::to_string(compact->rows) + ", " + std::to_string(compact->cols) + "] " +
-             std::string(weight_type_name(compact->type));
-    return weight.shape().str() +
-           (layout == WeightLayout::in_out ? ", [in, out] layout" : ", [out, in] layout");
+    std::string s;
+    if (compact) {
+      s.append("[").append(std::to_string(compact->rows)).append(", ");
+      s.append(std::to_string(compact->cols)).append("] ");
+      s.append(weight_type_name(compact->type));
+      return s;
+    }
+    s.append(weight.shape().str());
+    s.append(layout == WeightLayout::in_out ? ", [in, out] layout" : ", [out, in] layout");
+    return s;
   }
 };
 

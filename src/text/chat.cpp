@@ -21,6 +21,13 @@ std::string strip(std::string_view s) {
   return std::string(s.substr(a, s.find_last_not_of(ws) - a + 1));
 }
 
+// Concatenation without operator+ on literals (GCC 12 at -O3 warns falsely about it: PR 105651).
+std::string cat(std::initializer_list<std::string_view> parts) {
+  std::string s;
+  for (std::string_view p : parts) s.append(p);
+  return s;
+}
+
 // Appends a piece, merging it into the previous one when both are text of the same kind.
 void put(std::vector<ChatPiece>& out, ChatPiece::Kind kind, std::string text, bool trainable) {
   if (kind == ChatPiece::Kind::text && !out.empty() && out.back().kind == kind &&
@@ -77,34 +84,34 @@ std::vector<ChatPiece> ChatTemplate::render(std::span<const ChatMessage> message
           put(out, K::text, "\n\n", false);
         } else {
           put(out, K::text,
-              (m.role == "user" ? "### User:\n" : "### System:\n") + m.content + "\n\n", false);
+              cat({m.role == "user" ? "### User:\n" : "### System:\n", m.content, "\n\n"}), false);
         }
         break;
       case ChatFormat::chatml:
-        put(out, K::text, "<|im_start|>" + m.role + "\n", false);
-        put(out, K::text, m.content + "<|im_end|>", reply);
+        put(out, K::text, cat({"<|im_start|>", m.role, "\n"}), false);
+        put(out, K::text, cat({m.content, "<|im_end|>"}), reply);
         put(out, K::text, "\n", false);
         break;
       case ChatFormat::llama3:
-        put(out, K::text, "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n", false);
-        put(out, K::text, strip(m.content) + "<|eot_id|>", reply);
+        put(out, K::text, cat({"<|start_header_id|>", m.role, "<|end_header_id|>\n\n"}), false);
+        put(out, K::text, cat({strip(m.content), "<|eot_id|>"}), reply);
         break;
       case ChatFormat::zephyr:
-        put(out, K::text, "<|" + m.role + "|>\n", false);
+        put(out, K::text, cat({"<|", m.role, "|>\n"}), false);
         put(out, K::text, m.content, reply);
         put(out, K::eos, "", reply);
         put(out, K::text, "\n", false);
         break;
       case ChatFormat::llama2:
         if (m.role == "system") {
-          system = "<<SYS>>\n" + m.content + "\n<</SYS>>\n\n";
+          system = cat({"<<SYS>>\n", m.content, "\n<</SYS>>\n\n"});
         } else if (m.role == "user") {
           if (!first_user) put(out, K::bos, "", false);
-          put(out, K::text, "[INST] " + strip(system + m.content) + " [/INST]", false);
+          put(out, K::text, cat({"[INST] ", strip(cat({system, m.content})), " [/INST]"}), false);
           system.clear();
           first_user = false;
         } else {
-          put(out, K::text, " " + strip(m.content) + " ", true);
+          put(out, K::text, cat({" ", strip(m.content), " "}), true);
           put(out, K::eos, "", true);
         }
         break;
