@@ -7,6 +7,8 @@
 #                llama.cpp can run) and decodes from the GGUF with beam search
 #   4. distill   a small teacher and a student taught five ways (hard labels, live and cached
 #                logit distillation, sequence-level, on-policy); output in build/demo/distill
+#   5. finetune  a base trained on FOLDOC adapted to the Jargon File with LoRA, taught to answer
+#                questions (SFT), and the adapter run by the inference engine; build/demo/finetune
 # `scripts/demo.sh --quick` shortens both.
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,7 +17,7 @@ steps=1500
 if [ "${1:-}" = "--quick" ]; then quick="--quick"; steps=200; fi
 scripts/deps.sh demo
 cmake --preset release
-cmake --build --preset release -j "$(nproc)" --target tour train_lm generate distill
+cmake --build --preset release -j "$(nproc)" --target tour train_lm generate distill finetune
 
 echo "== 1. tour of the base layers =="
 build/release/examples/tour/tour $quick
@@ -38,3 +40,8 @@ echo
 echo "== 4. distill: a teacher teaches a student five ways =="
 rm -rf build/demo/distill
 build/release/examples/distill/distill --quick --out build/demo/distill
+
+echo
+echo "== 5. finetune: LoRA on a new domain, then questions and answers (SFT) =="
+rm -rf build/demo/finetune
+build/release/examples/finetune/finetune --quick --out build/demo/finetune

@@ -9,7 +9,6 @@ Prints one JSON line like distill_step.cpp, with the ATen CPU capability and BLA
 usage: distill_step_torch.py --mode plain|live [--threads N] [--steps N] [--warmup N]
 """
 import argparse
-import ctypes
 import json
 import resource
 import time
@@ -17,24 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from gpt_torch import GPT
+from gpt_torch import GPT, kernels
 
-
-
-def kernels():
-    """ATen's CPU capability and the OpenBLAS core in use (the library torch loaded)."""
-    cap = next((l.split(":")[1].strip() for l in torch.__config__.show().splitlines()
-                if "CPU capability usage" in l), "?")
-    core = "?"
-    for name in ("libblas.so.3", "libopenblas.so.0"):
-        try:
-            f = ctypes.CDLL(name).openblas_get_corename
-            f.restype = ctypes.c_char_p
-            core = f().decode()
-            break
-        except (OSError, AttributeError):
-            pass
-    return cap, core
 
 
 ap = argparse.ArgumentParser()

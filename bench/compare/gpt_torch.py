@@ -1,6 +1,8 @@
-"""The GPT-2-style model the PyTorch anchors train (train_step_torch.py, distill_step_torch.py), as
-scholar's nn::TransformerLM builds it: learned positions, LayerNorm, GELU (tanh), fused QKV, tied
-embeddings, eager causal attention as in Hugging Face's GPT-2, GPT-2 initialization."""
+"""The GPT-2-style model the PyTorch anchors train (train_step_torch.py, distill_step_torch.py,
+lora_step_torch.py), as scholar's nn::TransformerLM builds it: learned positions, LayerNorm, GELU
+(tanh), fused QKV, tied embeddings, eager causal attention as in Hugging Face's GPT-2, GPT-2
+initialization; and kernels(), which says what ATen and OpenBLAS run."""
+import ctypes
 import math
 
 import torch
@@ -45,3 +47,19 @@ class GPT(nn.Module):
         for b in self.h:
             x = b(x)
         return self.ln_f(x) @ self.wte.weight.t()
+
+
+def kernels():
+    """ATen's CPU capability and the OpenBLAS core in use (the library torch loaded)."""
+    cap = next((l.split(":")[1].strip() for l in torch.__config__.show().splitlines()
+                if "CPU capability usage" in l), "?")
+    core = "?"
+    for name in ("libblas.so.3", "libopenblas.so.0"):
+        try:
+            f = ctypes.CDLL(name).openblas_get_corename
+            f.restype = ctypes.c_char_p
+            core = f().decode()
+            break
+        except (OSError, AttributeError):
+            pass
+    return cap, core

@@ -19,7 +19,10 @@
 //   finetune [--base-corpus FILE] [--corpus FILE] [--out DIR] [--base PATH] [--vocab N]
 //            [--layers N] [--width N] [--heads N] [--base-steps N] [--steps N] [--batch N]
 //            [--context N] [--lr X] [--lora-lr X] [--rank N] [--rslora-rank N] [--alpha X]
-//            [--ways full,lora,qlora,rslora] [--sft-steps N] [--threads N] [--quick]
+//            [--ways full,lora,qlora,rslora] [--sft-steps N (0: none)] [--threads N] [--quick]
+//
+// With --base, the ways start from that model (any file infer::Model::load reads) and use its
+// tokenizer; the adapters are kept in --out/<way>/adapter (PEFT) and --out/<way>/adapter.gguf.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -348,7 +351,10 @@ int main(int argc, char** argv) {
     const std::vector<std::string> base_docs = train::read_documents({a.base_corpus});
     s.jargon_docs = train::read_documents({a.corpus});
     const std::string tok_path = a.out + "/tokenizer.json";
-    if (fs::exists(tok_path)) {
+    if (!a.base.empty()) {  // the base's own
+      s.tok = std::const_pointer_cast<text::Tokenizer>(infer::Model::load(a.base)->tokenizer_ptr());
+      if (!s.tok) throw Error(a.base + ": the base model has no tokenizer");
+    } else if (fs::exists(tok_path)) {
       s.tok = text::load_tokenizer(tok_path);
     } else {
       std::string joined;
@@ -377,6 +383,7 @@ int main(int argc, char** argv) {
                 s.base_data.tokens(train::Split::train).size(),
                 s.data.tokens(train::Split::train).size(), s.tok->vocab_size());
     if (!fs::exists(s.base_ckpt)) {
+      if (!a.base.empty()) throw Error(a.base + ": no such file");
       const auto cfg =
           nn::TransformerConfig::llama(s.tok->vocab_size(), a.context, a.layers, a.width, a.heads,
                                        a.heads, a.width * 8 / 3 / 32 * 32);
@@ -426,6 +433,8 @@ int main(int argc, char** argv) {
                   r.at("step_ms").as_double(),
                   static_cast<double>(r.at("saved_bytes").as_int()) / 1e6);
     }
+
+    if (a.sft_steps <= 0) return 0;
 
     // SFT: questions made from the Jargon File, answered in ChatML, LoRA over the base.
     auto questions = jargon_questions(s.jargon_docs);

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "scholar/finetune/adapter.hpp"
 #include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/json.hpp"
@@ -23,9 +24,13 @@ std::vector<int32_t> ids_of(const io::Json& a) {
   return out;
 }
 
+// Adapters applied unmerged by the sessions below (none unless a test sets them).
+std::vector<infer::AdapterScale> g_adapters;
+
 std::vector<int32_t> greedy(const std::shared_ptr<const infer::Model>& m,
                             const std::vector<int32_t>& prompt, size_t n) {
   infer::Session s(m, {.n_ctx = 64});
+  s.set_adapters(g_adapters);
   auto logits = s.prefill(prompt);
   std::vector<int32_t> out;
   while (out.size() < n) {
@@ -46,6 +51,7 @@ float divergence_margin(const std::shared_ptr<const infer::Model>& m,
   while (k < theirs.size() && theirs[k] == ours[k]) ++k;
   if (k == theirs.size()) return 0;
   infer::Session s(m, {.n_ctx = 64});
+  s.set_adapters(g_adapters);
   std::vector<int32_t> prefix = prompt;
   prefix.insert(prefix.end(), theirs.begin(), theirs.begin() + static_cast<ptrdiff_t>(k));
   const auto logits = s.prefill(prefix);
@@ -99,6 +105,7 @@ ExactResult compare_exact(const std::shared_ptr<const infer::Model>& model, cons
     const auto& steps = w.at("top").as_array()[i].as_array();
     REQUIRE(steps.size() == expected.size());
     infer::Session s(model, {.n_ctx = 64});
+    s.set_adapters(g_adapters);
     auto logits = s.prefill(prompt);
     for (size_t k = 0; k < steps.size(); ++k) {
       for (const auto& pair : steps[k].as_array()) {
@@ -160,6 +167,30 @@ TEST_CASE("a distilled student's GGUF export gives llama.cpp's greedy tokens and
   const auto r = compare_exact(model, want, "distilled-f32", Tokens::equal);
   INFO("largest logit difference " << r.worst);
   CHECK(r.worst <= 1e-4f);
+}
+
+// A LoRA adapter that scholar trained over the Llama fixture (examples/finetune --base, on the
+// Jargon File) and wrote as a llama.cpp LoRA GGUF: llama.cpp loads it over the base (its
+// llama_adapter_lora_init / node-llama-cpp's lora option) and chooses the same tokens, with the
+// same logits, as scholar applying the adapter unmerged, and as scholar's merged model.
+TEST_CASE("a LoRA adapter scholar trained gives llama.cpp's greedy tokens and logits",
+          "[infer][llama_cpp][lora]") {
+  const io::Json want = fixture();
+  const std::string dir = std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/";
+  const auto base = infer::Model::load(dir + "llama-f32.gguf");
+  const auto adapter = finetune::to_infer_adapter(
+      finetune::read_lora(dir + "llama-lora.gguf", base->arch()), *base);
+  g_adapters = {{adapter, 1.0f}};
+  const auto unmerged = compare_exact(base, want, "llama-lora", Tokens::equal);
+  g_adapters.clear();
+  INFO("largest logit difference, unmerged " << unmerged.worst);
+  CHECK(unmerged.worst <= 1e-4f);
+  const auto merged = compare_exact(base->merged({{adapter, 1.0f}}), want, "llama-lora",
+                                    Tokens::equal);
+  INFO("merged " << merged.worst);
+  CHECK(merged.worst <= 1e-4f);
+  // The adapter matters: without it, the logits along llama.cpp's path are far off.
+  CHECK(compare_exact(base, want, "llama-lora", Tokens::ignore).worst > 0.05f);
 }
 
 // Llama 3.1's RoPE scaling: llama.cpp ran the Llama model with a rope_freqs tensor that

@@ -1,7 +1,7 @@
 // Greedy continuation of a token prompt by llama.cpp's C API (the libraries bundled in
 // node-llama-cpp@3.21.1), with the top logits at every step. Built and run by
 // tests/reference/make_llama_cpp_fixtures.sh:
-//   llama_cpp_logits MODEL.gguf N_TOKENS TOP ID...
+//   llama_cpp_logits [--lora ADAPTER.gguf] MODEL.gguf N_TOKENS TOP ID...
 // Runs llama.cpp with an F32 KV cache and flash attention off, so that attention is computed in
 // f32 as scholar computes it (llama.cpp's defaults store K and V as f16 and accumulate flash
 // attention in f16). Prints one JSON object: {"greedy": [ids], "top": [[[id, logit]...]...]}, one
@@ -11,13 +11,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "llama.h"
 
 int main(int argc, char** argv) {
+  const char* lora = nullptr;  // a LoRA adapter applied at scale 1
+  if (argc > 2 && std::string(argv[1]) == "--lora") {
+    lora = argv[2];
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 5) {
-    std::fprintf(stderr, "usage: %s MODEL.gguf N_TOKENS TOP ID...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--lora ADAPTER.gguf] MODEL.gguf N_TOKENS TOP ID...\n", argv[0]);
     return 2;
   }
   const int n = std::atoi(argv[2]);
@@ -40,6 +47,18 @@ int main(int argc, char** argv) {
   cp.type_k = GGML_TYPE_F32;
   cp.type_v = GGML_TYPE_F32;
   llama_context* ctx = llama_init_from_model(model, cp);
+  if (lora) {
+    llama_adapter_lora* adapter = llama_adapter_lora_init(model, lora);
+    if (adapter == nullptr) {
+      std::fprintf(stderr, "cannot load the LoRA adapter %s\n", lora);
+      return 1;
+    }
+    float scale = 1.0f;
+    if (llama_set_adapters_lora(ctx, &adapter, 1, &scale) != 0) {
+      std::fprintf(stderr, "cannot apply the LoRA adapter %s\n", lora);
+      return 1;
+    }
+  }
   const llama_vocab* vocab = llama_model_get_vocab(model);
   const int n_vocab = llama_vocab_n_tokens(vocab);
 

@@ -10,7 +10,8 @@
 #            binding (its continuations end with the end-of-generation token, where there is one);
 #   "defaults": node-llama-cpp's defaults (F16 KV cache, flash attention accumulated in f16).
 # Besides F32 and Q8_0, "llama-rope" is the F32 Llama model given Llama 3.1's RoPE scaling by
-# tests/reference/add_rope_freqs.py.
+# tests/reference/add_rope_freqs.py. "llama-lora" is the F32 Llama model with a LoRA adapter scholar
+# trained over it (examples/finetune), as llama.cpp's LoRA GGUF.
 # tests/infer/test_llama_cpp.cpp checks that scholar picks the same tokens and logits.
 #
 #   tests/reference/make_llama_cpp_fixtures.sh [--retrain]
@@ -44,6 +45,15 @@ if [ ! -f "$out/distilled-f32.gguf" ] || [ "${1:-}" = "--retrain" ]; then
     --student-width 64 --student-heads 4 --steps 600 --context 64 --ways kd --seeds 1 \
     --threads 1 --export "$out/distilled-f32.gguf"
 fi
+# A LoRA adapter scholar trains over the Llama model (examples/finetune --base, on the Jargon File,
+# r 8 on every linear layer) and writes as a llama.cpp LoRA GGUF.
+if [ ! -f "$out/llama-lora.gguf" ] || [ "${1:-}" = "--retrain" ]; then
+  rm -rf build/fixtures/lora
+  "$bin/finetune/finetune" --base "$out/llama-f32.gguf" --out build/fixtures/lora --ways lora \
+    --context 64 --batch 16 --steps 200 --lora-lr 3e-3 --rank 8 --alpha 16 --sft-steps 0 \
+    --threads 1
+  cp build/fixtures/lora/lora/adapter.gguf "$out/llama-lora.gguf"
+fi
 # llama.cpp's C API, for the logits behind its greedy choices (built against the bundled libraries).
 src=$llama_dir/src
 libs=$llama_dir/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
@@ -71,19 +81,23 @@ PYTHONPATH="$src/gguf-py" /usr/bin/python3 tests/reference/add_rope_freqs.py "$s
 tmp=build/fixtures/llama_cpp_runs
 rm -rf "$tmp"
 mkdir -p "$tmp"
-for key in gpt2-f32 gpt2-q8_0 llama-f32 llama-q8_0 llama-rope distilled-f32; do
+for key in gpt2-f32 gpt2-q8_0 llama-f32 llama-q8_0 llama-rope distilled-f32 llama-lora; do
+  lora=""
   case $key in
+    llama-lora) file=$out/llama-f32.gguf; lora="--lora $out/llama-lora.gguf" ;;
     *-f32) file=$out/$key.gguf ;;
     *) file=build/fixtures/$key.gguf ;;
   esac
-  greedy --exact "$file" > "$tmp/$key.exact.json"
-  greedy "$file" > "$tmp/$key.default.json"
+  # shellcheck disable=SC2086
+  greedy --exact $lora "$file" > "$tmp/$key.exact.json"
+  # shellcheck disable=SC2086
+  greedy $lora "$file" > "$tmp/$key.default.json"
   /usr/bin/python3 -c 'import json,sys; [print(" ".join(map(str, p))) for p in json.load(open(sys.argv[1]))["prompts"]]' \
     "$tmp/$key.exact.json" > "$tmp/$key.prompts"
   i=0
   while read -r ids; do
     # shellcheck disable=SC2086
-    "$logits_tool" "$file" 24 5 $ids > "$tmp/$key.logits.$i.json"
+    "$logits_tool" $lora "$file" 24 5 $ids > "$tmp/$key.logits.$i.json"
     i=$((i + 1))
   done < "$tmp/$key.prompts"
 done
@@ -93,7 +107,8 @@ tmp, dest = sys.argv[1], sys.argv[2]
 texts = ["The hacker", "A kludge is", "In the beginning was the", "foo bar baz"]
 doc = {"generator": "tests/reference/make_llama_cpp_fixtures.sh", "llama_cpp": "node-llama-cpp@3.21.1",
        "texts": texts, "exact": {}, "defaults": {}}
-for key in ["gpt2-f32", "gpt2-q8_0", "llama-f32", "llama-q8_0", "llama-rope", "distilled-f32"]:
+for key in ["gpt2-f32", "gpt2-q8_0", "llama-f32", "llama-q8_0", "llama-rope", "distilled-f32",
+            "llama-lora"]:
     exact = json.load(open(f"{tmp}/{key}.exact.json"))
     exact["top"] = []
     for i, greedy in enumerate(exact["greedy"]):

@@ -1,0 +1,62 @@
+#!/usr/bin/python3
+"""A LoRA training step in scholar beside the same step in PyTorch, alternating, plus scholar's
+LoRA over quantized bases and full fine-tuning of the same model for memory.
+
+GPT-2 style 6 x 384, vocabulary 8192, batch 8 x 256, LoRA r = 8 (alpha 16) on the attention and MLP
+projections (lora_step.cpp, lora_step_torch.py). Each round runs scholar LoRA (f32 base), PyTorch at
+its best (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, ATEN_CPU_CAPABILITY=avx512) and PyTorch with
+the environment as it is (both with OMP_WAIT_POLICY=PASSIVE), then scholar over Q8_0 and Q4_0 bases
+and full fine-tuning. Prints medians over rounds: tokens/s and peak memory, and the per-round ratio
+of scholar to each PyTorch run (the goal is >= 1.5x with no more memory).
+usage: bench/compare/lora_step.py BUILD_DIR [--rounds 3] [--steps 5] [--threads 1 2]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+
+here = os.path.dirname(os.path.abspath(__file__))
+ap = argparse.ArgumentParser()
+ap.add_argument("build_dir")
+ap.add_argument("--rounds", type=int, default=3)
+ap.add_argument("--steps", type=int, default=5)
+ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+args = ap.parse_args()
+
+ours = os.path.join(args.build_dir, "bench", "lora_step")
+torch_script = os.path.join(here, "lora_step_torch.py")
+env_as_is = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+env_best = {k: v for k, v in env_as_is.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+env_best["ATEN_CPU_CAPABILITY"] = "avx512"
+
+
+def run(cmd, threads, env):
+    out = subprocess.run(cmd + ["--threads", str(threads), "--steps", str(args.steps), "--warmup", "2"],
+                         check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+med = statistics.median
+runs = {"lora": [ours], "torch_best": ["/usr/bin/python3", torch_script],
+        "torch_env": ["/usr/bin/python3", torch_script], "qlora_q8_0": [ours, "--base", "q8_0"],
+        "qlora_q4_0": [ours, "--base", "q4_0"], "full": [ours, "--full"]}
+for t in args.threads:
+    r = {k: [] for k in runs}
+    for _ in range(args.rounds):
+        for k, cmd in runs.items():
+            r[k].append(run(cmd, t, env_best if k == "torch_best" else env_as_is))
+    tb, te = r["torch_best"][-1], r["torch_env"][-1]
+    print(f"\n## {t} thread(s), {args.rounds} alternating rounds of {args.steps} steps")
+    print(f"scholar: {r['lora'][-1]['system']}")
+    print(f"PyTorch {tb['torch']} at its best: ATen {tb['aten']}, OpenBLAS {tb['openblas_core']}; "
+          f"as the environment sets it: ATen {te['aten']}, OpenBLAS {te['openblas_core']}")
+    print("| step | trainable | tokens/s | peak MB | scholar LoRA / this |")
+    print("|---|---:|---:|---:|---:|")
+    names = {"lora": "scholar LoRA, f32 base", "torch_best": "PyTorch LoRA at its best",
+             "torch_env": "PyTorch LoRA, environment as is", "qlora_q8_0": "scholar LoRA, Q8_0 base",
+             "qlora_q4_0": "scholar LoRA, Q4_0 base", "full": "scholar full fine-tuning"}
+    for k, name in names.items():
+        ratio = med([a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(r["lora"], r[k])])
+        print(f"| {name} | {r[k][-1]['trainable']} | {med(x['tokens_per_s'] for x in r[k]):.0f} | "
+              f"{med(x['peak_rss_mb'] for x in r[k]):.0f} | {'' if k == 'lora' else f'{ratio:.2f}'} |")
