@@ -1,6 +1,6 @@
 // A LoRA training step timed in scholar: the GPT-2 style model of train_step.cpp (vocab 8192,
-// context 256, 6 layers, width 384, 6 heads, batch 8), LoRA r = 8, alpha 16 on the attention and MLP
-// projections (c_attn, attn.c_proj, c_fc, mlp.c_proj), everything else frozen, AdamW on the
+// context 256, 6 layers, width 384, 6 heads, batch 8), LoRA r = 8, alpha 16 on the attention and
+// MLP projections (c_attn, attn.c_proj, c_fc, mlp.c_proj), everything else frozen, AdamW on the
 // adapters. --base q8_0 or q4_0 keeps the frozen projections quantized (QLoRA); --full trains every
 // parameter instead (the same model, for the memory comparison). Prints one JSON line: tokens/s,
 // seconds per step and peak resident memory. bench/compare/lora_step.py runs it beside PyTorch.

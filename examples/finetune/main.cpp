@@ -263,7 +263,8 @@ int run_way(const Args& a, Shared& s) {
   if (way == "full") {
     lr = a.lr;
   } else {
-    nn::apply_lora(*model, lc);
+    const nn::LoraSummary summary = nn::apply_lora(*model, lc);
+    std::fprintf(stderr, "%s\n", summary.str().c_str());
     if (way == "qlora") nn::quantize_linears(*model, WeightType::q8_0);
   }
   const int64_t trainable = model->trainable_parameter_count();

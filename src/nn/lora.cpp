@@ -71,10 +71,11 @@ void LoraConfig::validate() const {
 std::string LoraSummary::str() const {
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "LoRA on %zu layers (scale %.4g): %s trainable of %s parameters "
-                "(%.2f%%)",
+                "LoRA on %zu layers (scale %.4g): %s trainable of %s parameters (%.2f%%); %.1f MB "
+                "of gradients and AdamW state saved",
                 layers.size(), lora_scaling, human(trainable_parameters).c_str(),
-                human(total_parameters).c_str(), 100.0 * trainable_share());
+                human(total_parameters).c_str(), 100.0 * trainable_share(),
+                static_cast<double>(training_bytes_saved()) / 1e6);
   return buf;
 }
 

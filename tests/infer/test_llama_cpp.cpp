@@ -178,15 +178,15 @@ TEST_CASE("a LoRA adapter scholar trained gives llama.cpp's greedy tokens and lo
   const io::Json want = fixture();
   const std::string dir = std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/";
   const auto base = infer::Model::load(dir + "llama-f32.gguf");
-  const auto adapter = finetune::to_infer_adapter(
-      finetune::read_lora(dir + "llama-lora.gguf", base->arch()), *base);
+  const auto adapter =
+      finetune::to_infer_adapter(finetune::read_lora(dir + "llama-lora.gguf", base->arch()), *base);
   g_adapters = {{adapter, 1.0f}};
   const auto unmerged = compare_exact(base, want, "llama-lora", Tokens::equal);
   g_adapters.clear();
   INFO("largest logit difference, unmerged " << unmerged.worst);
   CHECK(unmerged.worst <= 1e-4f);
-  const auto merged = compare_exact(base->merged({{adapter, 1.0f}}), want, "llama-lora",
-                                    Tokens::equal);
+  const auto merged =
+      compare_exact(base->merged({{adapter, 1.0f}}), want, "llama-lora", Tokens::equal);
   INFO("merged " << merged.worst);
   CHECK(merged.worst <= 1e-4f);
   // The adapter matters: without it, the logits along llama.cpp's path are far off.

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
     argc -= 2;
   }
   if (argc < 5) {
-    std::fprintf(stderr, "usage: %s [--lora ADAPTER.gguf] MODEL.gguf N_TOKENS TOP ID...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--lora ADAPTER.gguf] MODEL.gguf N_TOKENS TOP ID...\n",
+                 argv[0]);
     return 2;
   }
   const int n = std::atoi(argv[2]);

@@ -10,7 +10,8 @@
 //   nn::LoraConfig lc;                        // r 8, lora_alpha 8, the family's default targets
 //   lc.target_modules = {"c_attn", "c_proj", "c_fc"};
 //   nn::LoraSummary s = nn::apply_lora(model, lc);
-//   std::printf("%s\n", s.str().c_str());     // "LoRA r=8 on 18 layers: 147456 of 10.9M ..."
+//   std::printf("%s\n", s.str().c_str());     // "LoRA on 18 layers (scale 2): 147.5k trainable
+//   ..."
 //   ... train ...
 //   nn::merge_lora(model);                    // fold the adapters into the weights
 //
@@ -68,7 +69,11 @@ struct LoraSummary {
   double trainable_share() const {
     return total_parameters ? static_cast<double>(trainable_parameters) / total_parameters : 0.0;
   }
-  /// "LoRA r=8 alpha=16 on 12 layers: 98304 trainable of 10.9M parameters (0.90%)"
+  /// Bytes of gradients and AdamW moments (12 per trainable value) that freezing the base saves
+  /// against training every parameter.
+  int64_t training_bytes_saved() const { return (total_parameters - trainable_parameters) * 12; }
+  /// "LoRA on 12 layers (scale 2): 98.3k trainable of 10.9M parameters (0.90%); 130 MB of
+  /// gradients and AdamW state saved"
   std::string str() const;
 };
 
