@@ -7,7 +7,7 @@
 //    process of its own so that its peak memory is its own:
 //      full     every parameter trains
 //      lora     LoRA r = --rank on every linear layer, f32 base
-//      qlora    the same over a Q8_0 base (frozen, quantized in memory)
+//      qlora    the same over a Q8_0 base (every frozen matrix and table quantized in memory)
 //      rslora   rank-stabilized LoRA, r = --rslora-rank
 //    For each: perplexity on the Jargon File and on FOLDOC (forgetting) before and after, the
 //    trainable share, peak memory while training, step time, and the size of what is saved (a PEFT
@@ -163,7 +163,8 @@ double peak_rss_mb() {
 }
 // Starts a new peak measurement from the current resident size (Linux 4.0+).
 void reset_peak_rss() {
-  malloc_trim(0);  // hand freed memory back first, so it does not count
+  empty_storage_cache();  // hand freed memory back first (the tensor cache, then malloc's)
+  malloc_trim(0);
   std::ofstream("/proc/self/clear_refs") << "5";
 }
 
@@ -265,7 +266,10 @@ int run_way(const Args& a, Shared& s) {
   } else {
     const nn::LoraSummary summary = nn::apply_lora(*model, lc);
     std::fprintf(stderr, "%s\n", summary.str().c_str());
-    if (way == "qlora") nn::quantize_linears(*model, WeightType::q8_0);
+    if (way == "qlora") {  // the whole frozen base in Q8_0: linear layers, head and tables
+      nn::quantize_linears(*model, WeightType::q8_0, ".*");
+      nn::quantize_embeddings(*model, WeightType::q8_0);
+    }
   }
   const int64_t trainable = model->trainable_parameter_count();
   reset_peak_rss();

@@ -246,6 +246,27 @@ int64_t quantize_linears(Module& model, WeightType type, const std::string& patt
     if (!l->quantized()) l->quantize(type);
     bytes += static_cast<int64_t>(l->compact_weight()->bytes.size());
   }
+  // The f32 weights just freed would otherwise wait in the tensor storage cache for tensors of
+  // their sizes, which training over a quantized base never asks for: give the memory back.
+  empty_storage_cache();
+  return bytes;
+}
+
+int64_t quantize_embeddings(Module& model, WeightType type) {
+  std::vector<std::pair<std::string, Embedding*>> tables;
+  for (auto& [name, m] : model.named_modules())
+    if (auto* e = dynamic_cast<Embedding*>(m)) tables.emplace_back(name, e);
+  if (tables.empty()) fail<ValueError>("quantize_embeddings: the model has no embedding table");
+  for (const auto& [name, e] : tables)
+    if (!e->quantized() && e->weight().requires_grad())
+      fail<ValueError>("quantize_embeddings: the table '", name,
+                       "' is trainable; a quantized table is frozen");
+  int64_t bytes = 0;
+  for (auto& [name, e] : tables) {
+    if (!e->quantized()) e->quantize(type);
+    bytes += static_cast<int64_t>(e->compact_weight()->bytes.size());
+  }
+  empty_storage_cache();
   return bytes;
 }
 

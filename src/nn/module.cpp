@@ -307,7 +307,34 @@ Embedding::Embedding(int64_t vocab, int64_t dim) {
 }
 
 Var Embedding::forward(const Tensor<int32_t>& ids) const {
-  return autograd::embedding(ids, weight_);
+  if (!compact_) return autograd::embedding(ids, weight_);
+  // A frozen compact table: the rows are constants, converted as they are gathered.
+  const Tensor<int32_t> idc = ids.contiguous();
+  const int64_t V = compact_->rows, C = compact_->cols;
+  Shape shape = idc.shape();
+  shape.push_back(C);
+  Tensor<float> out = Tensor<float>::empty(shape);
+  const auto& wk = kernels::active().weight(compact_->type);
+  const size_t rb = row_bytes(compact_->type, C);
+  for (int64_t i = 0; i < idc.numel(); ++i) {
+    const int32_t id = idc.data()[i];
+    if (id < 0 || id >= V)
+      fail<IndexError>("embedding: id ", id, " at position ", i, " is outside [0, ", V, ")");
+    wk.to_f32(out.data() + i * C, compact_->bytes.data() + static_cast<size_t>(id) * rb,
+              static_cast<size_t>(C));
+  }
+  return Var(std::move(out));
+}
+
+void Embedding::quantize(WeightType type) {
+  if (type == WeightType::f32) fail<ValueError>("Embedding::quantize: f32 is not a compact type");
+  if (compact_) fail<ValueError>("Embedding::quantize: the table is already quantized");
+  if (weight_.requires_grad())
+    fail<ValueError>("Embedding::quantize: the table is trainable; a quantized table is frozen");
+  compact_ = std::make_shared<const autograd::QuantizedWeight>(
+      autograd::QuantizedWeight::quantize(weight_.value(), type));
+  unregister_parameter("weight");
+  weight_ = Var();
 }
 
 LayerNorm::LayerNorm(int64_t dim, float eps, bool bias) : eps_(eps) {

@@ -517,7 +517,8 @@ Var TransformerLM::forward(const Tensor<int32_t>& ids, Generator* dropout_gen,
   if (cfg_.dropout > 0.0f && training()) x = ag::dropout(x, cfg_.dropout, *dropout_gen, true);
   for (const auto& block : blocks_) x = block->forward(x, dropout_gen, segments ? &mask : nullptr);
   x = ln_f_ ? ln_f_->forward(x) : norm_f_->forward(x);
-  return lm_head_ ? lm_head_->forward(x) : ag::linear(x, wte_->weight());
+  if (lm_head_) return lm_head_->forward(x);
+  return wte_->quantized() ? ag::linear(x, wte_->compact_weight()) : ag::linear(x, wte_->weight());
 }
 
 Var TransformerLM::loss(const Tensor<int32_t>& ids, const Tensor<int32_t>& targets,

@@ -254,12 +254,20 @@ TEST_CASE("LoRA over a quantized base: the same gradients as over its f32 image"
     const int64_t values = 2 * 64 * (192 + 64 + 256 + 256);
     CHECK(bytes == static_cast<int64_t>(row_bytes(t, values)));
     CHECK(q.parameter_count() == before - values);
+    // The token and position tables too (GPT-2 ties the output head to the token table).
+    const int64_t table_bytes = nn::quantize_embeddings(q, t);
+    CHECK(table_bytes == static_cast<int64_t>(row_bytes(t, (96 + 32) * 64)));
     // The f32 model gets the quantized model's weights, dequantized.
-    for (auto& [name, l] : q.named_modules())
+    for (auto& [name, l] : q.named_modules()) {
       if (auto* ql = dynamic_cast<nn::Linear*>(l); ql && ql->quantized()) {
         Var w = f.parameter(name + ".weight");
         w.set_value(ql->dense_weight());
       }
+      if (auto* qe = dynamic_cast<nn::Embedding*>(l); qe && qe->quantized()) {
+        Var w = f.parameter(name + ".weight");
+        w.set_value(qe->compact_weight()->dequantize());
+      }
+    }
     // Make B non-zero (as after training) in both.
     Generator g(9);
     for (const auto& p : q.named_parameters())
@@ -329,6 +337,8 @@ TEST_CASE("bad LoRA configs and adapters are refused with a clear error", "[lora
   CHECK_THAT(message([&] { nn::apply_lora(model, lc); }), Contains("already has adapters"));
   nn::TransformerLM trainable(small_gpt2());
   CHECK_THAT(message([&] { nn::quantize_linears(trainable, WeightType::q8_0); }),
+             Contains("is trainable"));
+  CHECK_THAT(message([&] { nn::quantize_embeddings(trainable, WeightType::q8_0); }),
              Contains("is trainable"));
 
   // Adapters for another base.

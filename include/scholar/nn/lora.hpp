@@ -108,8 +108,12 @@ int64_t remove_lora(Module& model);
 /// Quantizes the frozen weights of the Linear layers whose module names match `pattern` (an
 /// ECMAScript regex over whole names; "" means every Linear except the output head) to `type`
 /// (Q8_0, Q4_0, f16, bf16): the QLoRA base. Layers whose weight still trains are an error (freeze
-/// or apply_lora first). Returns the bytes the weights take afterwards; ValueError if nothing
-/// matches.
+/// or apply_lora first). The freed f32 weights are returned to the system (the tensor storage
+/// cache is emptied). Returns the bytes the weights take afterwards; ValueError if nothing matches.
 int64_t quantize_linears(Module& model, WeightType type, const std::string& pattern = "");
+/// The same for every Embedding (token and position tables; a tied output head then multiplies by
+/// the compact table). Returns the bytes the tables take afterwards; ValueError if one still trains
+/// or there is none.
+int64_t quantize_embeddings(Module& model, WeightType type);
 
 }  // namespace scholar::nn

@@ -169,10 +169,23 @@ class Embedding : public Module {
  public:
   Embedding(int64_t vocab, int64_t dim);
   Var forward(const Tensor<int32_t>& ids) const;
+  /// The f32 table parameter (undefined while quantized).
   const Var& weight() const noexcept { return weight_; }
+
+  /// Stores the frozen table as `type` (Q8_0, Q4_0, f16, bf16) and drops the f32 parameter: rows
+  /// are converted as they are looked up, and a tied output head multiplies by the compact table.
+  /// ValueError if the table still trains, for f32, or if already quantized; ShapeError if the
+  /// width is not a multiple of the type's block length.
+  void quantize(WeightType type);
+  bool quantized() const noexcept { return compact_ != nullptr; }
+  /// The compact table ([V, C] rows), or null.
+  const std::shared_ptr<const autograd::QuantizedWeight>& compact_weight() const noexcept {
+    return compact_;
+  }
 
  private:
   Var weight_;
+  std::shared_ptr<const autograd::QuantizedWeight> compact_;
 };
 
 /// LayerNorm over the last dimension (weight 1, bias 0 at start).
