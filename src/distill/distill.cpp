@@ -70,6 +70,10 @@ LogitDistillation::LogitDistillation(train::Teacher& teacher, autograd::DistillO
 
 autograd::Var LogitDistillation::loss(nn::TransformerLM& model, const train::Batch& batch,
                                       Generator* dropout, train::LossParts& parts) {
+  if (batch.segments.defined())
+    fail<ValueError>(
+        "LogitDistillation: the batch packs several sequences per row, which a "
+        "teacher would read as one (build the InstructionDataset with pack = false)");
   const int64_t V = model.config().vocab_size;
   const Tensor<float> t = teacher_logits(teacher_, batch.inputs, V);
   const autograd::Var s = model.forward(batch.inputs, dropout);

@@ -158,6 +158,10 @@ Tensor<int32_t> OnPolicyDistillation::student_windows(const nn::TransformerLM& m
 
 autograd::Var OnPolicyDistillation::loss(nn::TransformerLM& model, const train::Batch& batch,
                                          Generator* dropout, train::LossParts& parts) {
+  if (batch.segments.defined())
+    fail<ValueError>(
+        "OnPolicyDistillation: the batch packs several sequences per row, which a "
+        "teacher would read as one (build the InstructionDataset with pack = false)");
   const int64_t V = model.config().vocab_size;
   const bool on_policy = gen_.uniform() < options_.lambda;
   Tensor<int32_t> inputs = batch.inputs, targets = batch.targets;

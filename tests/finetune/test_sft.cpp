@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "scholar/distill/distill.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/nn/lora.hpp"
 #include "scholar/tensor/ops.hpp"
@@ -219,6 +220,12 @@ TEST_CASE("packed rows compute exactly what their examples compute alone", "[sft
     }
     CHECK(example == 8);
     CHECK(worst < 1e-4);
+    // A live teacher cannot read packed rows: distillation refuses them rather than mixing
+    // examples.
+    train::ModuleTeacher teacher(model, &tok);
+    distill::LogitDistillation kd(teacher);
+    train::LossParts parts;
+    CHECK_THROWS_WITH(kd.loss(model, p, nullptr, parts), Catch::Contains("pack = false"));
     // And the same loss (the same targets, each counted once).
     CHECK(std::fabs(model.loss(p.inputs, p.targets, nullptr, &p.segments).value().item() -
                     model.loss(q.inputs, q.targets).value().item()) < 1e-5);
