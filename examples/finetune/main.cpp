@@ -19,6 +19,7 @@
 //   finetune [--base-corpus FILE] [--corpus FILE] [--out DIR] [--base PATH] [--vocab N]
 //            [--layers N] [--width N] [--heads N] [--base-steps N] [--steps N] [--batch N]
 //            [--context N] [--lr X] [--lora-lr X] [--rank N] [--rslora-rank N] [--alpha X]
+//            [--targets all-linear|NAME,...]
 //            [--ways full,lora,qlora,rslora] [--sft-steps N (0: none)] [--threads N] [--quick]
 //
 // With --base, the ways start from that model (any file infer::Model::load reads) and use its
@@ -57,6 +58,7 @@ struct Args {
   int64_t steps = 300, batch = 16, context = 128, sft_steps = 300;
   float lr = 3e-4f, lora_lr = 2e-3f, alpha = 16.0f;
   int64_t rank = 8, rslora_rank = 64;
+  std::string targets = "all-linear";  // LoRA's target_modules, comma-separated
   std::string ways = "full,lora,qlora,rslora";
   int threads = 0;
   bool quick = false;
@@ -69,8 +71,8 @@ struct Args {
                "usage: %s [--base-corpus FILE] [--corpus FILE] [--out DIR] [--base PATH]\n"
                "  [--vocab N] [--layers N] [--width N] [--heads N] [--base-steps N] [--steps N]\n"
                "  [--batch N] [--context N] [--lr X] [--lora-lr X] [--rank N] [--rslora-rank N]\n"
-               "  [--alpha X] [--ways full,lora,qlora,rslora] [--sft-steps N] [--threads N] "
-               "[--quick]\n",
+               "  [--alpha X] [--targets all-linear|NAME,...] [--ways full,lora,qlora,rslora]\n"
+               "  [--sft-steps N] [--threads N] [--quick]\n",
                argv0);
   std::exit(2);
 }
@@ -130,6 +132,8 @@ Args parse(int argc, char** argv) {
         a.alpha = std::stof(v);
       else if (k == "--ways")
         a.ways = v;
+      else if (k == "--targets")
+        a.targets = v;
       else if (k == "--sft-steps")
         a.sft_steps = ll();
       else if (k == "--threads")
@@ -259,7 +263,7 @@ int run_way(const Args& a, Shared& s) {
   lc.r = way == "rslora" ? a.rslora_rank : a.rank;
   lc.lora_alpha = a.alpha;
   lc.use_rslora = way == "rslora";
-  lc.target_modules = {"all-linear"};
+  lc.target_modules = split(a.targets, ',');
   float lr = a.lora_lr;
   if (way == "full") {
     lr = a.lr;
@@ -459,7 +463,7 @@ int main(int argc, char** argv) {
     nn::LoraConfig lc;
     lc.r = a.rank;
     lc.lora_alpha = a.alpha;
-    lc.target_modules = {"all-linear"};
+    lc.target_modules = split(a.targets, ',');
     nn::apply_lora(*sft_model, lc);
     train::TrainerOptions o = trainer_options(a, a.sft_steps, a.lora_lr);
     train::Trainer t(*sft_model, sft, o, s.tok.get());
