@@ -16,7 +16,7 @@ for t in fuzz_gguf fuzz_safetensors fuzz_json fuzz_index; do
   corpus=build/fuzz/corpus/$t
   mkdir -p "$corpus" "build/fuzz/crashes/$t"
   case $t in
-    fuzz_gguf) seeds=$(find tests/data/gguf -name '*.gguf') ;;
+    fuzz_gguf) seeds="$(find tests/data/gguf -name '*.gguf') tests/data/llama_cpp/llama-lora.gguf" ;;
     fuzz_safetensors) seeds=$(find tests/data -name '*.safetensors' -size -64k) ;;
     fuzz_json) seeds=$(find tests/data -name '*.json' -size -64k) ;;
     fuzz_index) seeds="" && SCHOLAR_FUZZ_SEEDS="$corpus" "$bin" -runs=0 "$corpus" >/dev/null 2>&1 ;;

@@ -1,9 +1,11 @@
-// libFuzzer target: GGUF files through the reader and the model loader, and one decoding step of
-// any model that loads. Seeds: tests/data/gguf, tests/data/llama_cpp.
+// libFuzzer target: GGUF files through the reader, the model loader (and one decoding step of any
+// model that loads) and the LoRA adapter reader (for a GPT-2 and a Llama base). Seeds:
+// tests/data/gguf, and the LoRA adapter in tests/data/llama_cpp.
 #include <algorithm>
 
 #include "fuzz_common.hpp"
 #include "scholar/error.hpp"
+#include "scholar/finetune/adapter.hpp"
 #include "scholar/infer/model.hpp"
 #include "scholar/io/gguf.hpp"
 
@@ -32,6 +34,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (m->has_tokenizer()) (void)m->tokenizer().encode("fuzz \xc3\xa9 <|endoftext|>");
   } catch (const Error&) {
+  }
+  // As a LoRA adapter, over bases shaped like the fixtures' (2 layers, width 64, vocabulary 512).
+  for (const auto& base : {nn::TransformerConfig::llama(512, 64, 2, 64, 4, 4, 160),
+                           nn::TransformerConfig::gpt2(512, 64, 2, 64, 4)}) {
+    try {
+      const auto w = finetune::read_lora_gguf(path, base);
+      size_t layers = 0;
+      for (const auto& l : w.layers) layers += static_cast<size_t>(l.rank() > 0);
+      (void)layers;
+    } catch (const Error&) {
+    }
   }
   return 0;
 }

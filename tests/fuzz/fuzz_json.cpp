@@ -1,8 +1,9 @@
-// libFuzzer target: JSON text through the parser, then as a Hugging Face config.json and as a
-// tokenizer.json. Seeds: the .json files under tests/data.
+// libFuzzer target: JSON text through the parser, then as a Hugging Face config.json, as a
+// tokenizer.json and as a PEFT adapter_config.json. Seeds: the .json files under tests/data.
 #include <string_view>
 
 #include "scholar/error.hpp"
+#include "scholar/finetune/adapter.hpp"
 #include "scholar/io/json.hpp"
 #include "scholar/nn/transformer.hpp"
 #include "scholar/text/tokenizer.hpp"
@@ -15,6 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)j.dump();
     try {
       (void)nn::TransformerConfig::from_json(j);
+    } catch (const Error&) {
+    }
+    try {
+      (void)finetune::lora_config_from_peft(j);
     } catch (const Error&) {
     }
     try {
