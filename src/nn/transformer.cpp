@@ -552,14 +552,41 @@ void TransformerLM::load_weights(const std::vector<std::pair<std::string, Tensor
 
 void save_hf_dir(const TransformerLM& model, const std::string& dir,
                  const text::Tokenizer* tokenizer) {
+  // The file must hold the model as it computes: adapters merged (their own matrices are then left
+  // out), every weight in f32.
+  for (const auto& [name, m] : const_cast<TransformerLM&>(model).named_modules()) {
+    if (const auto* l = dynamic_cast<const Linear*>(m)) {
+      if (l->has_lora() && !l->merged())
+        fail<ValueError>("save_hf_dir: layer '", name,
+                         "' has an unmerged LoRA adapter (nn::merge_lora first, or save the "
+                         "adapter alone with finetune::save_peft_adapter)");
+      if (l->quantized())
+        fail<ValueError>("save_hf_dir: layer '", name, "' holds its weight quantized (",
+                         weight_type_name(l->compact_weight()->type),
+                         "); Linear::dequantize it first");
+    }
+    if (const auto* e = dynamic_cast<const Embedding*>(m); e && e->quantized())
+      fail<ValueError>("save_hf_dir: table '", name,
+                       "' is held quantized; it cannot be saved as f32");
+  }
   std::filesystem::create_directories(dir);
   const std::filesystem::path d(dir);
   io::SafetensorsWriter w;
-  for (const auto& p : model.named_parameters()) w.add(p.name, p.var.value());
+  for (const auto& p : model.named_parameters())
+    if (p.name.find(".lora_A.") == std::string::npos &&
+        p.name.find(".lora_B.") == std::string::npos)
+      w.add(p.name, p.var.value());
   w.set_metadata("format", "pt");  // as transformers writes it
   w.save((d / "model.safetensors").string());
   io::write_file_atomic((d / "config.json").string(), model.config().to_json().dump(1) + "\n");
-  if (tokenizer) tokenizer->save((d / "tokenizer.json").string());
+  if (tokenizer) {
+    tokenizer->save((d / "tokenizer.json").string());
+    if (!tokenizer->chat_template().empty()) {  // where transformers keeps it
+      io::Json tc = io::Json::object();
+      tc.set("chat_template", tokenizer->chat_template());
+      io::write_file_atomic((d / "tokenizer_config.json").string(), tc.dump(1) + "\n");
+    }
+  }
 }
 
 }  // namespace scholar::nn

@@ -11,6 +11,7 @@
 #include "scholar/io/gguf.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/tensor/ops.hpp"
+#include "scholar/text/chat.hpp"
 #include "support.hpp"
 
 using namespace scholar;
@@ -225,4 +226,34 @@ TEST_CASE("llama.cpp LoRA GGUF files round-trip and refuse what is not theirs", 
   CHECK_THROWS_WITH(finetune::save_lora_gguf(finetune::lora_weights(withbias), withbias.config(),
                                              dir + "/bias.gguf"),
                     Catch::Contains("biases"));
+}
+
+TEST_CASE("a merged LoRA model exports as a Hugging Face directory, chat template included",
+          "[adapters]") {
+  nn::TransformerLM lm(nn::TransformerConfig::llama(256, 32, 2, 64, 4, 2, 96), 1);
+  nn::LoraConfig lc;
+  lc.target_modules = {"all-linear"};
+  nn::apply_lora(lm, lc);
+  Generator g(4);
+  for (const auto& [name, l] : nn::lora_layers(lm)) {
+    autograd::Var b = l->lora_b();
+    b.set_value(randn(b.shape(), g, 0.0f, 0.2f));
+  }
+  lm.eval();
+  auto tok = std::make_shared<text::BpeTokenizer>();  // the 256 byte tokens
+  tok->set_chat_template("{% for message in messages %}{{'<|im_start|>' + message['role'] }}");
+  const std::string dir = temp_dir("hf_export");
+  CHECK_THROWS_WITH(nn::save_hf_dir(lm, dir, tok.get()), Catch::Contains("unmerged LoRA"));
+  nn::merge_lora(lm);
+  nn::save_hf_dir(lm, dir, tok.get());
+  const auto back = infer::Model::load(dir);
+  CHECK(back->tokenizer().chat_template() == tok->chat_template());
+  REQUIRE(text::ChatTemplate::detect(back->tokenizer().chat_template()).has_value());
+  infer::Session s(back);
+  CHECK(rel_err(session_logits(s), nn_last_logits(lm).data()) < 1e-4);
+  // Nothing quantized can be written as f32 weights.
+  nn::unmerge_lora(lm);
+  nn::quantize_linears(lm, WeightType::q8_0);
+  nn::merge_lora(lm);
+  CHECK_THROWS_WITH(nn::save_hf_dir(lm, dir, tok.get()), Catch::Contains("quantized"));
 }

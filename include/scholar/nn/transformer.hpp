@@ -192,8 +192,11 @@ class TransformerLM : public Module {
 
 /// Writes a Hugging Face model directory that transformers and scholar load: config.json
 /// (TransformerConfig::to_json), model.safetensors (every parameter under its Hugging Face name,
-/// f32) and, when a tokenizer is given, tokenizer.json. Each file is written atomically; the
-/// directory is created if needed. To read one back: infer::Model::load(dir)->to_module().
+/// f32) and, when a tokenizer is given, tokenizer.json (plus tokenizer_config.json with its chat
+/// template, if it has one). Each file is written atomically; the directory is created if needed.
+/// LoRA adapters must be merged (nn::merge_lora; their matrices are then left out) and no weight
+/// may be held quantized: ValueError naming the layer otherwise. To read one back:
+/// infer::Model::load(dir)->to_module().
 void save_hf_dir(const TransformerLM& model, const std::string& dir,
                  const text::Tokenizer* tokenizer = nullptr);
 
