@@ -16,10 +16,6 @@ namespace {
 
 constexpr std::string_view kPrefix = "base_model.model.";
 
-bool ends_with(const std::string& s, std::string_view tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 std::string last_part(const std::string& name) {
   const auto dot = name.rfind('.');
   return dot == std::string::npos ? name : name.substr(dot + 1);
@@ -143,7 +139,7 @@ void save_peft_adapter(const nn::Module& model, const std::string& dir,
   bool exact = true;
   for (const auto& [name, m] : const_cast<nn::Module&>(model).named_modules())
     if (dynamic_cast<const nn::Linear*>(m) && parts.count(last_part(name)) &&
-        !adapted.count(name) && !ends_with(name, ".lora_A") && !ends_with(name, ".lora_B"))
+        !adapted.count(name) && !name.ends_with(".lora_A") && !name.ends_with(".lora_B"))
       exact = false;
   nn::LoraConfig c;
   c.r = first.rank;
@@ -157,9 +153,9 @@ void save_peft_adapter(const nn::Module& model, const std::string& dir,
   io::SafetensorsWriter w;
   bool other_bias = false, any_bias = false;
   for (const auto& p : model.named_parameters()) {
-    if (ends_with(p.name, ".lora_A.weight") || ends_with(p.name, ".lora_B.weight")) {
+    if (p.name.ends_with(".lora_A.weight") || p.name.ends_with(".lora_B.weight")) {
       w.add(std::string(kPrefix) + p.name, p.var.value());
-    } else if (p.var.requires_grad() && ends_with(p.name, ".bias")) {
+    } else if (p.var.requires_grad() && p.name.ends_with(".bias")) {
       any_bias = true;
       other_bias = other_bias || !adapted.count(p.name.substr(0, p.name.size() - 5));
       w.add(std::string(kPrefix) + p.name, p.var.value());
@@ -209,9 +205,9 @@ nn::LoraSummary load_peft_adapter(nn::TransformerLM& model, const std::string& p
       layers[name] = dynamic_cast<const nn::Linear*>(m);
   std::map<std::string, int> seen;
   for (const auto& [name, t] : a.tensors) {
-    const bool is_a = ends_with(name, ".lora_A.weight"), is_b = ends_with(name, ".lora_B.weight");
+    const bool is_a = name.ends_with(".lora_A.weight"), is_b = name.ends_with(".lora_B.weight");
     if (!is_a && !is_b) {
-      if (!ends_with(name, ".bias"))
+      if (!name.ends_with(".bias"))
         fail<FormatError>(where, ": tensor '", name,
                           "' is neither a lora_A/lora_B weight nor a bias");
       continue;  // checked against the model's parameters below
@@ -236,7 +232,7 @@ nn::LoraSummary load_peft_adapter(nn::TransformerLM& model, const std::string& p
                         (seen[layer] & 1) ? "lora_B" : "lora_A", " weight for it");
   const auto params = model.named_parameters();
   for (const auto& [name, t] : a.tensors) {
-    if (!ends_with(name, ".bias")) continue;
+    if (!name.ends_with(".bias")) continue;
     const nn::NamedParameter* p = nullptr;
     for (const auto& q : params)
       if (q.name == name) p = &q;

@@ -13,10 +13,6 @@ namespace scholar::finetune {
 
 namespace {
 
-bool ends_with(const std::string& s, std::string_view tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // The architecture table's row for a Hugging Face module ("model.layers.0.self_attn.q_proj").
 const nn::TensorSpec* spec_of(const std::vector<nn::TensorSpec>& specs, const std::string& module) {
   for (const nn::TensorSpec& t : specs)
@@ -64,7 +60,7 @@ LoraWeights lora_weights(const nn::Module& model) {
     w.layers.push_back({name, l->lora_a().value().clone(), l->lora_b().value().clone()});
   }
   for (const auto& p : model.named_parameters())
-    if (p.var.requires_grad() && ends_with(p.name, ".bias"))
+    if (p.var.requires_grad() && p.name.ends_with(".bias"))
       w.biases.emplace_back(p.name, p.var.value().clone());
   return w;
 }
@@ -75,9 +71,9 @@ LoraWeights lora_weights(const PeftAdapter& a) {
   w.rslora = a.config.use_rslora;
   std::map<std::string, std::pair<Tensor<float>, Tensor<float>>> by_module;
   for (const auto& [name, t] : a.tensors) {
-    if (ends_with(name, ".lora_A.weight"))
+    if (name.ends_with(".lora_A.weight"))
       by_module[name.substr(0, name.size() - 14)].first = t;
-    else if (ends_with(name, ".lora_B.weight"))
+    else if (name.ends_with(".lora_B.weight"))
       by_module[name.substr(0, name.size() - 14)].second = t;
     else
       w.biases.emplace_back(name, t);
@@ -157,7 +153,7 @@ LoraWeights read_lora_gguf(const std::string& path, const nn::TransformerConfig&
   const bool permute = nn::gguf_permutes_rope_rows(base);
   std::map<std::string, std::pair<Tensor<float>, Tensor<float>>> pairs;  // by GGUF base name
   for (const io::GgufTensorInfo& t : f.tensors()) {
-    const bool is_a = ends_with(t.name, ".lora_a"), is_b = ends_with(t.name, ".lora_b");
+    const bool is_a = t.name.ends_with(".lora_a"), is_b = t.name.ends_with(".lora_b");
     if (!is_a && !is_b)
       fail<FormatError>(path, ": tensor '", t.name, "' is neither a lora_a nor a lora_b");
     if (t.type != WeightType::f32 && t.type != WeightType::f16 && t.type != WeightType::bf16)
@@ -197,7 +193,7 @@ LoraWeights read_lora_gguf(const std::string& path, const nn::TransformerConfig&
 }
 
 LoraWeights read_lora(const std::string& path, const nn::TransformerConfig& base) {
-  if (ends_with(path, ".gguf")) return read_lora_gguf(path, base);
+  if (path.ends_with(".gguf")) return read_lora_gguf(path, base);
   return lora_weights(read_peft_adapter(path));
 }
 

@@ -12,13 +12,9 @@ namespace scholar::nn {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // The modules of an adapter itself (never targets).
 bool inside_adapter(const std::string& name) {
-  return ends_with(name, ".lora_A") || ends_with(name, ".lora_B") || name == "lora_A" ||
+  return name.ends_with(".lora_A") || name.ends_with(".lora_B") || name == "lora_A" ||
          name == "lora_B";
 }
 
@@ -106,7 +102,7 @@ std::vector<std::string> lora_targets(Module& model, const LoraConfig& config,
     else if (!config.target_regex.empty())
       hit = std::regex_match(name, re);
     else
-      for (const auto& t : names) hit = hit || name == t || ends_with(name, "." + t);
+      for (const auto& t : names) hit = hit || name == t || name.ends_with("." + t);
     if (!hit) continue;
     if (!is_linear) {
       if (!config.target_regex.empty()) continue;  // a regex may match containers on the way
@@ -149,7 +145,7 @@ LoraSummary apply(Module& model, const LoraConfig& config,
     l->add_lora(spec, gen, config.seed * 0x9E3779B97F4A7C15ull + (++i));
   if (config.bias == "all") {
     for (auto& p : model.named_parameters())
-      if (ends_with(p.name, ".bias") || p.name == "bias") p.var.set_requires_grad(true);
+      if (p.name.ends_with(".bias") || p.name == "bias") p.var.set_requires_grad(true);
   } else if (config.bias == "lora_only") {
     for (auto& [name, l] : layers)
       if (Var b = l->bias(); b.defined()) b.set_requires_grad(true);
