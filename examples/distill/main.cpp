@@ -167,25 +167,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
-// Perplexity over every fixed window of the validation split (each token once).
-double validation_perplexity(nn::TransformerLM& model, const train::TokenDataset& data,
-                             int64_t context, int64_t batch) {
-  autograd::NoGradGuard no_grad;
-  const bool was = model.training();
-  model.eval();
-  const int64_t n = data.window_count(train::Split::validation, context);
-  double total = 0;
-  for (int64_t w0 = 0; w0 < n; w0 += batch) {
-    std::vector<int64_t> which;
-    for (int64_t w = w0; w < std::min(n, w0 + batch); ++w) which.push_back(w);
-    const train::Batch b = data.windows_at(train::Split::validation, context, which);
-    total += model.loss(b.inputs, b.targets).value().item() * static_cast<double>(which.size());
-  }
-  model.train(was);
-  return std::exp(total / static_cast<double>(n));
-}
-
 // A prompt from a document: its first eight words (the student's data stays the corpus; the
 // teacher writes what follows).
 std::string prompt_of(const std::string& doc) {
@@ -330,7 +311,8 @@ int main(int argc, char** argv) {
       teacher_model = infer::Model::load(teacher_ckpt);
     }
     infer::ModelTeacher teacher(teacher_model, 4096);
-    const double teacher_ppl = validation_perplexity(*teacher_lm, data, a.context, a.batch);
+    const double teacher_ppl =
+        train::perplexity(*teacher_lm, data, train::Split::validation, a.context, a.batch);
     Run teacher_run;
     generation(*teacher_lm, tok, teacher_run);
     std::printf("teacher: validation perplexity %.2f, %.2fM parameters\n", teacher_ppl,
@@ -441,7 +423,7 @@ int main(int argc, char** argv) {
         if (fit.diverged) throw Error("student " + way + ": " + fit.message);
         Run r;
         r.train_seconds = fit.seconds;
-        r.ppl = validation_perplexity(*student, data, a.context, a.batch);
+        r.ppl = train::perplexity(*student, data, train::Split::validation, a.context, a.batch);
         generation(*student, tok, r);
         std::printf("  validation perplexity %.2f, %.1f s\n", r.ppl, r.train_seconds);
         if (r.ppl < best_ppl) best_ppl = r.ppl, best = std::move(student);

@@ -179,25 +179,6 @@ uint64_t bytes_in(const fs::path& p) {
     if (e.is_regular_file()) n += e.file_size();
   return n;
 }
-
-// Perplexity over every fixed window of a split's validation tokens (each token once).
-double perplexity(nn::TransformerLM& model, const train::TokenDataset& data, int64_t context,
-                  int64_t batch) {
-  autograd::NoGradGuard no_grad;
-  const bool was = model.training();
-  model.eval();
-  const int64_t n = data.window_count(train::Split::validation, context);
-  double total = 0;
-  for (int64_t w0 = 0; w0 < n; w0 += batch) {
-    std::vector<int64_t> which;
-    for (int64_t w = w0; w < std::min(n, w0 + batch); ++w) which.push_back(w);
-    const train::Batch b = data.windows_at(train::Split::validation, context, which);
-    total += model.loss(b.inputs, b.targets).value().item() * static_cast<double>(which.size());
-  }
-  model.train(was);
-  return std::exp(total / static_cast<double>(n));
-}
-
 // The Jargon File's entries as (headword, first sentence of the definition).
 std::vector<train::Conversation> jargon_questions(const std::vector<std::string>& docs) {
   std::vector<train::Conversation> out;
@@ -283,8 +264,10 @@ int run_way(const Args& a, Shared& s) {
   const auto r = t.fit();
   if (r.diverged) throw Error(way + ": " + r.message);
   const double peak = peak_rss_mb();
-  const double ppl_new = perplexity(*model, s.data, a.context, a.batch);
-  const double ppl_old = perplexity(*model, s.base_data, a.context, a.batch);
+  const double ppl_new =
+      train::perplexity(*model, s.data, train::Split::validation, a.context, a.batch);
+  const double ppl_old =
+      train::perplexity(*model, s.base_data, train::Split::validation, a.context, a.batch);
   const fs::path dir = fs::path(a.out) / way;
   fs::create_directories(dir);
   uint64_t saved = 0;
@@ -409,8 +392,10 @@ int main(int argc, char** argv) {
       if (r.diverged) throw Error("base training: " + r.message);
     }
     auto base = load_base(s);
-    const double base_new = perplexity(*base, s.data, a.context, a.batch);
-    const double base_old = perplexity(*base, s.base_data, a.context, a.batch);
+    const double base_new =
+        train::perplexity(*base, s.data, train::Split::validation, a.context, a.batch);
+    const double base_old =
+        train::perplexity(*base, s.base_data, train::Split::validation, a.context, a.batch);
     std::printf("base: %.2fM parameters; perplexity %.2f on the Jargon File, %.2f on FOLDOC\n\n",
                 base->parameter_count() / 1e6, base_new, base_old);
 

@@ -432,4 +432,25 @@ void load_model_weights(nn::TransformerLM& model, const std::string& checkpoint_
   model.load_weights(weights);
 }
 
+double perplexity(nn::TransformerLM& model, const TokenDataset& data, Split split, int64_t T,
+                  int64_t batch) {
+  if (batch < 1) fail<ValueError>("perplexity: batch must be >= 1, got ", batch);
+  const int64_t n = data.window_count(split, T);
+  if (n == 0)
+    fail<ValueError>("perplexity: the split has ", data.tokens(split).size(),
+                     " tokens, fewer than one window of ", T + 1);
+  autograd::NoGradGuard no_grad;
+  const bool was = model.training();
+  model.eval();
+  double total = 0;
+  for (int64_t w0 = 0; w0 < n; w0 += batch) {
+    std::vector<int64_t> which;
+    for (int64_t w = w0; w < std::min(n, w0 + batch); ++w) which.push_back(w);
+    const Batch b = data.windows_at(split, T, which);
+    total += model.loss(b.inputs, b.targets).value().item() * static_cast<double>(which.size());
+  }
+  model.train(was);
+  return std::exp(total / static_cast<double>(n));
+}
+
 }  // namespace scholar::train

@@ -330,3 +330,24 @@ TEST_CASE("a checkpoint holds any tokenizer: SentencePiece round trip through a 
   CHECK(m->tokenizer().fingerprint() == spm.fingerprint());
   CHECK(m->config().eos_id == spm.special_tokens().eos);
 }
+
+TEST_CASE("perplexity covers every fixed window once, in evaluation mode", "[train]") {
+  Setup s;
+  nn::TransformerLM model(s.cfg, 3);
+  const int64_t T = 16, n = s.data.window_count(train::Split::validation, T);
+  REQUIRE(n > 3);
+  // By hand: the mean loss over all windows, taken one at a time.
+  double total = 0;
+  for (int64_t w = 0; w < n; ++w) {
+    const train::Batch b = s.data.windows_at(train::Split::validation, T, {w});
+    total += model.loss(b.inputs, b.targets).value().item();
+  }
+  CHECK(model.training());
+  const double ppl = train::perplexity(model, s.data, train::Split::validation, T, 3);
+  CHECK(std::fabs(ppl - std::exp(total / static_cast<double>(n))) < 1e-4 * ppl);
+  CHECK(model.training());  // restored
+  CHECK_THROWS_WITH(train::perplexity(model, s.data, train::Split::validation, 1 << 20),
+                    Catch::Contains("fewer than one window"));
+  CHECK_THROWS_WITH(train::perplexity(model, s.data, train::Split::validation, T, 0),
+                    Catch::Contains("batch must be >= 1"));
+}

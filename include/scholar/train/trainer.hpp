@@ -142,4 +142,10 @@ std::shared_ptr<text::Tokenizer> read_tokenizer(const io::SafetensorsFile& check
 /// Loads just the model weights of a checkpoint into `model` (same config).
 void load_model_weights(nn::TransformerLM& model, const std::string& checkpoint_path);
 
+/// Perplexity of `model` over every fixed window of T tokens of a split (each token predicted
+/// once), in evaluation mode and without a graph, `batch` windows at a time: exp of the mean
+/// cross-entropy. ValueError if the split has no whole window.
+double perplexity(nn::TransformerLM& model, const TokenDataset& data, Split split, int64_t T,
+                  int64_t batch = 16);
+
 }  // namespace scholar::train
