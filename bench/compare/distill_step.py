@@ -11,10 +11,10 @@ the environment as it is; all PyTorch runs get OMP_WAIT_POLICY=PASSIVE. Prints m
 usage: bench/compare/distill_step.py BUILD_DIR [--rounds 3] [--steps 5] [--threads 1 2]
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
+
+import runs
 
 here = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
@@ -26,15 +26,11 @@ args = ap.parse_args()
 
 ours = os.path.join(args.build_dir, "bench", "distill_step")
 torch_script = os.path.join(here, "distill_step_torch.py")
-env_as_is = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-env_best = {k: v for k, v in env_as_is.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-env_best["ATEN_CPU_CAPABILITY"] = "avx512"
+env_as_is, env_best = runs.ENV_AS_IS, runs.ENV_BEST
 
 
 def run(cmd, threads, env):
-    out = subprocess.run(cmd + ["--threads", str(threads), "--steps", str(args.steps), "--warmup", "2"],
-                         check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return runs.run(cmd, threads, args.steps, env)
 
 
 med = statistics.median

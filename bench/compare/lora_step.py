@@ -11,10 +11,10 @@ of scholar to each PyTorch run (the goal is >= 1.5x with no more memory).
 usage: bench/compare/lora_step.py BUILD_DIR [--rounds 3] [--steps 5] [--threads 1 2]
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
+
+import runs
 
 here = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
@@ -26,25 +26,21 @@ args = ap.parse_args()
 
 ours = os.path.join(args.build_dir, "bench", "lora_step")
 torch_script = os.path.join(here, "lora_step_torch.py")
-env_as_is = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-env_best = {k: v for k, v in env_as_is.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-env_best["ATEN_CPU_CAPABILITY"] = "avx512"
+env_as_is, env_best = runs.ENV_AS_IS, runs.ENV_BEST
 
 
 def run(cmd, threads, env):
-    out = subprocess.run(cmd + ["--threads", str(threads), "--steps", str(args.steps), "--warmup", "2"],
-                         check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return runs.run(cmd, threads, args.steps, env)
 
 
 med = statistics.median
-runs = {"lora": [ours], "torch_best": ["/usr/bin/python3", torch_script],
+configs = {"lora": [ours], "torch_best": ["/usr/bin/python3", torch_script],
         "torch_env": ["/usr/bin/python3", torch_script], "qlora_q8_0": [ours, "--base", "q8_0"],
         "qlora_q4_0": [ours, "--base", "q4_0"], "full": [ours, "--full"]}
 for t in args.threads:
-    r = {k: [] for k in runs}
+    r = {k: [] for k in configs}
     for _ in range(args.rounds):
-        for k, cmd in runs.items():
+        for k, cmd in configs.items():
             r[k].append(run(cmd, t, env_best if k == "torch_best" else env_as_is))
     tb, te = r["torch_best"][-1], r["torch_env"][-1]
     print(f"\n## {t} thread(s), {args.rounds} alternating rounds of {args.steps} steps")
