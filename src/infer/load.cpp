@@ -15,6 +15,7 @@
 #include "scholar/io/json.hpp"
 #include "scholar/io/safetensors.hpp"
 #include "scholar/nn/arch.hpp"
+#include "scholar/text/wordpiece.hpp"
 #include "scholar/train/trainer.hpp"
 
 namespace scholar::infer {
@@ -81,9 +82,12 @@ std::shared_ptr<text::Tokenizer> gguf_tokenizer(const io::GgufFile& f, std::stri
   const std::string& kind = model->as_string(f.path() + ": tokenizer.ggml.model");
   if (kind == "llama")
     return std::make_shared<text::SpmTokenizer>(text::SpmTokenizer::from_gguf(f));
+  if (kind == "bert")
+    return std::make_shared<text::WordPieceTokenizer>(text::WordPieceTokenizer::from_gguf(f));
   if (kind != "gpt2") {
     note = "its tokenizer type '" + kind +
-           "' is not supported (byte-level BPE 'gpt2' and SentencePiece 'llama' are)";
+           "' is not supported (byte-level BPE 'gpt2', SentencePiece 'llama' and WordPiece "
+           "'bert' are)";
     return nullptr;
   }
   text::PreTokenizer rule = text::PreTokenizer::gpt2;

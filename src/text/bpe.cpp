@@ -8,6 +8,7 @@
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/text/tokenizer.hpp"
+#include "scholar/text/unicode.hpp"
 #include "scholar/text/utf8.hpp"
 #include "text/fingerprint.hpp"
 
@@ -16,19 +17,6 @@ namespace scholar::text {
 namespace {
 
 // --- Unicode classes for the pre-tokenizer -------------------------------------------------------
-
-struct CodeRange {
-  uint32_t first, last;
-};
-#include "text/unicode_tables.inc"
-
-template <size_t N>
-bool in_table(const CodeRange (&table)[N], uint32_t cp) {
-  const CodeRange* end = table + N;
-  const CodeRange* it =
-      std::upper_bound(table, end, cp, [](uint32_t c, const CodeRange& r) { return c < r.first; });
-  return it != table && cp <= (it - 1)->last;
-}
 
 enum class Class : uint8_t { letter, number, space, other };
 
@@ -42,9 +30,7 @@ bool is_space(uint32_t cp) {
 // Unicode's White_Space property (the \s of Rust's regex, which Hugging Face tokenizers use, and
 // of llama.cpp): JavaScript's class plus U+0085 and without U+FEFF.
 bool is_unicode_space(uint32_t cp) {
-  return cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-         cp == 0x205F || cp == 0x3000;
+  return is_white_space(cp);
 }
 
 constexpr uint32_t kInvalid = kInvalidCodePoint;  // a byte that does not start valid UTF-8
@@ -57,8 +43,8 @@ Class classify(uint32_t cp) {
     return is_space(cp) ? Class::space : Class::other;
   }
   if (is_space(cp)) return Class::space;
-  if (in_table(kLetters, cp)) return Class::letter;
-  if (in_table(kNumbers, cp)) return Class::number;
+  if (is_letter(cp)) return Class::letter;
+  if (is_number(cp)) return Class::number;
   return Class::other;
 }
 
@@ -69,8 +55,8 @@ Class classify_unicode(uint32_t cp) {
     if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return Class::letter;
     return cp >= '0' && cp <= '9' ? Class::number : Class::other;
   }
-  if (in_table(kLetters, cp)) return Class::letter;
-  if (in_table(kNumbers, cp)) return Class::number;
+  if (is_letter(cp)) return Class::letter;
+  if (is_number(cp)) return Class::number;
   return Class::other;
 }
 

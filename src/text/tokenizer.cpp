@@ -4,6 +4,7 @@
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/text/tokenizer.hpp"
+#include "scholar/text/wordpiece.hpp"
 #include "text/fingerprint.hpp"
 
 namespace scholar::text {
@@ -73,6 +74,10 @@ std::shared_ptr<Tokenizer> tokenizer_from_json(const io::Json& j, std::string_vi
       return std::make_shared<SpmTokenizer>(SpmTokenizer::from_json(j, source));
     fail<FormatError>(source, ": tokenizer type '", type->as_string(), "' is not known");
   }
+  if (const io::Json* model = j.find("model"); model && model->is_object())
+    if (const io::Json* t = model->find("type");
+        t && t->is_string() && t->as_string() == "WordPiece")
+      return std::make_shared<WordPieceTokenizer>(WordPieceTokenizer::from_json(j, source));
   return std::make_shared<BpeTokenizer>(BpeTokenizer::from_json(j, source));
 }
 
