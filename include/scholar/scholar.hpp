@@ -42,6 +42,7 @@
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
 #include "scholar/nn/arch.hpp"
+#include "scholar/nn/encoder.hpp"
 #include "scholar/nn/lora.hpp"
 #include "scholar/nn/module.hpp"
 #include "scholar/nn/transformer.hpp"

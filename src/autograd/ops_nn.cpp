@@ -55,6 +55,10 @@ Var gelu(const Var& x) {
   return unary(x, Op::gelu, &kernels::KernelTable::gelu_forward,
                &kernels::KernelTable::gelu_backward);
 }
+Var gelu_erf(const Var& x) {
+  return unary(x, Op::gelu_erf, &kernels::KernelTable::gelu_erf_forward,
+               &kernels::KernelTable::gelu_erf_backward);
+}
 Var silu(const Var& x) {
   return unary(x, Op::silu, &kernels::KernelTable::silu_forward,
                &kernels::KernelTable::silu_backward);
@@ -105,6 +109,42 @@ Var softmax(const Var& x) {
                      for (int64_t c = 0; c < cols; ++c) dr[c] += yr[c] * (gr[c] - dot);
                    }
                  });
+  });
+}
+
+// Row normalization: y = x / n with n = max(|x|, eps);  dx = (dy - y (y . dy)) / n when |x| > eps,
+// else dy / eps (the clamp is constant there).
+Var l2_normalize(const Var& x) {
+  check(x, "l2_normalize", "input");
+  const Tensor<float> xc = x.value().contiguous();
+  const int64_t rows = rows_cols(xc).first, cols = rows_cols(xc).second;
+  Tensor<float> y = Tensor<float>::empty(xc.shape());
+  std::vector<float> norms(static_cast<size_t>(rows));
+  const kernels::KernelTable& k = kernels::active();
+  constexpr float kEps = 1e-12f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = xc.data() + r * cols;
+    const float n = std::sqrt(k.dot(xr, xr, static_cast<size_t>(cols)));
+    norms[static_cast<size_t>(r)] = n;
+    const float inv = 1.0f / std::max(n, kEps);
+    for (int64_t c = 0; c < cols; ++c) y.data()[r * cols + c] = xr[c] * inv;
+  }
+  return make_result(y, Op::l2_normalize, {x}, [x, y, norms, rows, cols](const Tensor<float>& g) {
+    const Tensor<float> gc = g.contiguous();
+    Tensor<float>& dx = x.grad_storage();
+    const kernels::KernelTable& k = kernels::active();
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* yr = y.data() + r * cols;
+      const float* gr = gc.data() + r * cols;
+      float* dr = dx.data() + r * cols;
+      const float n = norms[static_cast<size_t>(r)];
+      if (n <= kEps) {
+        for (int64_t c = 0; c < cols; ++c) dr[c] += gr[c] / kEps;
+        continue;
+      }
+      const float dot = k.dot(gr, yr, static_cast<size_t>(cols));
+      for (int64_t c = 0; c < cols; ++c) dr[c] += (gr[c] - yr[c] * dot) / n;
+    }
   });
 }
 

@@ -158,9 +158,9 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
   auto file = std::make_shared<io::GgufFile>(io::GgufFile::open(path, opt.access));
   const io::GgufFile& f = *file;
   const std::string arch = f.get("general.architecture").as_string(path + ": general.architecture");
-  if (arch != "gpt2" && arch != "llama" && arch != "qwen2")
+  if (arch != "gpt2" && arch != "llama" && arch != "qwen2" && arch != "bert")
     fail<FormatError>(path, ": architecture '", arch,
-                      "' is not supported (gpt2, llama and qwen2 are)");
+                      "' is not supported (gpt2, llama, qwen2 and bert are)");
   auto key = [&](const std::string& k) { return arch + "." + k; };
   auto get_int = [&](const std::string& k) { return f.get(key(k)).as_int(path + ": " + key(k)); };
   auto get_real = [&](const std::string& k, double dflt) {
@@ -169,7 +169,7 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
   };
   ModelConfig cfg;
   nn::TransformerConfig& a = cfg.arch;
-  a.family = arch == "gpt2" ? Family::gpt2 : Family::llama;
+  a.family = arch == "gpt2" ? Family::gpt2 : arch == "bert" ? Family::bert : Family::llama;
   a.model_type = arch;
   a.context_length = get_int("context_length");
   a.n_embd = get_int("embedding_length");
@@ -182,7 +182,23 @@ std::shared_ptr<const Model> Model::from_gguf(const std::string& path, const Loa
     fail<FormatError>(path, ": token_embd.weight has shape ", emb.shape.str(), ", not 2-D");
   a.vocab_size = emb.shape[0];
   a.tie_embeddings = !f.contains(nn::gguf_name(a.family, nn::TensorRole::output));
-  if (a.family == Family::gpt2) {
+  if (a.family == Family::bert) {
+    a.tie_embeddings = true;
+    a.norm_eps = static_cast<float>(get_real("attention.layer_norm_epsilon", 1e-12));
+    const io::GgufTensorInfo& types = f.info(nn::gguf_name(a.family, nn::TensorRole::tok_types));
+    a.type_vocab_size = types.shape.rank() == 2 ? types.shape[0] : 1;
+    if (f.has(key("attention.causal")) && f.get(key("attention.causal")).as_bool())
+      fail<FormatError>(path, ": ", key("attention.causal"),
+                        " is true; scholar's BERT family attends both ways");
+    if (f.has(key("pooling_type"))) {
+      // llama.cpp's enum llama_pooling_type.
+      const int64_t p = get_int("pooling_type");
+      cfg.pooling = p == 0 ? "none" : p == 1 ? "mean" : p == 2 ? "cls" : p == 3 ? "last" : "";
+      if (cfg.pooling.empty())
+        fail<FormatError>(path, ": ", key("pooling_type"), " = ", p,
+                          " is not a pooling scholar knows (0 none, 1 mean, 2 cls, 3 last)");
+    }
+  } else if (a.family == Family::gpt2) {
     a.norm_eps = static_cast<float>(get_real("attention.layer_norm_epsilon", 1e-5));
   } else {
     a.norm_eps = static_cast<float>(get_real("attention.layer_norm_rms_epsilon", 1e-6));
@@ -297,14 +313,19 @@ Weight transpose(const Weight& w) {
 }
 
 ModelWeights weights_from_hf(const nn::TransformerConfig& a, const Source& src) {
-  // Hugging Face's own gpt2 files have no "transformer." prefix; ours and newer ones do.
+  // Hugging Face's own gpt2 files have no "transformer." prefix; ours and newer ones do. BERT is
+  // the other way round: BertModel (and sentence-transformers) has none, BertFor* adds "bert.".
   const bool bare = a.family == Family::gpt2 && !src.get("transformer.wte.weight");
+  const bool bert_prefix = a.family == Family::bert &&
+                           !src.get("embeddings.word_embeddings.weight") &&
+                           src.get("bert.embeddings.word_embeddings.weight");
   ModelWeights w;
   w.layers.resize(static_cast<size_t>(a.n_layers));
   for (const nn::TensorSpec& t : nn::tensor_specs(a)) {
     const std::string name = bare && t.hf_name.rfind("transformer.", 0) == 0
                                  ? t.hf_name.substr(std::strlen("transformer."))
-                                 : t.hf_name;
+                             : bert_prefix ? "bert." + t.hf_name
+                                           : t.hf_name;
     auto x = src.get(name);
     if (!x) fail<FormatError>(src.label, ": tensor ", name, " is missing");
     if (x->rows == 1 && x->type != WeightType::f32) *x = x->convert(WeightType::f32);
@@ -412,6 +433,9 @@ std::shared_ptr<const Model> Model::from_hf_dir(const std::string& dir, const Lo
     } catch (const FormatError& e) {
       note = e.what();
     }
+  } else if (cfg.arch.is_encoder() && fs::exists(d / "vocab.txt")) {  // BERT's own vocabulary
+    tok = std::make_shared<text::WordPieceTokenizer>(
+        text::WordPieceTokenizer::from_vocab_txt((d / "vocab.txt").string()));
   } else if (fs::exists(d / "vocab.json") && fs::exists(d / "merges.txt")) {
     tok = std::make_shared<text::BpeTokenizer>(text::BpeTokenizer::from_gpt2_files(
         (d / "vocab.json").string(), (d / "merges.txt").string()));
@@ -505,7 +529,14 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
   g.set(k("block_count"), V::u32(static_cast<uint32_t>(a.n_layers)));
   g.set(k("feed_forward_length"), V::u32(static_cast<uint32_t>(a.mlp_hidden())));
   g.set(k("attention.head_count"), V::u32(static_cast<uint32_t>(a.n_heads)));
-  if (gpt2) {
+  if (a.is_encoder()) {
+    g.set(k("attention.layer_norm_epsilon"), V::f32(a.norm_eps));
+    g.set(k("attention.causal"), V::boolean(false));
+    const std::string& p = cfg_.pooling;
+    if (!p.empty())
+      g.set(k("pooling_type"), V::u32(p == "none" ? 0 : p == "mean" ? 1 : p == "cls" ? 2 : 3));
+    g.set("tokenizer.ggml.token_type_count", V::u32(static_cast<uint32_t>(a.type_vocab_size)));
+  } else if (gpt2) {
     g.set(k("attention.layer_norm_epsilon"), V::f32(a.norm_eps));
   } else {
     g.set(k("attention.head_count_kv"), V::u32(static_cast<uint32_t>(a.kv_heads())));
@@ -545,6 +576,38 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     g.set("tokenizer.ggml.scores", V::f32_array(scores));
     g.set("tokenizer.ggml.token_type", V::i32_array(types));
     g.set("tokenizer.ggml.add_space_prefix", V::boolean(spm->add_space_prefix()));
+  } else if (const auto* wp = dynamic_cast<const text::WordPieceTokenizer*>(tok_.get())) {
+    // llama.cpp's BERT vocabulary: word-initial pieces get a U+2581 prefix, continuations lose
+    // their "##", [BRACKETED] tokens stay as they are (convert_hf_to_gguf's phantom space).
+    std::vector<std::string> tokens;
+    std::vector<int32_t> types;
+    const std::string& prefix = wp->options().continuing_subword_prefix;
+    for (int32_t i = 0; i < a.vocab_size; ++i) {
+      if (i >= wp->vocab_size()) {
+        tokens.push_back("[PAD" + std::to_string(i) + "]");
+        types.push_back(5);
+        continue;
+      }
+      const std::string& t = wp->token_bytes(i);
+      const bool bracketed = t.size() > 2 && t.front() == '[' && t.back() == ']';
+      if (bracketed)
+        tokens.push_back(t);
+      else if (t.starts_with(prefix))
+        tokens.push_back(t.substr(prefix.size()));
+      else
+        tokens.push_back(std::string("\xE2\x96\x81") + t);
+      types.push_back(wp->is_special(i) ? 3 : 1);
+    }
+    g.set("tokenizer.ggml.model", V::string("bert"));
+    g.set("tokenizer.ggml.tokens", V::string_array(std::move(tokens)));
+    g.set("tokenizer.ggml.token_type", V::i32_array(types));
+    const auto& s = wp->special_tokens();
+    if (s.unk >= 0) g.set("tokenizer.ggml.unknown_token_id", V::u32(static_cast<uint32_t>(s.unk)));
+    if (s.pad >= 0) g.set("tokenizer.ggml.padding_token_id", V::u32(static_cast<uint32_t>(s.pad)));
+    if (wp->cls_id() >= 0)
+      g.set("tokenizer.ggml.cls_token_id", V::u32(static_cast<uint32_t>(wp->cls_id())));
+    if (wp->sep_id() >= 0)
+      g.set("tokenizer.ggml.seperator_token_id", V::u32(static_cast<uint32_t>(wp->sep_id())));
   } else if (const auto* bpe = dynamic_cast<const text::BpeTokenizer*>(tok_.get())) {
     const int64_t V_ = a.vocab_size;
     std::vector<std::string> tokens;

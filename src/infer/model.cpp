@@ -93,6 +93,13 @@ constexpr std::array<Slot, nn::kTensorRoleCount> kSlots = [] {
   at(R::out_norm).global = &ModelWeights::out_norm;
   at(R::out_norm_b).global = &ModelWeights::out_norm_b;
   at(R::output).global = &ModelWeights::output;
+  at(R::tok_types).global = &ModelWeights::tok_types;
+  at(R::embd_norm).global = &ModelWeights::embd_norm;
+  at(R::embd_norm_b).global = &ModelWeights::embd_norm_b;
+  at(R::attn_out_norm).layer = &LayerWeights::attn_out_norm;
+  at(R::attn_out_norm_b).layer = &LayerWeights::attn_out_norm_b;
+  at(R::layer_out_norm).layer = &LayerWeights::layer_out_norm;
+  at(R::layer_out_norm_b).layer = &LayerWeights::layer_out_norm_b;
   at(R::attn_norm).layer = &LayerWeights::attn_norm;
   at(R::attn_norm_b).layer = &LayerWeights::attn_norm_b;
   at(R::attn_qkv).layer = &LayerWeights::wqkv;
@@ -291,19 +298,41 @@ Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::Tokeni
   const int64_t C = a.n_embd, V = a.vocab_size, F = a.mlp_hidden(), D = a.head_dim();
   const int64_t HD = a.n_heads * D, KD = a.kv_heads() * D;
   const bool gpt2 = a.family == nn::TransformerConfig::Family::gpt2;
+  const bool bert = a.is_encoder();
   const auto& s = source_;
   expect(s, w_.tok_embd, "token embedding", -1, V, C);
-  if (gpt2) expect(s, w_.pos_embd, "position embedding", -1, a.context_length, C);
+  if (gpt2 || bert) expect(s, w_.pos_embd, "position embedding", -1, a.context_length, C);
+  if (bert) {
+    expect(s, w_.tok_types, "token-type embedding", -1, a.type_vocab_size, C);
+    expect(s, w_.embd_norm, "embedding norm", -1, 1, C);
+    expect(s, w_.embd_norm_b, "embedding norm bias", -1, 1, C);
+  }
   if (static_cast<int64_t>(w_.layers.size()) != a.n_layers)
     fail<FormatError>(s, ": ", w_.layers.size(), " layers, the config says ", a.n_layers);
   for (int64_t i = 0; i < a.n_layers; ++i) {
     const LayerWeights& l = w_.layers[static_cast<size_t>(i)];
-    expect(s, l.attn_norm, "attention norm", i, 1, C);
-    expect(s, l.ffn_norm, "MLP norm", i, 1, C);
+    if (!bert) {
+      expect(s, l.attn_norm, "attention norm", i, 1, C);
+      expect(s, l.ffn_norm, "MLP norm", i, 1, C);
+    }
     expect(s, l.wo, "attention output", i, C, HD);
     expect(s, l.w_up, "MLP up", i, F, C);
     expect(s, l.w_down, "MLP down", i, C, F);
-    if (gpt2) {
+    if (bert) {
+      expect(s, l.wq, "query projection", i, HD, C);
+      expect(s, l.wk, "key projection", i, KD, C);
+      expect(s, l.wv, "value projection", i, KD, C);
+      expect(s, l.bq, "query bias", i, 1, HD);
+      expect(s, l.bk, "key bias", i, 1, KD);
+      expect(s, l.bv, "value bias", i, 1, KD);
+      expect(s, l.bo, "attention output bias", i, 1, C);
+      expect(s, l.b_up, "MLP up bias", i, 1, F);
+      expect(s, l.b_down, "MLP down bias", i, 1, C);
+      expect(s, l.attn_out_norm, "attention output norm", i, 1, C);
+      expect(s, l.attn_out_norm_b, "attention output norm bias", i, 1, C);
+      expect(s, l.layer_out_norm, "layer output norm", i, 1, C);
+      expect(s, l.layer_out_norm_b, "layer output norm bias", i, 1, C);
+    } else if (gpt2) {
       expect(s, l.attn_norm_b, "attention norm bias", i, 1, C);
       expect(s, l.ffn_norm_b, "MLP norm bias", i, 1, C);
       expect(s, l.wqkv, "QKV projection", i, 3 * C, C);
@@ -321,16 +350,18 @@ Model::Model(ModelConfig cfg, ModelWeights w, std::shared_ptr<const text::Tokeni
       expect(s, l.bv, "value bias", i, 1, KD, a.qkv_bias);
     }
   }
-  expect(s, w_.out_norm, "final norm", -1, 1, C);
-  if (gpt2) expect(s, w_.out_norm_b, "final norm bias", -1, 1, C);
-  if (w_.output.empty()) w_.output = w_.tok_embd;
-  expect(s, w_.output, "output head", -1, V, C);
+  if (!bert) {
+    expect(s, w_.out_norm, "final norm", -1, 1, C);
+    if (gpt2) expect(s, w_.out_norm_b, "final norm bias", -1, 1, C);
+    if (w_.output.empty()) w_.output = w_.tok_embd;
+    expect(s, w_.output, "output head", -1, V, C);
+  }
   // Interleaved copies of the quantized matrices, for the products.
   if (cfg_.interleave) {
     for (auto& l : w_.layers)
       for (Weight* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
         p->pack();
-    w_.output.pack();
+    if (!bert) w_.output.pack();
   }
   if (tok_ && tok_->vocab_size() > V)
     fail<FormatError>(s, ": the tokenizer has ", tok_->vocab_size(),
@@ -392,7 +423,7 @@ std::shared_ptr<const Model> Model::converted(WeightType t) const {
     for (Weight* p : {&l.wqkv, &l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) conv(*p);
   if (tied)
     w.output = w.tok_embd;
-  else
+  else if (!w.output.empty())
     conv(w.output);
   auto m = std::make_shared<Model>(cfg_, std::move(w), tok_, source_, tokenizer_note_);
   return m;

@@ -33,7 +33,9 @@ struct Session::Impl {
   int max_seq;
   int64_t C, H, KVH, D, F, V, L, kvdim;
   float eps;
-  bool gpt2;
+  bool gpt2;        // learned positions, LayerNorm, fused QKV
+  bool bert;        // an encoder: bidirectional attention, post-norm blocks, no head
+  bool layer_norm;  // LayerNorm (GPT-2, BERT) rather than RMSNorm (Llama)
 
   std::unique_ptr<detail::KvCache> cache;
   std::vector<AdapterScale> adapters;  // unmerged low-rank updates, each with its factor
@@ -77,7 +79,13 @@ struct Session::Impl {
     V = a.vocab_size, L = a.n_layers, kvdim = KVH * D;
     eps = a.norm_eps;
     gpt2 = a.family == nn::TransformerConfig::Family::gpt2;
-    block = gpt2 ? &Impl::gpt2_block : &Impl::llama_block;
+    bert = a.is_encoder();
+    layer_norm = gpt2 || bert;
+    block = gpt2 ? &Impl::gpt2_block : bert ? &Impl::bert_block : &Impl::llama_block;
+    if (bert && !opt.embeddings)
+      fail<ValueError>("Session: ", model.source(),
+                       " is an encoder (BERT family) with no LM head; open the session with "
+                       "SessionOptions::embeddings to get its hidden states");
     cache = std::make_unique<detail::KvCache>(L, n_ctx, kvdim, D, opt.cache_type);
     embeddings = opt.embeddings;
     const auto B = static_cast<size_t>(max_batch);
@@ -234,7 +242,7 @@ struct Session::Impl {
   void norm_rows(float* out, const float* in, int64_t t0, int64_t t1, const Weight& w,
                  const Weight& b) {
     for (int64_t t = t0; t < t1; ++t) {
-      if (gpt2)
+      if (layer_norm)
         k->layernorm_forward(out + t * C, nullptr, nullptr, in + t * C, w.f32(),
                              b.empty() ? nullptr : b.f32(), static_cast<size_t>(C), eps);
       else
@@ -271,12 +279,12 @@ struct Session::Impl {
         // axpy_rows call per run.
         auto for_runs = [&](auto&& f) {
           for (int64_t c = 0; c < cells;) {
-            if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) {
+            if (!(cache->seqs(c) & bit) || (!bert && cache->pos(c) > pos)) {
               ++c;
               continue;
             }
             int64_t e = c + 1;
-            while (e < cells && (cache->seqs(e) & bit) && cache->pos(e) <= pos) ++e;
+            while (e < cells && (cache->seqs(e) & bit) && (bert || cache->pos(e) <= pos)) ++e;
             f(c, e);
             c = e;
           }
@@ -332,7 +340,7 @@ struct Session::Impl {
           const int64_t pos = b.pos[static_cast<size_t>(t)];
           float* row = S + i * n;
           for (int64_t c = lo; c < hi; ++c)
-            if (!(cache->seqs(c) & bit) || cache->pos(c) > pos) row[c - lo] = -INFINITY;
+            if (!(cache->seqs(c) & bit) || (!bert && cache->pos(c) > pos)) row[c - lo] = -INFINITY;
           k->softmax(row, row, static_cast<size_t>(n));
         }
         kernels::gemm(false, false, tn, D, n, 1.0f, S, n, hv.v + lo * hv.vs, hv.vs, 0.0f,
@@ -408,6 +416,32 @@ struct Session::Impl {
     residual(T);
   }
 
+  // BERT: post-LayerNorm, separate Q/K/V with biases, attention over the whole sequence, GELU (erf)
+  // MLP with biases: x = norm(x + attn(x)), then x = norm(x + mlp(x)).
+  void bert_block(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T) {
+    using R = nn::TensorRole;
+    const BlockQ8_0* xq0 = prepare(x.data(), T, C, {&lw.wq, &lw.wk, &lw.wv});
+    linear(lw.wq, x.data(), xq0, T, q.data(), H * D, {R::attn_q, l});
+    linear(lw.wk, x.data(), xq0, T, kx.data(), kvdim, {R::attn_k, l});
+    linear(lw.wv, x.data(), xq0, T, vx.data(), kvdim, {R::attn_v, l});
+    add_bias(q.data(), T, H * D, lw.bq);
+    add_bias(kx.data(), T, kvdim, lw.bk);
+    add_bias(vx.data(), T, kvdim, lw.bv);
+    self_attention(l, lw, b, T);
+    residual(T);
+    norm(x.data(), x.data(), T, lw.attn_out_norm, lw.attn_out_norm_b);
+    const BlockQ8_0* xq2 = prepare(x.data(), T, C, {&lw.w_up});
+    linear(lw.w_up, x.data(), xq2, T, h1.data(), F, {R::ffn_up, l});
+    add_bias(h1.data(), T, F, lw.b_up);
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      k->gelu_erf_forward(h1.data() + t0 * F, h1.data() + t0 * F,
+                          static_cast<size_t>((t1 - t0) * F));
+    });
+    mlp_out(l, lw, T);
+    residual(T);
+    norm(x.data(), x.data(), T, lw.layer_out_norm, lw.layer_out_norm_b);
+  }
+
   // Shared by the blocks: q, kx, vx -> the cache, attention over it, the output projection (xn).
   void self_attention(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T) {
     for (int64_t t = 0; t < T; ++t)
@@ -469,12 +503,14 @@ struct Session::Impl {
     for (int64_t t = 0; t < T; ++t) {
       float* xt = x.data() + t * C;
       w.tok_embd.row_to_f32(b.tokens[t], xt);
-      if (gpt2) {
+      if (gpt2 || bert) {
         float* tmp = xn.data();
         w.pos_embd.row_to_f32(b.pos[t], tmp);
         k->add(xt, xt, tmp, static_cast<size_t>(C));
       }
+      if (bert) k->add(xt, xt, w.tok_types.f32(), static_cast<size_t>(C));  // token type 0
     }
+    if (bert) norm(x.data(), x.data(), T, w.embd_norm, w.embd_norm_b);
     if (!gpt2)
       for (int64_t t = 0; t < T; ++t)
         kernels::rope_angles(rope_cos.data() + t * D / 2, rope_sin.data() + t * D / 2,
@@ -490,6 +526,10 @@ struct Session::Impl {
         ++n_out;
       }
     if (n_out == 0) return {};
+    if (embeddings && bert) {  // an encoder's last block ends in its own norm
+      std::memcpy(out.data(), xn.data(), static_cast<size_t>(n_out * C) * sizeof(float));
+      return {out.data(), static_cast<size_t>(n_out * C)};
+    }
     if (embeddings) {  // the final norm's output: what embedding models pool
       norm(out.data(), xn.data(), n_out, w.out_norm, w.out_norm_b);
       return {out.data(), static_cast<size_t>(n_out * C)};

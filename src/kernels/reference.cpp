@@ -206,6 +206,22 @@ void gelu_backward(float* dx, const float* dout, const float* x, size_t n) {
     dx[i] += static_cast<float>(dout[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du));
   }
 }
+// The normal CDF through erfc, which keeps its relative accuracy in the far negative tail (1 +
+// erf(x) would cancel to 0 there).
+void gelu_erf_forward(float* out, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    out[i] = static_cast<float>(0.5 * v * std::erfc(-v * 0.70710678118654752440));
+  }
+}
+void gelu_erf_backward(float* dx, const float* dout, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    const double cdf = 0.5 * std::erfc(-v * 0.70710678118654752440);
+    const double pdf = 0.39894228040143267794 * std::exp(-0.5 * v * v);
+    dx[i] += static_cast<float>(dout[i] * (cdf + v * pdf));
+  }
+}
 void silu_forward(float* out, const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] * sigmoid(x[i]));
 }
@@ -472,6 +488,8 @@ const KernelTable& table() {
       .rmsnorm_backward = rmsnorm_backward,
       .gelu_forward = gelu_forward,
       .gelu_backward = gelu_backward,
+      .gelu_erf_forward = gelu_erf_forward,
+      .gelu_erf_backward = gelu_erf_backward,
       .silu_forward = silu_forward,
       .silu_backward = silu_backward,
       .swiglu_forward = swiglu_forward,

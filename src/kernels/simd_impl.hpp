@@ -826,6 +826,33 @@ void gelu_backward(float* dx, const float* dout, const float* x, size_t n) {
   });
 }
 
+// GELU, exact form: Phi(x) = 0.5 erfc(-x / sqrt 2) (xsimd's erfc, accurate in both tails).
+SCHOLAR_INLINE B normal_cdf(B x) {
+  return B(0.5f) * xsimd::erfc(x * B(-0.70710678118654752f));
+}
+template <int K>
+SCHOLAR_INLINE Group<K> normal_cdf(const Group<K>& x) {
+  return map<K>([&](int k) SCHOLAR_LAMBDA_INLINE { return normal_cdf(x.v[k]); });
+}
+
+void gelu_erf_forward(float* out, const float* x, size_t n) {
+  for_each_group(n, [&](size_t i, auto tag, size_t r) SCHOLAR_LAMBDA_INLINE {
+    const auto v = load_v(x + i, tag, r);
+    store_v(out + i, v * normal_cdf(v), r);
+  });
+}
+
+void gelu_erf_backward(float* dx, const float* dout, const float* x, size_t n) {
+  for_each_group(n, [&](size_t i, auto tag, size_t r) SCHOLAR_LAMBDA_INLINE {
+    const auto v = load_v(x + i, tag, r);
+    // phi(v) = e^(-v^2 / 2) / sqrt(2 pi); the clamp keeps e^-x in its range (it is 0 beyond).
+    const auto pdf = splat(v, 0.3989422804014327f) *
+                     exp_neg_clamped(vmin(splat(v, 0.5f) * v * v, splat(v, 110.0f)));
+    const auto g = vfma(v, pdf, normal_cdf(v));
+    store_v(dx + i, vfma(load_v(dout + i, tag, r), g, load_v(dx + i, tag, r)), r);
+  });
+}
+
 void silu_forward(float* out, const float* x, size_t n) {
   for_each_group(n, [&](size_t i, auto tag, size_t r) SCHOLAR_LAMBDA_INLINE {
     const auto v = load_v(x + i, tag, r);
@@ -1053,6 +1080,8 @@ const KernelTable& table() {
       .rmsnorm_backward = rmsnorm_backward,
       .gelu_forward = gelu_forward,
       .gelu_backward = gelu_backward,
+      .gelu_erf_forward = gelu_erf_forward,
+      .gelu_erf_backward = gelu_erf_backward,
       .silu_forward = silu_forward,
       .silu_backward = silu_backward,
       .swiglu_forward = swiglu_forward,

@@ -90,15 +90,68 @@ constexpr TensorName kLlamaAfter[] = {
     {R::output, "output.weight", "lm_head.weight", X::none, P::untied, true},
 };
 
+// --- BERT (Hugging Face BertModel, as sentence-transformers saves it: no "bert." prefix, which
+// BertFor* checkpoints add and readers strip; llama.cpp's bert architecture) -------------------
+constexpr TensorName kBertBefore[] = {
+    {R::tok_embd, "token_embd.weight", "embeddings.word_embeddings.weight", X::none, P::always,
+     true},
+    {R::pos_embd, "position_embd.weight", "embeddings.position_embeddings.weight", X::none,
+     P::always, true},
+    {R::tok_types, "token_types.weight", "embeddings.token_type_embeddings.weight", X::none,
+     P::always, false},
+    {R::embd_norm, "token_embd_norm.weight", "embeddings.LayerNorm.weight", X::none, P::always,
+     false},
+    {R::embd_norm_b, "token_embd_norm.bias", "embeddings.LayerNorm.bias", X::none, P::always,
+     false},
+};
+constexpr TensorName kBertLayer[] = {
+    {R::attn_q, "blk.{}.attn_q.weight", "encoder.layer.{}.attention.self.query.weight", X::none,
+     P::always, true},
+    {R::attn_q_b, "blk.{}.attn_q.bias", "encoder.layer.{}.attention.self.query.bias", X::none,
+     P::always, false},
+    {R::attn_k, "blk.{}.attn_k.weight", "encoder.layer.{}.attention.self.key.weight", X::none,
+     P::always, true},
+    {R::attn_k_b, "blk.{}.attn_k.bias", "encoder.layer.{}.attention.self.key.bias", X::none,
+     P::always, false},
+    {R::attn_v, "blk.{}.attn_v.weight", "encoder.layer.{}.attention.self.value.weight", X::none,
+     P::always, true},
+    {R::attn_v_b, "blk.{}.attn_v.bias", "encoder.layer.{}.attention.self.value.bias", X::none,
+     P::always, false},
+    {R::attn_out, "blk.{}.attn_output.weight", "encoder.layer.{}.attention.output.dense.weight",
+     X::none, P::always, true},
+    {R::attn_out_b, "blk.{}.attn_output.bias", "encoder.layer.{}.attention.output.dense.bias",
+     X::none, P::always, false},
+    {R::attn_out_norm, "blk.{}.attn_output_norm.weight",
+     "encoder.layer.{}.attention.output.LayerNorm.weight", X::none, P::always, false},
+    {R::attn_out_norm_b, "blk.{}.attn_output_norm.bias",
+     "encoder.layer.{}.attention.output.LayerNorm.bias", X::none, P::always, false},
+    {R::ffn_up, "blk.{}.ffn_up.weight", "encoder.layer.{}.intermediate.dense.weight", X::none,
+     P::always, true},
+    {R::ffn_up_b, "blk.{}.ffn_up.bias", "encoder.layer.{}.intermediate.dense.bias", X::none,
+     P::always, false},
+    {R::ffn_down, "blk.{}.ffn_down.weight", "encoder.layer.{}.output.dense.weight", X::none,
+     P::always, true},
+    {R::ffn_down_b, "blk.{}.ffn_down.bias", "encoder.layer.{}.output.dense.bias", X::none,
+     P::always, false},
+    {R::layer_out_norm, "blk.{}.layer_output_norm.weight",
+     "encoder.layer.{}.output.LayerNorm.weight", X::none, P::always, false},
+    {R::layer_out_norm_b, "blk.{}.layer_output_norm.bias", "encoder.layer.{}.output.LayerNorm.bias",
+     X::none, P::always, false},
+};
+
+constexpr ArchTable kBert{TransformerConfig::Family::bert, kBertBefore, kBertLayer, {}};
 constexpr ArchTable kGpt2{TransformerConfig::Family::gpt2, kGpt2Before, kGpt2Layer, kGpt2After};
 constexpr ArchTable kLlama{TransformerConfig::Family::llama, kLlamaBefore, kLlamaLayer,
                            kLlamaAfter};
 
 constexpr std::array<std::string_view, kTensorRoleCount> kRoleNames = {
-    "tok_embd", "pos_embd",   "attn_norm",  "attn_norm_b", "attn_qkv",   "attn_qkv_b",
-    "attn_q",   "attn_k",     "attn_v",     "attn_q_b",    "attn_k_b",   "attn_v_b",
-    "attn_out", "attn_out_b", "ffn_norm",   "ffn_norm_b",  "ffn_gate",   "ffn_up",
-    "ffn_up_b", "ffn_down",   "ffn_down_b", "out_norm",    "out_norm_b", "output"};
+    "tok_embd",    "pos_embd",      "attn_norm",       "attn_norm_b",    "attn_qkv",
+    "attn_qkv_b",  "attn_q",        "attn_k",          "attn_v",         "attn_q_b",
+    "attn_k_b",    "attn_v_b",      "attn_out",        "attn_out_b",     "ffn_norm",
+    "ffn_norm_b",  "ffn_gate",      "ffn_up",          "ffn_up_b",       "ffn_down",
+    "ffn_down_b",  "out_norm",      "out_norm_b",      "tok_types",      "embd_norm",
+    "embd_norm_b", "attn_out_norm", "attn_out_norm_b", "layer_out_norm", "layer_out_norm_b",
+    "output"};
 
 bool present(const TensorName& t, const TransformerConfig& cfg) {
   switch (t.presence) {
@@ -207,7 +260,15 @@ std::string_view tensor_role_name(TensorRole r) {
 }
 
 const ArchTable& arch_table(TransformerConfig::Family family) {
-  return family == TransformerConfig::Family::gpt2 ? kGpt2 : kLlama;
+  switch (family) {
+    case TransformerConfig::Family::gpt2:
+      return kGpt2;
+    case TransformerConfig::Family::bert:
+      return kBert;
+    case TransformerConfig::Family::llama:
+      break;
+  }
+  return kLlama;
 }
 
 namespace {
@@ -255,6 +316,7 @@ std::optional<std::string> gguf_to_hf_name(const TransformerConfig& cfg, std::st
 
 std::string_view gguf_architecture(const TransformerConfig& cfg) {
   if (cfg.family == TransformerConfig::Family::gpt2) return "gpt2";
+  if (cfg.family == TransformerConfig::Family::bert) return "bert";
   return cfg.model_type == "qwen2" ? "qwen2" : "llama";
 }
 

@@ -66,6 +66,22 @@ TransformerConfig TransformerConfig::llama(int64_t vocab, int64_t context, int64
   return c;
 }
 
+TransformerConfig TransformerConfig::bert(int64_t vocab, int64_t context, int64_t layers,
+                                          int64_t width, int64_t heads, int64_t ffn) {
+  TransformerConfig c;
+  c.family = Family::bert;
+  c.model_type = "bert";
+  c.vocab_size = vocab;
+  c.context_length = context;
+  c.n_layers = layers;
+  c.n_embd = width;
+  c.n_heads = heads;
+  c.ffn_hidden = ffn;
+  c.norm_eps = 1e-12f;
+  c.tie_embeddings = true;  // no head at all
+  return c;
+}
+
 void TransformerConfig::validate() const {
   auto positive = [](const char* name, int64_t v) {
     if (v < 1) fail<ValueError>("TransformerConfig: ", name, " must be positive, got ", v);
@@ -88,8 +104,11 @@ void TransformerConfig::validate() const {
   if (n_heads % kv_heads() != 0)
     fail<ValueError>("TransformerConfig: n_heads (", n_heads, ") is not a multiple of n_kv_heads (",
                      kv_heads(), ")");
-  if (family == Family::gpt2 && n_kv_heads != 0 && n_kv_heads != n_heads)
-    fail<ValueError>("TransformerConfig: the GPT-2 family has no grouped-query attention");
+  if (family != Family::llama && n_kv_heads != 0 && n_kv_heads != n_heads)
+    fail<ValueError>("TransformerConfig: the ", family == Family::gpt2 ? "GPT-2" : "BERT",
+                     " family has no grouped-query attention");
+  if (family == Family::bert && type_vocab_size < 1)
+    fail<ValueError>("TransformerConfig: type_vocab_size must be >= 1, got ", type_vocab_size);
   if (family == Family::llama && head_dim() % 2 != 0)
     fail<ValueError>("TransformerConfig: rotary embeddings need an even head dimension, got ",
                      head_dim());
@@ -160,7 +179,22 @@ std::vector<float> TransformerConfig::rope_freq_factors() const {
 io::Json TransformerConfig::to_json() const {
   using io::Json;
   Json j = Json::object();
-  if (family == Family::gpt2) {
+  if (family == Family::bert) {
+    j.set("model_type", Json("bert"));
+    j.set("architectures", Json::array({Json("BertModel")}));
+    j.set("vocab_size", Json(vocab_size));
+    j.set("max_position_embeddings", Json(context_length));
+    j.set("num_hidden_layers", Json(n_layers));
+    j.set("hidden_size", Json(n_embd));
+    j.set("num_attention_heads", Json(n_heads));
+    j.set("intermediate_size", Json(mlp_hidden()));
+    j.set("type_vocab_size", Json(type_vocab_size));
+    j.set("layer_norm_eps", Json(static_cast<double>(norm_eps)));
+    j.set("hidden_act", Json("gelu"));
+    j.set("position_embedding_type", Json("absolute"));
+    j.set("hidden_dropout_prob", Json(static_cast<double>(dropout)));
+    j.set("attention_probs_dropout_prob", Json(0.0));
+  } else if (family == Family::gpt2) {
     j.set("model_type", Json(model_type.empty() ? "gpt2" : model_type));
     j.set("architectures", Json::array({Json("GPT2LMHeadModel")}));
     j.set("vocab_size", Json(vocab_size));
@@ -296,9 +330,23 @@ TransformerConfig TransformerConfig::from_json(const io::Json& j) {
     c.dropout = static_cast<float>(real_or("dropout", 0.0));
     if (const io::Json* rs = j.find("rope_scaling"); rs && !rs->is_null())
       c.rope_scaling = rope_scaling_from_json(*rs);
+  } else if (type == "bert") {
+    c = bert(num("vocab_size"), num_or("max_position_embeddings", 512), num("num_hidden_layers"),
+             num("hidden_size"), num("num_attention_heads"), num("intermediate_size"));
+    c.type_vocab_size = num_or("type_vocab_size", 2);
+    c.norm_eps = static_cast<float>(real_or("layer_norm_eps", 1e-12));
+    c.dropout = static_cast<float>(real_or("hidden_dropout_prob", 0.0));
+    if (const io::Json* act = j.find("hidden_act");
+        act && act->is_string() && act->as_string() != "gelu")
+      fail<FormatError>("config.json: hidden_act '", act->as_string(),
+                        "' is not supported for bert (gelu, the exact erf form, is)");
+    if (const io::Json* pe = j.find("position_embedding_type");
+        pe && pe->is_string() && pe->as_string() != "absolute")
+      fail<FormatError>("config.json: position_embedding_type '", pe->as_string(),
+                        "' is not supported (absolute is)");
   } else {
     fail<FormatError>("config.json: model_type '", type,
-                      "' is not supported (gpt2, llama, mistral, qwen2)");
+                      "' is not supported (gpt2, llama, mistral, qwen2, bert)");
   }
   try {
     c.validate();
@@ -315,6 +363,7 @@ bool operator==(const TransformerConfig& a, const TransformerConfig& b) {
   auto type = [](const TransformerConfig& c) {
     return !c.model_type.empty()                         ? c.model_type
            : c.family == TransformerConfig::Family::gpt2 ? std::string("gpt2")
+           : c.family == TransformerConfig::Family::bert ? std::string("bert")
                                                          : std::string("llama");
   };
   const bool llama = a.family == TransformerConfig::Family::llama;
@@ -324,7 +373,9 @@ bool operator==(const TransformerConfig& a, const TransformerConfig& b) {
          a.mlp_hidden() == b.mlp_hidden() && a.norm_eps == b.norm_eps &&
          (!llama ||
           (a.rope_theta == b.rope_theta && a.rope_freq_factors() == b.rope_freq_factors())) &&
-         a.tie_embeddings == b.tie_embeddings && a.qkv_bias == b.qkv_bias && a.dropout == b.dropout;
+         a.tie_embeddings == b.tie_embeddings && a.qkv_bias == b.qkv_bias &&
+         a.dropout == b.dropout &&
+         (a.family != TransformerConfig::Family::bert || a.type_vocab_size == b.type_vocab_size);
 }
 
 // --- attention and MLP ---------------------------------------------------------------------------
@@ -432,6 +483,10 @@ Var Block::forward(const Var& x, Generator* dropout_gen, const Tensor<float>* ma
 
 TransformerLM::TransformerLM(const TransformerConfig& cfg, uint64_t seed) : cfg_(cfg) {
   cfg.validate();
+  if (cfg.is_encoder())
+    fail<ValueError>(
+        "TransformerLM: the BERT family is an encoder, not a language model (use "
+        "nn::Encoder)");
   const bool gpt2 = cfg.family == TransformerConfig::Family::gpt2;
   wte_ = std::make_unique<Embedding>(cfg.vocab_size, cfg.n_embd);
   body_.register_module(gpt2 ? "wte" : "embed_tokens", *wte_);

@@ -495,7 +495,7 @@ WordPieceTokenizer WordPieceTokenizer::from_gguf(const io::GgufFile& f) {
     if (t.starts_with(kMarker))
       t.erase(0, kMarker.size());
     else if (!control && !(t.size() > 2 && t.front() == '[' && t.back() == ']'))
-      t = "##" + t;
+      t = std::string("##") + t;
     if (control) special.push_back(t);
   }
   Options opt;
@@ -514,9 +514,10 @@ WordPieceTokenizer WordPieceTokenizer::from_gguf(const io::GgufFile& f) {
   if (const int32_t s = id("seperator_token_id"); s >= 0)
     opt.sep_token = texts[static_cast<size_t>(s)];
   if (special.empty()) special = bert_special_tokens();
+  const int32_t pad = id("padding_token_id");
   WordPieceTokenizer tok(std::move(texts), std::move(opt), special, f.path());
   SpecialTokens s = tok.special_tokens();
-  if (const int32_t p = id("padding_token_id"); p >= 0) s.pad = p;
+  if (pad >= 0) s.pad = pad;
   set_special_tokens_from_file(tok, s, f.path());
   return tok;
 }

@@ -96,6 +96,10 @@ TEST_CASE("gradcheck: broadcasting add, sub, mul and scale, sum and mean", "[aut
 
 TEST_CASE("gradcheck: activations, softmax, dropout", "[autograd]") {
   test::gradcheck("gelu", [](const auto& v) { return ag::gelu(v[0]); }, {rnd({3, 37}, 1, 2.0f)});
+  test::gradcheck("l2_normalize", [](const auto& v) { return ag::l2_normalize(v[0]); },
+                  {rnd({4, 9}, 3, 1.0f)});
+  test::gradcheck("gelu_erf", [](const auto& v) { return ag::gelu_erf(v[0]); },
+                  {rnd({3, 37}, 2, 2.0f)});
   test::gradcheck("silu", [](const auto& v) { return ag::silu(v[0]); }, {rnd({3, 37}, 2, 2.0f)});
   test::gradcheck("swiglu", [](const auto& v) { return ag::swiglu(v[0], v[1]); },
                   {rnd({4, 19}, 3, 2.0f), rnd({4, 19}, 4)});

@@ -323,6 +323,9 @@ TEST_CASE("activations forward and backward match the twin", "[kernels]") {
     t->gelu_forward(got.p, x.p, n);
     ref::gelu_forward(want.p, x.p, n);
     test::check_close(got.p, want.p, n, 2e-6, 1e-7, "gelu_forward " + at);
+    t->gelu_erf_forward(got.p, x.p, n);
+    ref::gelu_erf_forward(want.p, x.p, n);
+    test::check_close(got.p, want.p, n, 2e-6, 1e-7, "gelu_erf_forward " + at);
     t->silu_forward(got.p, x.p, n);
     ref::silu_forward(want.p, x.p, n);
     test::check_close(got.p, want.p, n, 2e-6, 1e-7, "silu_forward " + at);
@@ -338,6 +341,7 @@ TEST_CASE("activations forward and backward match the twin", "[kernels]") {
       test::check_close(got.p, want.p, n, 1e-5, 1e-6, std::string(name) + " " + at);
     };
     backward("gelu_backward", t->gelu_backward, ref::gelu_backward);
+    backward("gelu_erf_backward", t->gelu_erf_backward, ref::gelu_erf_backward);
     backward("silu_backward", t->silu_backward, ref::silu_backward);
 
     test::Buf dg1(n, off), dg2(n, 0), du1(n, 1), du2(n, 1);
@@ -378,6 +382,9 @@ TEST_CASE("activations at the edges: infinities, NaN, tiny and huge inputs", "[k
     t->gelu_forward(got.data(), x.data(), n);
     ref::gelu_forward(want.data(), x.data(), n);
     check("gelu");
+    t->gelu_erf_forward(got.data(), x.data(), n);
+    ref::gelu_erf_forward(want.data(), x.data(), n);
+    check("gelu_erf");
     t->silu_forward(got.data(), x.data(), n);
     ref::silu_forward(want.data(), x.data(), n);
     check("silu");

@@ -79,6 +79,11 @@ TEST_CASE("GELU, SiLU and SwiGLU agree with torch", "[torch][kernels]") {
     t->gelu_backward(dx.data(), g.data(), x.data(), n);
     test::check_close(dx, get("gelu.dx"), 1e-5, 1e-6, "gelu dx " + isa);
     std::fill(dx.begin(), dx.end(), 0.0f);
+    t->gelu_erf_forward(y.data(), x.data(), n);
+    test::check_close(y, get("gelu_erf.y"), 1e-5, 1e-6, "gelu_erf " + isa);
+    t->gelu_erf_backward(dx.data(), g.data(), x.data(), n);
+    test::check_close(dx, get("gelu_erf.dx"), 1e-5, 1e-6, "gelu_erf dx " + isa);
+    std::fill(dx.begin(), dx.end(), 0.0f);
     t->silu_forward(y.data(), x.data(), n);
     test::check_close(y, get("silu.y"), 1e-5, 1e-6, "silu " + isa);
     t->silu_backward(dx.data(), g.data(), x.data(), n);

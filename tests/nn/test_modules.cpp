@@ -64,8 +64,8 @@ TEST_CASE("config validation and config.json round trip", "[nn]") {
   bad = cfg;
   bad.n_kv_heads = 4;
   CHECK_THROWS_AS(bad.validate(), ValueError);
-  CHECK_THROWS_WITH(TransformerConfig::from_json(io::Json::parse(R"({"model_type": "bert"})")),
-                    Catch::Contains("bert"));
+  CHECK_THROWS_WITH(TransformerConfig::from_json(io::Json::parse(R"({"model_type": "roberta"})")),
+                    Catch::Contains("roberta"));
   // Defaults that to_json spells out (kv heads, MLP width, model type) still compare equal.
   auto mha = TransformerConfig::llama(1000, 128, 2, 96, 6, 0, 256);
   mha.model_type.clear();

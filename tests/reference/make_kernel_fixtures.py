@@ -44,6 +44,10 @@ y = F.gelu(x, approximate="tanh")
 y.backward(g)
 out.update({"act.x": x, "act.dout": g, "gelu.y": y, "gelu.dx": x.grad.clone()})
 x.grad = None
+y = F.gelu(x)  # the exact erf form (BERT's)
+y.backward(g)
+out.update({"gelu_erf.y": y, "gelu_erf.dx": x.grad.clone()})
+x.grad = None
 y = F.silu(x)
 y.backward(g)
 out.update({"silu.y": y, "silu.dx": x.grad.clone()})

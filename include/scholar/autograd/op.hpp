@@ -23,10 +23,12 @@ enum class Op : uint8_t {
   layernorm,
   rmsnorm,
   gelu,
+  gelu_erf,
   silu,
   swiglu,
   softmax,
   log_softmax,
+  l2_normalize,
   attention,
   dropout,
   reshape,
@@ -40,10 +42,10 @@ enum class Op : uint8_t {
 };
 
 inline constexpr std::array<std::string_view, static_cast<size_t>(Op::count)> kOpNames = {
-    "matmul",  "linear",        "add",       "sub",         "mul",     "scale",     "sum",
-    "mean",    "embedding",     "layernorm", "rmsnorm",     "gelu",    "silu",      "swiglu",
-    "softmax", "log_softmax",   "attention", "dropout",     "reshape", "transpose", "slice",
-    "concat",  "cross_entropy", "distill",   "lora_linear",
+    "matmul",    "linear",    "add",         "sub",           "mul",       "scale",       "sum",
+    "mean",      "embedding", "layernorm",   "rmsnorm",       "gelu",      "gelu_erf",    "silu",
+    "swiglu",    "softmax",   "log_softmax", "l2_normalize",  "attention", "dropout",     "reshape",
+    "transpose", "slice",     "concat",      "cross_entropy", "distill",   "lora_linear",
 };
 static_assert(kOpNames.size() == static_cast<size_t>(Op::count) && !kOpNames.back().empty(),
               "every Op needs a name in kOpNames");

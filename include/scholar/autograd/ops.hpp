@@ -103,10 +103,15 @@ Var mean(const Var& a);
 
 /// GELU, tanh form (GPT-2).
 Var gelu(const Var& x);
+/// GELU, exact form x Phi(x) (BERT; PyTorch's F.gelu default).
+Var gelu_erf(const Var& x);
 /// SiLU: x sigmoid(x).
 Var silu(const Var& x);
 /// SwiGLU: silu(gate) * up, same shapes.
 Var swiglu(const Var& gate, const Var& up);
+/// Each row over the last dimension divided by its Euclidean length (at least 1e-12, as
+/// torch.nn.functional.normalize): unit vectors for cosine similarities.
+Var l2_normalize(const Var& x);
 /// Softmax along the last dimension.
 Var softmax(const Var& x);
 /// Log-softmax along the last dimension.

@@ -78,14 +78,18 @@ struct LayerWeights {
   Weight wo, bo;
   Weight ffn_norm, ffn_norm_b;
   Weight w_gate, w_up, b_up, w_down, b_down;
+  Weight attn_out_norm, attn_out_norm_b;    // BERT: LayerNorm after the attention residual
+  Weight layer_out_norm, layer_out_norm_b;  // BERT: LayerNorm after the MLP residual
 };
 
 /// Everything the forward pass reads.
 struct ModelWeights {
-  Weight tok_embd, pos_embd;  // pos_embd: GPT-2 only
+  Weight tok_embd, pos_embd;      // pos_embd: GPT-2 and BERT
+  Weight tok_types;               // BERT: token-type embeddings [types, C]
+  Weight embd_norm, embd_norm_b;  // BERT: LayerNorm over the summed embeddings
   std::vector<LayerWeights> layers;
   Weight out_norm, out_norm_b;
-  Weight output;  ///< the head [V, C] (the token embedding when tied)
+  Weight output;  ///< the head [V, C] (the token embedding when tied; empty for an encoder)
 };
 
 /// Calls fn(const Weight&) for every member of `w`, empty ones included, in a fixed order (the
@@ -94,14 +98,37 @@ template <class Fn>
 void for_each_weight(const ModelWeights& w, Fn&& fn) {
   fn(w.tok_embd);
   fn(w.pos_embd);
+  fn(w.tok_types);
+  fn(w.embd_norm);
+  fn(w.embd_norm_b);
   for (const auto& l : w.layers)
-    for (const Weight* p : {&l.attn_norm, &l.attn_norm_b, &l.wqkv, &l.bqkv, &l.wq, &l.wk, &l.wv,
-                            &l.bq, &l.bk, &l.bv, &l.wo, &l.bo, &l.ffn_norm, &l.ffn_norm_b,
-                            &l.w_gate, &l.w_up, &l.b_up, &l.w_down, &l.b_down})
+    for (const Weight* p : {&l.attn_norm,
+                            &l.attn_norm_b,
+                            &l.wqkv,
+                            &l.bqkv,
+                            &l.wq,
+                            &l.wk,
+                            &l.wv,
+                            &l.bq,
+                            &l.bk,
+                            &l.bv,
+                            &l.wo,
+                            &l.bo,
+                            &l.ffn_norm,
+                            &l.ffn_norm_b,
+                            &l.w_gate,
+                            &l.w_up,
+                            &l.b_up,
+                            &l.w_down,
+                            &l.b_down,
+                            &l.attn_out_norm,
+                            &l.attn_out_norm_b,
+                            &l.layer_out_norm,
+                            &l.layer_out_norm_b})
       fn(*p);
   fn(w.out_norm);
   fn(w.out_norm_b);
-  if (w.output.data != w.tok_embd.data) fn(w.output);
+  if (w.output.data != w.tok_embd.data || w.output.empty()) fn(w.output);
 }
 
 /// The member of `w` that holds a tensor role (nn/arch.hpp) of layer `layer` (ignored for global
@@ -119,6 +146,10 @@ struct ModelConfig {
   /// Keep an interleaved copy of Q8_0/Q4_0 matrices (Weight::pack), which prompt processing uses.
   /// false halves the memory of a quantized model, and prompts run on the slower plain kernels.
   bool interleave = true;
+  /// How an embedding model's token states become one vector, when its file says: "mean", "cls",
+  /// "last" or "none" (GGUF's <arch>.pooling_type); "" when it does not (sentence-transformers
+  /// keep it in their own 1_Pooling/config.json).
+  std::string pooling;
 };
 
 /// How Model::load brings weight files into memory.

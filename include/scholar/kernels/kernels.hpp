@@ -137,6 +137,10 @@ struct KernelTable {
   void (*gelu_forward)(float* out, const float* x, size_t n);
   /// dx += dout * GELU'(x)
   void (*gelu_backward)(float* dx, const float* dout, const float* x, size_t n);
+  /// GELU, exact form (BERT's): x Phi(x) = 0.5 x erfc(-x / sqrt(2))
+  void (*gelu_erf_forward)(float* out, const float* x, size_t n);
+  /// dx += dout * (Phi(x) + x phi(x))
+  void (*gelu_erf_backward)(float* dx, const float* dout, const float* x, size_t n);
   /// SiLU: x * sigmoid(x)
   void (*silu_forward)(float* out, const float* x, size_t n);
   /// dx += dout * SiLU'(x)

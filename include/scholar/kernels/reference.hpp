@@ -46,6 +46,8 @@ void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float*
 
 void gelu_forward(float* out, const float* x, size_t n);
 void gelu_backward(float* dx, const float* dout, const float* x, size_t n);
+void gelu_erf_forward(float* out, const float* x, size_t n);
+void gelu_erf_backward(float* dx, const float* dout, const float* x, size_t n);
 void silu_forward(float* out, const float* x, size_t n);
 void silu_backward(float* dx, const float* dout, const float* x, size_t n);
 void swiglu_forward(float* out, const float* gate, const float* up, size_t n);

@@ -51,7 +51,15 @@ enum class TensorRole : uint8_t {
   ffn_down_b,
   out_norm,  ///< final norm [C]
   out_norm_b,
-  output,  ///< LM head [V, C] (absent when tied to the token embedding)
+  // BERT's post-norm layout.
+  tok_types,         ///< token-type (segment) embedding [types, C]
+  embd_norm,         ///< LayerNorm over the summed embeddings [C]
+  embd_norm_b,       ///< its bias
+  attn_out_norm,     ///< LayerNorm after the attention residual [C]
+  attn_out_norm_b,   ///< its bias
+  layer_out_norm,    ///< LayerNorm after the MLP residual [C]
+  layer_out_norm_b,  ///< its bias
+  output,            ///< LM head [V, C] (absent when tied to the token embedding)
 };
 /// Number of roles.
 inline constexpr int kTensorRoleCount = static_cast<int>(TensorRole::output) + 1;
@@ -110,7 +118,8 @@ struct TensorSpec {
 std::string gguf_name(TransformerConfig::Family family, TensorRole role, int64_t layer = 0);
 std::string hf_name(TransformerConfig::Family family, TensorRole role, int64_t layer = 0);
 
-/// The GGUF general.architecture of a config: "gpt2", "qwen2" (model_type qwen2) or "llama".
+/// The GGUF general.architecture of a config: "gpt2", "qwen2" (model_type qwen2), "bert" or
+/// "llama".
 std::string_view gguf_architecture(const TransformerConfig& cfg);
 /// Whether llama.cpp's files of that architecture hold Q/K rows in its own RoPE pairing (the llama
 /// architecture: TensorTransform::rope_rows applies), rather than Hugging Face's.

@@ -64,7 +64,10 @@ struct RopeScaling {
 struct TransformerConfig {
   /// More layers than any model has: a config claiming more is damaged or hostile (validate()).
   static constexpr int64_t kMaxLayers = 1 << 16;
-  enum class Family : uint8_t { gpt2, llama };
+  /// gpt2 and llama are decoders (causal attention, an LM head); bert is an encoder
+  /// (bidirectional attention, post-norm blocks, no head: its hidden states are pooled into
+  /// sentence embeddings).
+  enum class Family : uint8_t { gpt2, llama, bert };
   Family family = Family::gpt2;
   int64_t vocab_size = 50257;
   int64_t context_length = 1024;  ///< positions the model supports (GPT-2's n_positions)
@@ -79,11 +82,14 @@ struct TransformerConfig {
   bool tie_embeddings = true;   ///< output head shares the token embedding
   bool qkv_bias = false;        ///< Llama family: biases on q, k, v projections (Qwen2)
   float dropout = 0.0f;         ///< on attention output, MLP output and embeddings, in training
+  int64_t type_vocab_size = 2;  ///< BERT family only: token types (segment A/B embeddings)
   std::string model_type;       ///< "gpt2", "llama", "qwen2" (for config.json); set by presets
 
   int64_t kv_heads() const noexcept { return n_kv_heads == 0 ? n_heads : n_kv_heads; }
   int64_t head_dim() const noexcept { return n_embd / n_heads; }
   int64_t mlp_hidden() const noexcept { return ffn_hidden == 0 ? 4 * n_embd : ffn_hidden; }
+  /// An encoder (the BERT family): attention sees the whole sequence, and there is no LM head.
+  bool is_encoder() const noexcept { return family == Family::bert; }
   /// What rope_scaling divides each rotation pair's frequency by: head_dim / 2 values (the same
   /// as llama.cpp's rope_freqs tensor), or none when the model is unscaled.
   std::vector<float> rope_freq_factors() const;
@@ -95,11 +101,16 @@ struct TransformerConfig {
   static TransformerConfig llama(int64_t vocab, int64_t context, int64_t layers, int64_t width,
                                  int64_t heads, int64_t kv_heads, int64_t ffn);
 
+  /// BERT family preset (as Hugging Face's BertModel: learned positions, post-LayerNorm blocks
+  /// with eps 1e-12, exact-erf GELU MLP of width ffn, two token types, no head).
+  static TransformerConfig bert(int64_t vocab, int64_t context, int64_t layers, int64_t width,
+                                int64_t heads, int64_t ffn);
+
   /// Throws ValueError naming the first inconsistent field (width not divisible by heads, ...).
   void validate() const;
   /// Hugging Face config.json fields for this model type.
   io::Json to_json() const;
-  /// Reads a Hugging Face config.json (model_type gpt2, llama, mistral or qwen2) or our own.
+  /// Reads a Hugging Face config.json (model_type gpt2, llama, mistral, qwen2 or bert) or our own.
   /// rope_scaling may be absent, "default", "linear" or "llama3" (and "factors", which only
   /// to_json writes); other types (yarn, dynamic, longrope) are a FormatError.
   static TransformerConfig from_json(const io::Json& j);
