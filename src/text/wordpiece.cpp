@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <queue>
+#include <unordered_set>
 
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
@@ -283,6 +286,131 @@ std::string WordPieceTokenizer::fingerprint() const {
   for (const std::string& t : vocab_) f.bytes(t);
   for (int32_t id : special_) f.number(static_cast<uint32_t>(id));
   return f.hex();
+}
+
+// --- Training ----------------------------------------------------------------------------------
+
+WordPieceTokenizer WordPieceTokenizer::train(std::span<const std::string_view> texts,
+                                             const TrainOptions& o, Options options) {
+  const std::vector<std::string> specials = bert_special_tokens();
+  if (o.vocab_size < static_cast<int32_t>(specials.size()) + 1)
+    fail<ValueError>("WordPiece train: vocab_size ", o.vocab_size, " leaves no room beside the ",
+                     specials.size(), " special tokens");
+  if (o.min_frequency < 1)
+    fail<ValueError>("WordPiece train: min_frequency must be >= 1, got ", o.min_frequency);
+  const std::string prefix = options.continuing_subword_prefix;
+  // Distinct words (after normalization and pre-tokenization) and their counts. A normalizer-only
+  // tokenizer does the splitting; its vocabulary just needs [UNK].
+  const WordPieceTokenizer splitter({options.unk_token}, options, {});
+  std::unordered_map<std::string, int64_t> word_count;
+  for (std::string_view t : texts) {
+    const std::string norm = splitter.normalize(t);
+    for (std::string_view w : splitter.pre_tokenize(norm)) ++word_count[std::string(w)];
+  }
+  // Pieces by id; a word is a sequence of piece ids, the first word-initial, the rest "##".
+  std::vector<std::string> pieces;
+  std::unordered_map<std::string, int32_t> piece_id;
+  auto intern = [&](const std::string& p) {
+    auto [it, fresh] = piece_id.emplace(p, static_cast<int32_t>(pieces.size()));
+    if (fresh) pieces.push_back(p);
+    return it->second;
+  };
+  struct Word {
+    std::vector<int32_t> sym;
+    int64_t count;
+  };
+  std::vector<std::pair<std::string, int64_t>> sorted(word_count.begin(), word_count.end());
+  std::sort(sorted.begin(), sorted.end());  // deterministic whatever the hashing
+  std::vector<Word> words;
+  words.reserve(sorted.size());
+  std::map<std::string, int64_t> alphabet;  // every piece of one character, with its count
+  for (const auto& [w, c] : sorted) {
+    Word word{{}, c};
+    for (size_t i = 0; i < w.size();) {
+      const size_t len = decode_utf8(w, i).len;
+      const std::string piece = (i == 0 ? std::string() : prefix) + w.substr(i, len);
+      alphabet[piece] += c;
+      word.sym.push_back(intern(piece));
+      i += len;
+    }
+    words.push_back(std::move(word));
+  }
+  auto key = [](int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  };
+  std::unordered_map<uint64_t, int64_t> pair_count;
+  std::unordered_map<uint64_t, std::vector<int32_t>> where;  // words holding the pair
+  for (size_t wi = 0; wi < words.size(); ++wi)
+    for (size_t i = 0; i + 1 < words[wi].sym.size(); ++i) {
+      const uint64_t k = key(words[wi].sym[i], words[wi].sym[i + 1]);
+      pair_count[k] += words[wi].count;
+      where[k].push_back(static_cast<int32_t>(wi));
+    }
+  struct Entry {
+    int64_t count;
+    uint64_t key;
+    bool operator<(const Entry& e) const {
+      return count != e.count ? count < e.count : key > e.key;
+    }
+  };
+  std::priority_queue<Entry> heap;
+  for (const auto& [k, c] : pair_count) heap.push({c, k});
+  std::vector<std::string> vocab = specials;
+  for (const auto& [p, c] : alphabet) vocab.push_back(p);
+  std::unordered_set<std::string> in_vocab(vocab.begin(), vocab.end());
+  const int64_t wanted = std::max<int64_t>(0, o.vocab_size - static_cast<int64_t>(vocab.size()));
+  int64_t done = 0;
+  while (done < wanted && !heap.empty()) {
+    const Entry top = heap.top();
+    heap.pop();
+    const auto pc = pair_count.find(top.key);
+    const int64_t current = pc == pair_count.end() ? 0 : pc->second;
+    if (current != top.count) {  // stale
+      if (current > 0) heap.push({current, top.key});
+      continue;
+    }
+    if (current < o.min_frequency) break;
+    const auto left = static_cast<int32_t>(top.key >> 32);
+    const auto right = static_cast<int32_t>(top.key & 0xFFFFFFFF);
+    // "ab" + "##c" -> "abc"; "##ab" + "##c" -> "##abc".
+    const std::string merged = pieces[static_cast<size_t>(left)] +
+                               pieces[static_cast<size_t>(right)].substr(prefix.size());
+    const int32_t mid = intern(merged);
+    if (in_vocab.insert(merged).second) {
+      vocab.push_back(merged);
+      ++done;
+      if (o.progress && done % 256 == 0) o.progress(done, wanted);
+    }
+    std::vector<int32_t> affected = std::move(where[top.key]);
+    where.erase(top.key);
+    std::sort(affected.begin(), affected.end());
+    affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
+    for (const int32_t wi : affected) {
+      Word& w = words[static_cast<size_t>(wi)];
+      for (size_t i = 0; i + 1 < w.sym.size(); ++i)
+        pair_count[key(w.sym[i], w.sym[i + 1])] -= w.count;
+      std::vector<int32_t> next;
+      next.reserve(w.sym.size());
+      for (size_t i = 0; i < w.sym.size(); ++i) {
+        if (i + 1 < w.sym.size() && w.sym[i] == left && w.sym[i + 1] == right) {
+          next.push_back(mid);
+          ++i;
+        } else {
+          next.push_back(w.sym[i]);
+        }
+      }
+      w.sym = std::move(next);
+      for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
+        const uint64_t k = key(w.sym[i], w.sym[i + 1]);
+        pair_count[k] += w.count;
+        where[k].push_back(wi);
+        heap.push({pair_count[k], k});
+      }
+    }
+    pair_count.erase(top.key);
+  }
+  if (o.progress) o.progress(done, wanted);
+  return WordPieceTokenizer(std::move(vocab), std::move(options), specials, "WordPiece train");
 }
 
 // --- Files ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // make_wordpiece_fixtures.py: a reference written from Hugging Face tokenizers' rules on Python's
 // unicodedata, under four normalizer settings, on texts with accents, CJK, punctuation, control
 // characters and long words.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 
@@ -175,4 +176,48 @@ TEST_CASE("WordPiece reports bad vocabularies and files", "[wordpiece]") {
   io::write_file_atomic(dir + "/v2.txt", std::string_view("[UNK]\n\xFF\n", 8));
   CHECK_THROWS_WITH(WordPieceTokenizer::from_vocab_txt(dir + "/v2.txt"),
                     Catch::Contains("v2.txt") && Catch::Contains("UTF-8"));
+}
+
+TEST_CASE("WordPiece learns a vocabulary that spells its corpus", "[wordpiece]") {
+  std::vector<std::string> corpus;
+  for (int i = 0; i < 50; ++i) {
+    corpus.push_back("The hacker kludged the kernel; hackers love kludges and kernels.");
+    corpus.push_back("Naïve users reboot the router, then the routers reboot themselves.");
+    corpus.push_back("東京の天気は晴れです。");
+  }
+  std::vector<std::string_view> views(corpus.begin(), corpus.end());
+  text::WordPieceTokenizer::TrainOptions opt;
+  opt.vocab_size = 120;
+  int64_t last_done = -1;
+  opt.progress = [&](int64_t done, int64_t) { last_done = done; };
+  const auto tok = text::WordPieceTokenizer::train(views, opt);
+  CHECK(tok.vocab_size() <= 120);
+  CHECK(tok.vocab_size() > 60);
+  CHECK(last_done > 0);
+  CHECK(tok.token_bytes(0) == "[PAD]");
+  CHECK(tok.is_special(*tok.find("[MASK]")));
+  // Frequent words became whole tokens; every training word is spelled without [UNK].
+  CHECK(tok.encode("hacker").size() == 1);
+  CHECK(tok.encode("the").size() == 1);
+  for (const std::string& s : corpus) {
+    const auto ids = tok.encode(s);
+    CHECK(std::count(ids.begin(), ids.end(), tok.special_tokens().unk) == 0);
+    // Decoding gives back the normalized words (lowercased, accents stripped, CJK spaced).
+    std::string words;
+    const std::string norm = tok.normalize(s);
+    for (auto w : tok.pre_tokenize(norm)) words += std::string(w) + " ";
+    std::string back;
+    for (int32_t id : ids) {
+      const std::string& t = tok.token_bytes(id);
+      if (t.starts_with("##"))
+        back += t.substr(2);
+      else
+        back += (back.empty() ? "" : " ") + t;
+    }
+    CHECK(back + " " == words);
+  }
+  // Deterministic.
+  CHECK(text::WordPieceTokenizer::train(views, opt).fingerprint() == tok.fingerprint());
+  opt.vocab_size = 3;
+  CHECK_THROWS_AS(text::WordPieceTokenizer::train(views, opt), ValueError);
 }

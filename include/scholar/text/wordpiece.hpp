@@ -16,7 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -70,6 +72,21 @@ class WordPieceTokenizer : public Tokenizer {
   /// tokenizer_config.json sits beside it, its do_lower_case, strip_accents and
   /// tokenize_chinese_chars override them.
   static WordPieceTokenizer from_vocab_txt(const std::string& vocab_txt, Options options = {});
+  /// What train() learns.
+  struct TrainOptions {
+    int32_t vocab_size = 8192;  ///< including BERT's five special tokens and the alphabet
+    int64_t min_frequency = 2;  ///< stop merging when the best pair occurs less often
+    /// Called now and then with (merges done, merges wanted); for progress bars.
+    std::function<void(int64_t, int64_t)> progress;
+  };
+  /// Learns a vocabulary from texts as Hugging Face's WordPieceTrainer does: the texts are
+  /// normalized and pre-tokenized with `options`, every character becomes a piece (word-initial,
+  /// and "##"-prefixed inside words), then the most frequent adjacent pair of pieces is merged
+  /// into a new piece until vocab_size is reached. ValueError for a vocab_size below the special
+  /// tokens.
+  static WordPieceTokenizer train(std::span<const std::string_view> texts,
+                                  const TrainOptions& train_options, Options options = {});
+
   /// llama.cpp's BERT GGUF vocabulary (tokenizer.ggml.model "bert"): word-initial pieces carry a
   /// U+2581 prefix there and continuations none; special ids from tokenizer.ggml.*_token_id.
   static WordPieceTokenizer from_gguf(const io::GgufFile& file);
