@@ -1,21 +1,22 @@
 #!/bin/sh
 # Installs the Debian 12 packages scholar needs, and only those missing. This script owns the list.
-#   scripts/deps.sh build     compiler, CMake, Ninja, Eigen, xsimd, OpenBLAS
+#   scripts/deps.sh build     compiler, CMake, Ninja, Eigen, xsimd, OpenBLAS, zlib
 #   scripts/deps.sh test      build + Catch2 and Google Benchmark (the test build compiles benches)
 #   scripts/deps.sh demo      build + the text corpora the demo trains on (Jargon File, FOLDOC)
 #   scripts/deps.sh fixtures  Python, PyTorch, NumPy, tqdm and Jinja2, to regenerate test fixtures
 #                             (tests/reference/)
-#   scripts/deps.sh bench     test + hnswlib, FAISS and matplotlib (bench/compare/index.py)
+#   scripts/deps.sh bench     test + hnswlib, FAISS and matplotlib (bench/compare/index.py), Xapian
+#                             and FOLDOC (bench/compare/bm25.py)
 #   scripts/deps.sh fuzz      build + clang and libFuzzer (scripts/fuzz.sh)
 # Several groups may be given. Needs root or sudo only when something is missing.
 set -eu
 
-BUILD="build-essential cmake ninja-build pkg-config libeigen3-dev libxsimd-dev libopenblas-dev"
+BUILD="build-essential cmake ninja-build pkg-config libeigen3-dev libxsimd-dev libopenblas-dev zlib1g-dev"
 TEST="catch2 libbenchmark-dev"
 DEMO="jargon-text dict-foldoc"
 FIXTURES="python3 python3-torch python3-numpy python3-tqdm python3-jinja2"
 FUZZ="clang libclang-rt-14-dev"
-BENCH="libhnswlib-dev libfaiss-dev python3-matplotlib"
+BENCH="libhnswlib-dev libfaiss-dev python3-matplotlib python3-xapian dict-foldoc"
 
 want=""
 [ $# -eq 0 ] && set -- build
