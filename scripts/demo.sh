@@ -9,15 +9,18 @@
 #                logit distillation, sequence-level, on-policy); output in build/demo/distill
 #   5. finetune  a base trained on FOLDOC adapted to the Jargon File with LoRA, taught to answer
 #                questions (SFT), and the adapter run by the inference engine; build/demo/finetune
-# `scripts/demo.sh --quick` shortens both.
+#   6. rag       an embedder trained on FOLDOC, FOLDOC indexed in a store (dense + BM25), searched,
+#                and questions answered by the fine-tuned model from its sources; build/demo/rag
+# `scripts/demo.sh --quick` shortens them.
 set -eu
 cd "$(dirname "$0")/.."
 quick=""
 steps=1500
-if [ "${1:-}" = "--quick" ]; then quick="--quick"; steps=200; fi
+embed_steps=600
+if [ "${1:-}" = "--quick" ]; then quick="--quick"; steps=200; embed_steps=150; fi
 scripts/deps.sh demo
 cmake --preset release
-cmake --build --preset release -j "$(nproc)" --target tour train_lm generate distill finetune
+cmake --build --preset release -j "$(nproc)" --target tour train_lm generate distill finetune rag
 
 echo "== 1. tour of the base layers =="
 build/release/examples/tour/tour $quick
@@ -45,3 +48,19 @@ echo
 echo "== 5. finetune: LoRA on a new domain, then questions and answers (SFT) =="
 rm -rf build/demo/finetune
 build/release/examples/finetune/finetune --quick --out build/demo/finetune
+
+echo
+echo "== 6. rag: an embedder trained on FOLDOC, a store, search, and answers with sources =="
+rm -rf build/demo/rag
+rag=build/release/examples/rag/rag
+foldoc=/usr/share/dictd/foldoc.dict.dz
+$rag train-embedder $foldoc --out build/demo/rag/embedder --steps "$embed_steps" --batch 32
+$rag index $foldoc --store build/demo/rag/foldoc.store --embedder build/demo/rag/embedder
+$rag search "what is a kludge" --store build/demo/rag/foldoc.store --k 3
+$rag search "memory that forgets its contents when the power goes off" \
+  --store build/demo/rag/foldoc.store --k 3
+for q in "What is a daemon?" "What is cruft?"; do
+  $rag ask "$q" --store build/demo/rag/foldoc.store --k 3 --dense-weight 0.3 \
+    --model build/demo/finetune/base/checkpoint.safetensors --lora build/demo/finetune/sft_adapter \
+    --chat-template chatml --max-tokens 60
+done

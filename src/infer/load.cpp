@@ -578,7 +578,7 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     g.set("tokenizer.ggml.add_space_prefix", V::boolean(spm->add_space_prefix()));
   } else if (const auto* wp = dynamic_cast<const text::WordPieceTokenizer*>(tok_.get())) {
     // llama.cpp's BERT vocabulary: word-initial pieces get a U+2581 prefix, continuations lose
-    // their "##", [BRACKETED] tokens stay as they are (convert_hf_to_gguf's phantom space).
+    // their "##", special (control) tokens stay as they are (convert_hf_to_gguf's phantom space).
     std::vector<std::string> tokens;
     std::vector<int32_t> types;
     const std::string& prefix = wp->options().continuing_subword_prefix;
@@ -589,8 +589,7 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
         continue;
       }
       const std::string& t = wp->token_bytes(i);
-      const bool bracketed = t.size() > 2 && t.front() == '[' && t.back() == ']';
-      if (bracketed)
+      if (wp->is_special(i))
         tokens.push_back(t);
       else if (t.starts_with(prefix))
         tokens.push_back(t.substr(prefix.size()));
@@ -604,8 +603,6 @@ void Model::save_gguf(const std::string& path, WeightType type) const {
     const auto& s = wp->special_tokens();
     if (s.unk >= 0) g.set("tokenizer.ggml.unknown_token_id", V::u32(static_cast<uint32_t>(s.unk)));
     if (s.pad >= 0) g.set("tokenizer.ggml.padding_token_id", V::u32(static_cast<uint32_t>(s.pad)));
-    if (wp->cls_id() >= 0)
-      g.set("tokenizer.ggml.cls_token_id", V::u32(static_cast<uint32_t>(wp->cls_id())));
     if (wp->sep_id() >= 0)
       g.set("tokenizer.ggml.seperator_token_id", V::u32(static_cast<uint32_t>(wp->sep_id())));
   } else if (const auto* bpe = dynamic_cast<const text::BpeTokenizer*>(tok_.get())) {

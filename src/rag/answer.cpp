@@ -36,9 +36,12 @@ struct Rendered {
   std::vector<int32_t> ids;
 };
 
-Rendered render(const std::string& body, const text::Tokenizer& tok, bool use_chat) {
+Rendered render(const std::string& body, const text::Tokenizer& tok, const PromptOptions& o) {
   std::optional<text::ChatTemplate> chat;
-  if (use_chat) chat = text::ChatTemplate::detect(tok.chat_template());
+  if (!o.chat_format.empty())
+    chat = text::ChatTemplate::from_name(o.chat_format);
+  else if (o.use_chat_template)
+    chat = text::ChatTemplate::detect(tok.chat_template());
   Rendered r;
   if (!chat) {
     r.text = body;  // as generate() encodes a text prompt: no BOS added
@@ -87,7 +90,7 @@ Prompt build_prompt(std::string_view question, std::span<const Source> candidate
     std::string block;
     for (const Source& s : sources) block += source_text(o, s);
     return render(fill(o.prompt_template, {{"{sources}", block}, {"{question}", question}}), tok,
-                  o.use_chat_template);
+                  o);
   };
   Prompt p;
   Rendered r = assemble({});
@@ -143,9 +146,16 @@ std::string Answer::with_sources() const {
   if (sources.empty()) return out;
   out += "\n\nSources:\n";
   for (const Source& s : sources) {
-    out += "[" + std::to_string(s.n) + "] " + s.document_id;
-    if (!s.source.empty() && s.source != s.document_id) out += " (" + s.source + ")";
-    out += "\n";
+    out += '[';
+    out += std::to_string(s.n);
+    out += "] ";
+    out += s.document_id;
+    if (!s.source.empty() && s.source != s.document_id) {
+      out += " (";
+      out += s.source;
+      out += ')';
+    }
+    out += '\n';
   }
   return out;
 }

@@ -140,6 +140,7 @@ std::unique_ptr<SentenceEncoder> SentenceEncoder::load(const std::string& path,
   if (opt.weight_type != WeightType::f32) model = model->converted(opt.weight_type);
   auto enc = std::make_unique<SentenceEncoder>(std::move(model), pooling, normalize, opt, name);
   enc->lowercase_ = lowercase;
+  enc->location_ = fs::absolute(root).lexically_normal().string();
   return enc;
 }
 

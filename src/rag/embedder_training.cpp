@@ -57,12 +57,14 @@ EmbedderTrainResult train_embedder(nn::Encoder& encoder, const text::WordPieceTo
   if (o.steps < 1 || !(o.lr > 0.0f) || !(o.scale > 0.0f))
     fail<ValueError>("train_embedder: steps, lr and scale must be positive (got ", o.steps, ", ",
                      o.lr, ", ", o.scale, ")");
+  // Lengths beyond the encoder's context are cut to it.
   const int64_t ctx = encoder.config().context_length;
-  if (o.max_query_length < 3 || o.max_passage_length < 3 || o.max_query_length > ctx ||
-      o.max_passage_length > ctx)
-    fail<ValueError>("train_embedder: max_query_length and max_passage_length must be in [3, ", ctx,
-                     "] (the encoder's context), got ", o.max_query_length, " and ",
-                     o.max_passage_length);
+  const int64_t max_q = std::min(o.max_query_length, ctx),
+                max_p = std::min(o.max_passage_length, ctx);
+  if (max_q < 3 || max_p < 3)
+    fail<ValueError>(
+        "train_embedder: max_query_length and max_passage_length must be >= 3 ([CLS], ",
+        "a token, [SEP]), got ", o.max_query_length, " and ", o.max_passage_length);
   if (tok.vocab_size() > encoder.config().vocab_size)
     fail<ValueError>("train_embedder: the tokenizer has ", tok.vocab_size(),
                      " tokens, more than the encoder's vocabulary of ",
@@ -71,8 +73,8 @@ EmbedderTrainResult train_embedder(nn::Encoder& encoder, const text::WordPieceTo
   std::vector<std::vector<int32_t>> q(pairs.size()), p(pairs.size());
   std::vector<size_t> passage_hash(pairs.size());
   for (size_t i = 0; i < pairs.size(); ++i) {
-    q[i] = tok.encode_for_model(pairs[i].query, static_cast<size_t>(o.max_query_length));
-    p[i] = tok.encode_for_model(pairs[i].passage, static_cast<size_t>(o.max_passage_length));
+    q[i] = tok.encode_for_model(pairs[i].query, static_cast<size_t>(max_q));
+    p[i] = tok.encode_for_model(pairs[i].passage, static_cast<size_t>(max_p));
     passage_hash[i] = std::hash<std::string>{}(pairs[i].passage);
   }
   const int32_t pad_id = std::max(0, tok.special_tokens().pad);
@@ -158,6 +160,65 @@ EmbedderTrainResult train_embedder(nn::Encoder& encoder, const text::WordPieceTo
   result.pairs_per_second =
       result.seconds > 0 ? static_cast<double>(pairs_seen) / result.seconds : 0;
   return result;
+}
+
+std::vector<TextPair> make_training_pairs(std::span<const Document> documents,
+                                          const PairOptions& o) {
+  if (!(o.drop_words >= 0.0 && o.drop_words < 1.0))
+    fail<ValueError>("make_training_pairs: drop_words must be in [0, 1), got ", o.drop_words);
+  const Splitter splitter(o.splitter);
+  Generator gen(o.seed);
+  std::vector<TextPair> pairs;
+  for (const Document& d : documents) {
+    const std::vector<Chunk> chunks = splitter.split(d);
+    if (chunks.empty()) continue;
+    const std::string& passage = chunks.front().text;
+    if (o.titles) {
+      auto it = d.metadata.find("headword");
+      if (it == d.metadata.end()) it = d.metadata.find("title");
+      if (it != d.metadata.end() && !it->second.empty()) {
+        std::string q = o.title_templates.empty()
+                            ? std::string("{title}")
+                            : o.title_templates[gen.below(o.title_templates.size())];
+        if (const size_t at = q.find("{title}"); at != std::string::npos)
+          q.replace(at, 7, it->second);
+        pairs.push_back({std::move(q), passage});
+      }
+    }
+    if (!o.spans) continue;
+    // Sentences of at least five words: cut at ". ", "? ", "! " and line ends.
+    std::vector<std::string> sentences;
+    std::string cur;
+    for (size_t i = 0; i < passage.size(); ++i) {
+      const char c = passage[i];
+      const bool end = c == '\n' || ((c == '.' || c == '?' || c == '!') &&
+                                     (i + 1 == passage.size() || passage[i + 1] == ' '));
+      if (!end) {
+        cur.push_back(c);
+        continue;
+      }
+      if (c != '\n') cur.push_back(c);
+      if (std::count(cur.begin(), cur.end(), ' ') >= 4) sentences.push_back(cur);
+      cur.clear();
+    }
+    if (std::count(cur.begin(), cur.end(), ' ') >= 4) sentences.push_back(cur);
+    if (sentences.empty()) continue;
+    const std::string& s = sentences[gen.below(sentences.size())];
+    std::string query;
+    size_t start = 0;
+    while (start < s.size()) {
+      size_t end = s.find(' ', start);
+      if (end == std::string::npos) end = s.size();
+      const std::string_view word(s.data() + start, end - start);
+      if (!word.empty() && gen.uniform_double() >= o.drop_words) {
+        if (!query.empty()) query.push_back(' ');
+        query.append(word);
+      }
+      start = end + 1;
+    }
+    if (!query.empty()) pairs.push_back({std::move(query), passage});
+  }
+  return pairs;
 }
 
 void save_sentence_encoder(const nn::Encoder& encoder, const text::Tokenizer& tokenizer,

@@ -123,6 +123,7 @@ struct Store::Impl {
     j.set("generation", Json(generation));
     Json e = Json::object();
     e.set("name", Json(embedder->name()));
+    e.set("location", Json(embedder->location()));
     e.set("fingerprint", Json(embedder->fingerprint()));
     e.set("dim", Json(static_cast<int64_t>(embedder->dim())));
     e.set("normalized", Json(embedder->normalized()));
@@ -285,6 +286,8 @@ StoreInfo StoreInfo::read(const std::string& dir) {
   s.embedder_name = e.at("name", path).as_string(path + ": embedder.name");
   s.embedder_fingerprint = e.at("fingerprint", path).as_string(path + ": embedder.fingerprint");
   s.dim = static_cast<size_t>(e.at("dim", path).as_int(path + ": embedder.dim"));
+  if (const io::Json* l = e.find("location"); l && l->is_string())
+    s.embedder_location = l->as_string();
   s.documents = static_cast<size_t>(j.at("documents", path).as_int(path + ": documents"));
   s.chunks = static_cast<size_t>(j.at("chunks", path).as_int(path + ": chunks"));
   const io::Json& sp = j.at("splitter", path);

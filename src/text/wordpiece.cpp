@@ -613,17 +613,22 @@ WordPieceTokenizer WordPieceTokenizer::from_gguf(const io::GgufFile& f) {
   if (!types.empty() && types.size() != texts.size())
     fail<FormatError>(where, "token_type has ", types.size(), " entries for ", texts.size(),
                       " tokens");
-  // convert_hf_to_gguf writes word-initial pieces with a U+2581 prefix and continuations bare;
-  // [BRACKETED] tokens are left as they are.
+  // convert_hf_to_gguf writes word-initial pieces with a U+2581 prefix, continuations bare, and
+  // control (special) tokens as they are.
   static constexpr std::string_view kMarker = "\xE2\x96\x81";
   std::vector<std::string> special;
   for (size_t i = 0; i < texts.size(); ++i) {
     std::string& t = texts[i];
-    const bool control = !types.empty() && types[i] == 3;
-    if (t.starts_with(kMarker))
+    // Without token types, a [BRACKETED] token with no prefix is taken for a control token.
+    const bool control = types.empty() ? t.size() > 2 && t.front() == '[' && t.back() == ']'
+                                       : types[i] == 3;
+    if (control) {
+      // as it is
+    } else if (t.starts_with(kMarker)) {
       t.erase(0, kMarker.size());
-    else if (!control && !(t.size() > 2 && t.front() == '[' && t.back() == ']'))
+    } else {
       t = std::string("##") + t;
+    }
     if (control) special.push_back(t);
   }
   Options opt;
@@ -638,9 +643,13 @@ WordPieceTokenizer WordPieceTokenizer::from_gguf(const io::GgufFile& f) {
   };
   if (const int32_t u = id("unknown_token_id"); u >= 0)
     opt.unk_token = texts[static_cast<size_t>(u)];
-  if (const int32_t c = id("cls_token_id"); c >= 0) opt.cls_token = texts[static_cast<size_t>(c)];
-  if (const int32_t s = id("seperator_token_id"); s >= 0)
-    opt.sep_token = texts[static_cast<size_t>(s)];
+  // llama.cpp frames BERT input as BOS ... SEP (older files also name a cls_token_id).
+  int32_t cls = id("cls_token_id");
+  if (cls < 0) cls = id("bos_token_id");
+  int32_t sep = id("seperator_token_id");
+  if (sep < 0) sep = id("eos_token_id");
+  if (cls >= 0) opt.cls_token = texts[static_cast<size_t>(cls)];
+  if (sep >= 0) opt.sep_token = texts[static_cast<size_t>(sep)];
   if (special.empty()) special = bert_special_tokens();
   const int32_t pad = id("padding_token_id");
   WordPieceTokenizer tok(std::move(texts), std::move(opt), special, f.path());

@@ -74,6 +74,12 @@ TEST_CASE("a prompt takes sources best first and never exceeds its budget", "[an
   CHECK(last_count == 4);
   CHECK_THROWS_WITH(rag::build_prompt("What is a kludge?", c, tok, static_cast<int64_t>(bare) - 1),
                     Catch::Contains("tokens") && Catch::Contains("shorten the question"));
+  // The compact templates: no instructions, fewer tokens.
+  const auto compact =
+      rag::build_prompt("What is a kludge?", c, tok, 100000, rag::PromptOptions::compact());
+  CHECK(compact.text.starts_with("[1] " + c[0].text + "\n[2] "));
+  CHECK(compact.text.ends_with("Question: What is a kludge?\nAnswer:"));
+  CHECK(compact.ids.size() < all.ids.size());
   // Template fields in the question or the sources are not expanded again.
   const auto odd = rag::build_prompt("Is {sources} a field?", c, tok, 100000);
   CHECK(odd.text.find("Is {sources} a field?") != std::string::npos);
@@ -94,6 +100,14 @@ TEST_CASE("a prompt uses the model's chat template when it has one", "[answer]")
   plain.use_chat_template = false;
   CHECK(rag::build_prompt("What is cruft?", candidates(), *tok, 100000, plain)
             .text.starts_with("Answer the question"));
+  // A format the tokenizer does not name, by request.
+  rag::PromptOptions forced;
+  forced.chat_format = "chatml";
+  CHECK(rag::build_prompt("What is cruft?", candidates(), *tokenizer(), 100000, forced)
+            .text.starts_with("<|im_start|>user\n"));
+  forced.chat_format = "nonsense";
+  CHECK_THROWS_AS(rag::build_prompt("What is cruft?", candidates(), *tokenizer(), 100000, forced),
+                  ValueError);
 }
 
 TEST_CASE("ask retrieves, prompts within the context and streams the answer", "[answer]") {

@@ -9,6 +9,7 @@
 #include "scholar/error.hpp"
 #include "scholar/infer/model.hpp"
 #include "scholar/io/file.hpp"
+#include "scholar/io/gguf.hpp"
 #include "scholar/io/json.hpp"
 #include "scholar/io/safetensors.hpp"
 #include "scholar/rag/embedder.hpp"
@@ -252,4 +253,92 @@ TEST_CASE("an embedder trained on pairs finds each query's passage", "[embedder]
   rag::EmbedderTrainOptions bad = opt;
   bad.batch_size = 1;
   CHECK_THROWS_AS(rag::train_embedder(enc, tok, pairs, bad), ValueError);
+}
+
+TEST_CASE("training pairs come from headwords and from spans of each passage", "[embedder]") {
+  const std::vector<rag::Document> docs = {
+      {"d#kludge",
+       "d",
+       "kludge\n\n   A clumsy but working fix for a hard problem. More text here.",
+       {{"headword", "kludge"}}},
+      {"a.txt", "a.txt", "Short.", {}},
+      {"b.txt", "b.txt", "   ", {}}};
+  rag::PairOptions o;
+  o.drop_words = 0.0;
+  o.title_templates = {"{title}"};
+  const auto pairs = rag::make_training_pairs(docs, o);
+  REQUIRE(pairs.size() == 2);  // headword pair and span pair of the first; the others too short
+  CHECK(pairs[0].query == "kludge");
+  CHECK(pairs[0].passage.starts_with("kludge"));
+  CHECK(pairs[1].query == "A clumsy but working fix for a hard problem.");
+  o.drop_words = 0.5;
+  for (const auto& p : rag::make_training_pairs(docs, o)) CHECK(!p.query.empty());
+  o.title_templates = {"Define {title}."};
+  CHECK(rag::make_training_pairs(docs, o)[0].query == "Define kludge.");
+  o.drop_words = 1.0;
+  CHECK_THROWS_AS(rag::make_training_pairs(docs, o), ValueError);
+}
+
+TEST_CASE("a BERT GGUF from llama.cpp's converter tokenizes and embeds as llama.cpp does",
+          "[embedder][llama_cpp]") {
+  // tests/reference/make_bert_llama_cpp_fixtures.sh: the fixture model written by llama.cpp's
+  // gguf-py, and llama.cpp's ids and mean-pooled embeddings for a few texts.
+  const std::string gguf = SCHOLAR_TEST_DATA "/bert/llama_cpp/bert-f32.gguf";
+  const io::Json want =
+      io::Json::parse(io::read_file(SCHOLAR_TEST_DATA "/bert/llama_cpp/embeddings.json"));
+  const auto enc = rag::SentenceEncoder::load(gguf);
+  CHECK(enc->pooling() == rag::Pooling::mean);
+  const auto& texts = want.at("texts").as_array();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string& t = texts[i].as_string();
+    INFO(t);
+    std::vector<int32_t> ids;
+    for (const io::Json& x : want.at("ids").as_array()[i].as_array())
+      ids.push_back(static_cast<int32_t>(x.as_int()));
+    CHECK(enc->tokenize(t) == ids);
+    std::vector<float> e;
+    for (const io::Json& x : want.at("embeddings").as_array()[i].as_array())
+      e.push_back(static_cast<float>(x.as_double()));
+    double n = 0;
+    for (float v : e) n += double{v} * v;
+    for (float& v : e) v = static_cast<float>(v / std::sqrt(n));
+    // llama.cpp runs BERT's GELU as the tanh approximation (ggml_gelu) where BERT, PyTorch and
+    // scholar use erf: its vectors differ from PyTorch's by up to 2.3e-4 on these texts.
+    const auto got = enc->embed(t);
+    test::check_close(got.data(), e.data(), e.size(), 0, 5e-4, "llama.cpp embedding");
+    CHECK(min_cosine(got, e, e.size()) > 0.99999);
+  }
+  // scholar's own export holds the same tensors and the same vocabulary as llama.cpp's converter.
+  const std::string dir = test::temp_dir("test_rag", "bert_gguf_compare");
+  rag::SentenceEncoder::load(kModel)->save_gguf(dir + "/ours.gguf");
+  const auto theirs = io::GgufFile::open(gguf), ours = io::GgufFile::open(dir + "/ours.gguf");
+  REQUIRE(ours.tensors().size() == theirs.tensors().size());
+  for (const auto& t : theirs.tensors()) {
+    INFO(t.name);
+    REQUIRE(ours.contains(t.name));
+    CHECK(ours.info(t.name).shape == t.shape);
+    const auto a = ours.bytes(t.name), b = theirs.bytes(t.name);
+    CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+  }
+  for (const char* key : {"general.architecture", "bert.context_length", "bert.embedding_length",
+                          "bert.feed_forward_length", "bert.block_count", "bert.attention.head_count",
+                          "bert.attention.causal", "bert.pooling_type", "tokenizer.ggml.model",
+                          "tokenizer.ggml.token_type_count", "tokenizer.ggml.bos_token_id",
+                          "tokenizer.ggml.eos_token_id", "tokenizer.ggml.seperator_token_id",
+                          "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"}) {
+    INFO(key);
+    REQUIRE(ours.has(key));
+    const auto& x = ours.get(key);
+    const auto& y = theirs.get(key);
+    if (x.type() == io::GgufType::string)
+      CHECK(x.as_string() == y.as_string());
+    else if (x.type() == io::GgufType::boolean)
+      CHECK(x.as_bool() == y.as_bool());
+    else
+      CHECK(x.as_int() == y.as_int());
+  }
+  CHECK(ours.get("tokenizer.ggml.tokens").as_strings() ==
+        theirs.get("tokenizer.ggml.tokens").as_strings());
+  CHECK(ours.get("tokenizer.ggml.token_type").as_ints() ==
+        theirs.get("tokenizer.ggml.token_type").as_ints());
 }

@@ -157,6 +157,7 @@ TEST_CASE("a store updates in place and reopens as it was", "[store]") {
   CHECK(info.documents == 4);
   CHECK(info.chunks == reopened.chunk_count());
   CHECK(info.embedder_fingerprint == encoder()->fingerprint());
+  CHECK(info.embedder_location == std::filesystem::absolute(kModel).lexically_normal().string());
   CHECK(info.splitter == "60 characters, overlap 10");
 }
 

@@ -53,8 +53,21 @@ struct PromptOptions {
   /// Wrap the prompt as a user turn of the model's chat template, when its tokenizer names one
   /// scholar renders (text::ChatTemplate::detect).
   bool use_chat_template = true;
+  /// A chat format to use whatever the tokenizer says ("chatml", "llama3", ... as
+  /// text::ChatTemplate::from_name), for models fine-tuned on a format their files do not name;
+  /// "" follows use_chat_template.
+  std::string chat_format;
   /// A source that would be cut to fewer tokens than this is left out instead.
   int64_t min_source_tokens = 16;
+
+  /// Templates without instructions, for models whose context holds little more than a source
+  /// or two: "[1] text\n...Question: ...\nAnswer:".
+  static PromptOptions compact() {
+    PromptOptions o;
+    o.prompt_template = "{sources}Question: {question}\nAnswer:";
+    o.source_template = "[{n}] {text}\n";
+    return o;
+  }
 };
 
 /// A prompt ready for the model.

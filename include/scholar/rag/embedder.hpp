@@ -47,6 +47,9 @@ class Embedder {
   virtual std::string fingerprint() const = 0;
   /// A name for people ("all-MiniLM-L6-v2 (mean, normalized)").
   virtual std::string name() const = 0;
+  /// Where it can be loaded from again (a path), or "" if it cannot; stores record it, so that
+  /// tools can reopen a store without being told its embedder.
+  virtual std::string location() const { return {}; }
   /// Whether vectors have length 1 (then cosine similarity is their dot product).
   virtual bool normalized() const = 0;
   /// The vectors of `texts`, row after row (texts.size() x dim()).
@@ -99,6 +102,8 @@ class SentenceEncoder : public Embedder {
   size_t dim() const override;
   std::string fingerprint() const override;
   std::string name() const override;
+  /// The path load() was given (absolute), or "" for an encoder built from a model in memory.
+  std::string location() const override { return location_; }
   bool normalized() const override { return normalize_; }
   std::vector<float> embed(std::span<const std::string> texts) const override;
   using Embedder::embed;
@@ -125,6 +130,7 @@ class SentenceEncoder : public Embedder {
   int batch_size_;
   ThreadPool* pool_;
   std::string name_;
+  std::string location_;
   mutable std::string fingerprint_;  // computed once
   mutable std::mutex mu_;            // guards session_ and fingerprint_
   mutable std::unique_ptr<infer::Session> session_;

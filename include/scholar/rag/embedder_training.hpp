@@ -25,6 +25,8 @@
 
 #include "scholar/nn/encoder.hpp"
 #include "scholar/rag/embedder.hpp"
+#include "scholar/rag/loader.hpp"
+#include "scholar/rag/splitter.hpp"
 #include "scholar/text/wordpiece.hpp"
 
 namespace scholar::rag {
@@ -34,6 +36,27 @@ struct TextPair {
   std::string query;
   std::string passage;
 };
+
+/// How make_training_pairs turns documents into pairs.
+struct PairOptions {
+  /// Each document's passage is its first chunk under these settings (use the store's).
+  SplitterOptions splitter{.chunk_size = 500, .chunk_overlap = 50};
+  /// A (title, passage) pair for each document whose metadata has a "headword" or "title".
+  bool titles = true;
+  /// The forms a title query takes, one drawn at random per pair ("{title}" is replaced), so the
+  /// embedder meets both bare terms and questions.
+  std::vector<std::string> title_templates = {"{title}", "What is {title}?"};
+  /// A (sentence, passage) pair: a sentence of the passage with some of its words left out, so
+  /// that the query is a shorter, looser span of the same text.
+  bool spans = true;
+  double drop_words = 0.3;  ///< share of a span's words left out, at random
+  uint64_t seed = 1;
+};
+
+/// Pairs made from a corpus for train_embedder: a dictionary entry's headword and its definition,
+/// a span of a document and the passage it came from. Documents without text give none.
+std::vector<TextPair> make_training_pairs(std::span<const Document> documents,
+                                          const PairOptions& options = {});
 
 /// Settings of train_embedder.
 struct EmbedderTrainOptions {

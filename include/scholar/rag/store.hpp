@@ -114,6 +114,7 @@ struct AddReport {
 struct StoreInfo {
   int64_t version = 0, generation = 0;
   std::string embedder_name, embedder_fingerprint;
+  std::string embedder_location;  ///< Embedder::location() when the store was made ("" if none)
   size_t dim = 0;
   size_t documents = 0, chunks = 0;
   std::string splitter;  ///< "800 characters, overlap 100", ...
