@@ -56,11 +56,12 @@ rag=build/release/examples/rag/rag
 foldoc=/usr/share/dictd/foldoc.dict.dz
 $rag train-embedder $foldoc --out build/demo/rag/embedder --steps "$embed_steps" --batch 32
 $rag index $foldoc --store build/demo/rag/foldoc.store --embedder build/demo/rag/embedder
-$rag search "what is a kludge" --store build/demo/rag/foldoc.store --k 3
+$rag search "what is a kludge" --store build/demo/rag/foldoc.store --k 3 --dense-weight 0.1
 $rag search "memory that forgets its contents when the power goes off" \
-  --store build/demo/rag/foldoc.store --k 3
+  --store build/demo/rag/foldoc.store --k 3 --dense-weight 0.1
+# The demo's generator is the small base of part 5 (a 64-token context): its answers show the
+# plumbing (retrieval, numbered sources cut to fit, streaming); any GGUF model answers properly.
 for q in "What is a daemon?" "What is cruft?"; do
-  $rag ask "$q" --store build/demo/rag/foldoc.store --k 3 --dense-weight 0.3 \
-    --model build/demo/finetune/base/checkpoint.safetensors --lora build/demo/finetune/sft_adapter \
-    --chat-template chatml --max-tokens 60
+  $rag ask "$q" --store build/demo/rag/foldoc.store --k 2 --dense-weight 0.1 --prompt compact \
+    --model build/demo/finetune/base/checkpoint.safetensors --max-tokens 16
 done

@@ -31,7 +31,7 @@ D = C // H
 class Manual(nn.Module):
     def __init__(self):
         super().__init__()
-        self.word, self.pos, self.type = nn.Embedding(V, C), nn.Embedding(P, C), nn.Embedding(2, C)
+        self.word, self.pos, self.tok_type = nn.Embedding(V, C), nn.Embedding(P, C), nn.Embedding(2, C)
         self.ln = nn.LayerNorm(C, eps=1e-12)
         self.layers = nn.ModuleList()
         for _ in range(L):
@@ -42,7 +42,7 @@ class Manual(nn.Module):
             self.layers.append(m)
 
     def forward(self, ids, mask):
-        x = self.ln(self.word(ids) + self.pos(torch.arange(ids.shape[1]))[None] + self.type.weight[0])
+        x = self.ln(self.word(ids) + self.pos(torch.arange(ids.shape[1]))[None] + self.tok_type.weight[0])
         ext = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         for m in self.layers:
             def heads(t):
@@ -57,14 +57,14 @@ class Manual(nn.Module):
 class Fastpath(nn.Module):
     def __init__(self):
         super().__init__()
-        self.word, self.pos, self.type = nn.Embedding(V, C), nn.Embedding(P, C), nn.Embedding(2, C)
+        self.word, self.pos, self.tok_type = nn.Embedding(V, C), nn.Embedding(P, C), nn.Embedding(2, C)
         self.ln = nn.LayerNorm(C, eps=1e-12)
         layer = nn.TransformerEncoderLayer(C, H, FF, dropout=0.0, activation="gelu",
                                            layer_norm_eps=1e-12, batch_first=True, norm_first=False)
         self.enc = nn.TransformerEncoder(layer, L, enable_nested_tensor=False)
 
     def forward(self, ids, mask):
-        x = self.ln(self.word(ids) + self.pos(torch.arange(ids.shape[1]))[None] + self.type.weight[0])
+        x = self.ln(self.word(ids) + self.pos(torch.arange(ids.shape[1]))[None] + self.tok_type.weight[0])
         return self.enc(x, src_key_padding_mask=mask == 0)
 
 
