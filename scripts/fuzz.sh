@@ -10,7 +10,7 @@ secs=${1:-60}
 scripts/deps.sh fuzz
 cmake --preset fuzz
 cmake --build --preset fuzz -j "$(nproc)"
-for t in fuzz_gguf fuzz_safetensors fuzz_json fuzz_index; do
+for t in fuzz_gguf fuzz_safetensors fuzz_json fuzz_index fuzz_rag; do
   bin=build/fuzz/tests/fuzz/$t
   reg=tests/fuzz/regressions/$t
   corpus=build/fuzz/corpus/$t
@@ -20,6 +20,8 @@ for t in fuzz_gguf fuzz_safetensors fuzz_json fuzz_index; do
     fuzz_safetensors) seeds=$(find tests/data -name '*.safetensors' -size -64k) ;;
     fuzz_json) seeds=$(find tests/data -name '*.json' -size -64k) ;;
     fuzz_index) seeds="" && SCHOLAR_FUZZ_SEEDS="$corpus" "$bin" -runs=0 "$corpus" >/dev/null 2>&1 ;;
+    fuzz_rag) seeds="tests/data/wordpiece/vocab.txt" &&
+      SCHOLAR_FUZZ_SEEDS="$corpus" "$bin" -runs=0 "$corpus" >/dev/null 2>&1 ;;
   esac
   i=0
   for f in $seeds; do  # several seeds share a file name

@@ -10,6 +10,7 @@
 //           [--k 4] [--mode hybrid] [--temperature 0]
 //           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--max-tokens N]
 //   rag eval <corpus> --store DIR [--questions 1000] [--k 10] [--json OUT]
+//   rag eval-embedder <corpus> --embedder DIR     (recall of held-out pairs, exact search)
 //
 // --dense-weight sets the dense ranking's weight in hybrid search (BM25's is 1); eval chooses one
 // on validation questions and reports the test questions with it and with 1.
@@ -211,6 +212,36 @@ std::shared_ptr<const rag::Embedder> embedder_for(const Args& a, const std::stri
 
 // --- commands ------------------------------------------------------------------------------------
 
+// Pairs made from the validation entries (slice 1), at most 1,000: the embedder never trained on
+// them.
+std::vector<rag::TextPair> heldout_pairs(const std::vector<rag::Document>& docs,
+                                         const rag::PairOptions& po) {
+  std::vector<rag::Document> validation;
+  for (const auto& d : docs)
+    if (slice(d.id) == 1) validation.push_back(d);
+  auto held = rag::make_training_pairs(validation, po);
+  if (held.size() > 1000) held.resize(1000);
+  return held;
+}
+
+// Each held-out query against all of those pairs' passages, exact search.
+void report_recall(const rag::Embedder& e, const std::vector<rag::TextPair>& held,
+                   const char* when) {
+  const auto s = rag::evaluate_pairs(e, held);
+  std::printf("held-out pairs%s: %lld pairs, hit@1 %.3f, hit@5 %.3f, MRR@10 %.3f\n", when,
+              static_cast<long long>(s.queries), s.hit_at_1, s.hit_at_5, s.mrr_at_10);
+}
+
+int eval_embedder(const Args& a) {
+  const auto e = rag::SentenceEncoder::load(a.get("--embedder"));
+  const auto corpus = load_corpus(a.target);
+  rag::PairOptions po;
+  po.splitter.chunk_size = static_cast<size_t>(a.integer("--chunk-size", 500));
+  po.splitter.chunk_overlap = static_cast<size_t>(a.integer("--overlap", 50));
+  report_recall(*e, heldout_pairs(corpus.documents, po), "");
+  return 0;
+}
+
 int train_embedder(const Args& a) {
   const std::string out = a.get("--out");
   if (out.empty()) usage();
@@ -252,8 +283,18 @@ int train_embedder(const Args& a) {
   o.warmup_steps = std::min<int64_t>(100, o.steps / 10);
   o.max_passage_length = max_len;
   o.max_query_length = std::min<int64_t>(64, max_len);
+  // Recall on held-out pairs, before and after training.
+  const auto held = heldout_pairs(corpus.documents, po);
+  auto recall = [&](const char* when) {
+    rag::save_sentence_encoder(enc, tok, out, max_len);
+    report_recall(*rag::SentenceEncoder::load(out), held, when);
+  };
+  if (!held.empty()) recall(" before training");
   const auto r = rag::train_embedder(enc, tok, pairs, o);
-  rag::save_sentence_encoder(enc, tok, out, max_len);
+  if (!held.empty())
+    recall(" after training");  // (which also writes the trained encoder)
+  else
+    rag::save_sentence_encoder(enc, tok, out, max_len);
   std::fprintf(stderr, "trained in %.0f s (%.1f pairs/s), loss %.3f -> %.3f; wrote %s\n", r.seconds,
                r.pairs_per_second, r.losses.front(), r.losses.back(), out.c_str());
   return 0;
@@ -466,6 +507,7 @@ int main(int argc, char** argv) {
     if (a.command == "search") return search(a);
     if (a.command == "ask") return ask(a);
     if (a.command == "eval") return eval(a);
+    if (a.command == "eval-embedder") return eval_embedder(a);
     usage();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rag: %s\n", e.what());

@@ -79,7 +79,7 @@ TEST_CASE("a saved nn::Encoder runs on the inference engine with the same states
   const auto got = s.decode(b);
   const Tensor<int32_t> x = Tensor<int32_t>::from({1, 6}, ids);
   const Var h = enc->forward(x, std::vector<int64_t>{6});
-  test::check_close(got.data(), h.value().contiguous().data(), got.size(), 1e-5, 1e-6,
+  test::check_close(got.data(), h.value().contiguous().data(), got.size(), 1e-4, 1e-5,
                     "engine vs autograd");
 }
 

@@ -88,12 +88,12 @@ TEST_CASE("a sentence-transformers BERT embeds as PyTorch does", "[embedder][tor
   const auto enc1 = rag::SentenceEncoder::load(kModel, one);
   for (size_t i = 0; i < texts.size(); ++i) {
     const auto v = enc1->embed(texts[i]);
-    test::check_close(v.data(), got.data() + i * 32, 32, 1e-6, 1e-7, "text alone");
+    test::check_close(v.data(), got.data() + i * 32, 32, 1e-5, 1e-6, "text alone");
   }
   rag::SentenceEncoderOptions four;
   four.batch_size = 4;
   const auto got4 = rag::SentenceEncoder::load(kModel, four)->embed(texts);
-  test::check_close(got4.data(), got.data(), got.size(), 1e-6, 1e-7, "batches of 4");
+  test::check_close(got4.data(), got.data(), got.size(), 1e-5, 1e-6, "batches of 4");
   CHECK(enc->fingerprint() == enc1->fingerprint());
   CHECK(enc->fingerprint().size() == 16);
 }

@@ -12,7 +12,8 @@
 // sentence_bert_config.json around a Hugging Face BERT), plain Hugging Face BERT directories (mean
 // pooling, normalized) and llama.cpp's BERT GGUF files (pooling from <arch>.pooling_type). Texts
 // are batched and packed without padding: each text is its own sequence of one engine batch,
-// attending only to itself, so a batch gives exactly the vectors of one text at a time.
+// attending only to itself, so a batch gives the vectors of one text at a time (to float
+// rounding).
 //
 // Thread-safety: embed() may be called from several threads; calls on one SentenceEncoder take
 // turns (it owns one inference session). For parallel embedding, make one SentenceEncoder per
