@@ -9,6 +9,7 @@
 //           [--prompt default|compact] [--stop TEXT]
 //           [--k 4] [--mode hybrid] [--temperature 0]
 //           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--max-tokens N]
+//           [--beams N]
 //   rag eval <corpus> --store DIR [--questions 1000] [--k 10] [--json OUT]
 //   rag eval-embedder <corpus> --embedder DIR     (recall of held-out pairs, exact search)
 //
@@ -61,10 +62,11 @@ namespace {
       "                  [--dense-weight W]\n"
       "       rag ask \"<question>\" --store DIR --model PATH [--lora ADAPTER]\n"
       "               [--chat-template NAME] [--prompt default|compact] [--k N] [--mode M]\n"
-      "               [--dense-weight W]\n"
+      "               [--dense-weight W] [--stop TEXT]\n"
       "               [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
-      "               [--repeat-penalty R] [--seed S] [--max-tokens N]\n"
+      "               [--repeat-penalty R] [--seed S] [--max-tokens N] [--beams N]\n"
       "       rag eval <corpus> --store DIR [--questions N] [--k N] [--json OUT]\n"
+      "       rag eval-embedder <corpus> --embedder DIR\n"
       "  common: --threads N\n");
   std::exit(2);
 }
@@ -378,6 +380,7 @@ int ask(const Args& a) {
   g.repetition_penalty = static_cast<float>(a.num("--repeat-penalty", 1.1));
   g.seed = static_cast<uint64_t>(a.integer("--seed", 0));
   g.max_new_tokens = a.integer("--max-tokens", 96);
+  g.num_beams = static_cast<int32_t>(a.integer("--beams", 1));
   std::printf("Q: %s\nA:", a.target.c_str());
   std::fflush(stdout);
   const auto answer = rag::ask(store, model, a.target, o, [](std::string_view piece) {

@@ -19,10 +19,12 @@
 //
 // Layers, each using only those above it (docs/design.md): core (errors, thread pools, progress
 // and log callbacks), tensor (types, views, ops, RNG, the weight-type table), kernels (SIMD loops,
-// GEMM), io (JSON, safetensors, GGUF), text (tokenizers, UTF-8), autograd, nn (modules, GPT-2 and
-// Llama models, architecture tables), optim, train (datasets, the training loop, checkpoints),
-// infer (models and sessions), generate (decoding), index (vector search), distill (teachers,
-// soft-label caches), finetune (LoRA adapters in PEFT's layout). See docs/ for a guide per layer.
+// GEMM), io (JSON, safetensors, GGUF), text (tokenizers, UTF-8, Unicode data), autograd, nn
+// (modules, GPT-2 and Llama models, the BERT encoder, architecture tables), optim, train
+// (datasets, the training loop, checkpoints), infer (models and sessions), generate (decoding),
+// index (vector search), distill (teachers, soft-label caches), finetune (LoRA adapters in PEFT's
+// layout), rag (loaders, splitters, embedders, BM25, the store, answers with sources). See docs/
+// for a guide per layer.
 #pragma once
 
 #include "scholar/autograd/ops.hpp"

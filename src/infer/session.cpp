@@ -511,7 +511,7 @@ struct Session::Impl {
       if (bert) k->add(xt, xt, w.tok_types.f32(), static_cast<size_t>(C));  // token type 0
     }
     if (bert) norm(x.data(), x.data(), T, w.embd_norm, w.embd_norm_b);
-    if (!gpt2)
+    if (!gpt2 && !bert)  // rotary positions (Llama family)
       for (int64_t t = 0; t < T; ++t)
         kernels::rope_angles(rope_cos.data() + t * D / 2, rope_sin.data() + t * D / 2,
                              static_cast<double>(b.pos[t]), static_cast<size_t>(D / 2),

@@ -292,7 +292,9 @@ struct SessionOptions {
   /// dimension that is a multiple of 32. Attention converts the rows back to f32.
   WeightType cache_type = WeightType::f32;
   /// Return, for each flagged token, the final norm's output (n_embd values: the hidden state
-  /// embedding models pool) instead of its logits.
+  /// embedding models pool) instead of its logits. Required for an encoder (the BERT family),
+  /// whose attention is bidirectional over its sequence's cells in the cache: run each text in
+  /// one decode() call, and clear() (or remove its sequence) before reusing its sequence id.
   bool embeddings = false;
   /// The pool the session's work runs on (not owned; it must outlive the session). Null: the
   /// calling thread's current pool (scholar::thread_pool(): the default pool unless a PoolScope
