@@ -229,7 +229,10 @@ struct Store::Impl {
     docs.erase(it);
   }
 
-  void remove_stray_files() const {
+  // Files of other generations. The writer (after a commit) removes all of them, temporary files
+  // included; a reader (opening) removes only older generations' files, since newer ones may be a
+  // commit in progress in another process (they are overwritten by the next commit anyway).
+  void remove_stray_files(bool writer) const {
     const std::set<std::string> keep = {"manifest.json", gen_file("chunks", generation, ".bin"),
                                         gen_file("dense", generation, ".hnsw"),
                                         gen_file("bm25", generation, ".bm25")};
@@ -238,7 +241,17 @@ struct Store::Impl {
       const std::string name = e.path().filename().string();
       const bool ours = name.starts_with("chunks.") || name.starts_with("dense.") ||
                         name.starts_with("bm25.") || name.starts_with("manifest.json.");
-      if (ours && !keep.contains(name)) fs::remove(e.path(), ec);
+      if (!ours || keep.contains(name)) continue;
+      if (!writer) {
+        // "<stem>.<generation>.<ext>" exactly: older generations only.
+        const size_t a = name.find('.'), b = name.find('.', a + 1);
+        if (b == std::string::npos || name.find('.', b + 1) != std::string::npos) continue;
+        const std::string g = name.substr(a + 1, b - a - 1);
+        if (g.empty() || g.find_first_not_of("0123456789") != std::string::npos || g.size() > 18 ||
+            std::stoll(g) >= generation)
+          continue;
+      }
+      fs::remove(e.path(), ec);
     }
   }
 };
@@ -345,7 +358,7 @@ Store Store::open(const std::string& dir, std::shared_ptr<const Embedder> embedd
     fail<FormatError>(dir, ": the store's files disagree: ", n, " chunks in the chunk file, ",
                       impl->dense->size(), " vectors, ", impl->bm25.size(),
                       " BM25 documents, manifest says ", info.chunks);
-  impl->remove_stray_files();
+  impl->remove_stray_files(false);
   return Store(std::move(impl));
 }
 
@@ -472,7 +485,7 @@ void Store::commit() {
     throw;
   }
   s.step("cleanup");
-  s.remove_stray_files();
+  s.remove_stray_files(true);
 }
 
 std::vector<SearchHit> Store::search(std::string_view query, const SearchOptions& o) const {

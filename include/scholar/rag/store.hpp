@@ -17,7 +17,7 @@
 //
 // The manifest records the embedder's fingerprint: opening a store with another embedder is a
 // FormatError (its vectors would be meaningless next to the stored ones), as is a store of another
-// format version.
+// format version. One process at a time writes a store; others may open and search it meanwhile.
 //
 // Thread-safety: const members (search, chunk, document, counts) may run concurrently with each
 // other; add, remove and commit need the store to themselves.
@@ -131,8 +131,10 @@ class Store {
                       StoreOptions options = {});
   /// Opens a store. FormatError naming the file if the manifest or a file it names is missing,
   /// truncated or damaged, or was written by another format version; FormatError naming both
-  /// fingerprints if `embedder` is not the one the store was built with. Leftover files of an
-  /// interrupted commit are removed.
+  /// fingerprints if `embedder` is not the one the store was built with. Files of older
+  /// generations left by an interrupted cleanup are removed; files of a newer one (a commit that
+  /// was interrupted, or is running in another process) are left for the next commit to replace.
+  /// One process at a time may add and commit; any number may open and search.
   static Store open(const std::string& dir, std::shared_ptr<const Embedder> embedder);
   Store(Store&&) noexcept;
   Store& operator=(Store&&) noexcept;
