@@ -63,5 +63,6 @@ $rag search "memory that forgets its contents when the power goes off" \
 # plumbing (retrieval, numbered sources cut to fit, streaming); any GGUF model answers properly.
 for q in "What is a daemon?" "What is cruft?"; do
   $rag ask "$q" --store build/demo/rag/foldoc.store --k 2 --dense-weight 0.1 --prompt compact \
-    --model build/demo/finetune/base/checkpoint.safetensors --max-tokens 16
+    --model build/demo/finetune/base/checkpoint.safetensors --max-tokens 16 --temperature 0.7 \
+    --top-k 40 --seed 1
 done
