@@ -155,8 +155,8 @@ SentenceEncoder::SentenceEncoder(std::shared_ptr<const infer::Model> model, Pool
       name_(std::move(name)) {
   if (!model_) fail<ValueError>("SentenceEncoder: no model");
   if (!model_->has_tokenizer())
-    fail<FormatError>(model_->source(), ": a sentence encoder needs the model's tokenizer (",
-                      "model_->tokenizer() says: none)");
+    fail<FormatError>(model_->source(),
+                      ": a sentence encoder needs the model's tokenizer, and none came with it");
   if (batch_size_ < 1 || batch_size_ > 64)
     fail<ValueError>("SentenceEncoder: batch_size must be in [1, 64], got ", batch_size_);
   if (opt.max_length < 0 || opt.max_length == 1 || opt.max_length == 2)
