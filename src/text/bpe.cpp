@@ -11,6 +11,7 @@
 #include "scholar/text/unicode.hpp"
 #include "scholar/text/utf8.hpp"
 #include "text/fingerprint.hpp"
+#include "text/merges.hpp"
 
 namespace scholar::text {
 
@@ -495,98 +496,27 @@ BpeTokenizer BpeTokenizer::train(std::span<const std::string_view> texts, const 
   std::unordered_map<std::string_view, int64_t> piece_count;
   for (std::string_view t : texts)
     for (std::string_view p : pretokenize(t, o.pre_tokenizer)) ++piece_count[p];
-  struct Word {
-    std::vector<int32_t> sym;
-    int64_t count;
-  };
-  std::vector<Word> words;
+  std::vector<detail::MergeWord> words;
   words.reserve(piece_count.size());
   for (const auto& [p, c] : piece_count) {
-    Word w{{}, c};
+    detail::MergeWord w{{}, c};
     for (const char ch : p) w.sym.push_back(static_cast<unsigned char>(ch));
     words.push_back(std::move(w));
   }
   // Deterministic order regardless of hashing.
-  std::sort(words.begin(), words.end(), [](const Word& a, const Word& b) { return a.sym < b.sym; });
-
-  std::unordered_map<uint64_t, int64_t> pair_count;
-  std::unordered_map<uint64_t, std::vector<int32_t>>
-      where;  // words containing the pair (may repeat)
-  for (size_t wi = 0; wi < words.size(); ++wi) {
-    const Word& w = words[wi];
-    for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
-      const uint64_t k = pair_key(w.sym[i], w.sym[i + 1]);
-      pair_count[k] += w.count;
-      where[k].push_back(static_cast<int32_t>(wi));
-    }
-  }
-  struct Entry {
-    int64_t count;
-    uint64_t key;
-    bool operator<(const Entry& o) const {
-      return count != o.count ? count < o.count : key > o.key;
-    }
-  };
-  std::priority_queue<Entry> heap;
-  for (const auto& [k, c] : pair_count) heap.push({c, k});
-
-  const int64_t wanted = o.vocab_size - specials - 256;
-  int64_t done = 0;
-  while (done < wanted && !heap.empty()) {
-    const Entry top = heap.top();
-    heap.pop();
-    auto pc = pair_count.find(top.key);
-    const int64_t current = pc == pair_count.end() ? 0 : pc->second;
-    if (current != top.count) {  // stale: the count changed since it was pushed
-      if (current > 0) heap.push({current, top.key});
-      continue;
-    }
-    if (current < o.min_frequency) break;
-    const auto left = static_cast<int32_t>(top.key >> 32),
-               right = static_cast<int32_t>(top.key & 0xFFFFFFFF);
-    tok.add_token(tok.tokens_[static_cast<size_t>(left)] + tok.tokens_[static_cast<size_t>(right)],
-                  false);
-    const auto merged = static_cast<int32_t>(tok.tokens_.size() - 1);
-    tok.add_merge(left, right);
-    ++done;
-    // Rewrite the words that contain the pair, updating pair counts as we go.
-    std::vector<int32_t> affected = std::move(where[top.key]);
-    where.erase(top.key);
-    std::sort(affected.begin(), affected.end());
-    affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
-    std::unordered_map<uint64_t, int64_t> changed;
-    for (const int32_t wi : affected) {
-      Word& w = words[static_cast<size_t>(wi)];
-      for (size_t i = 0; i + 1 < w.sym.size(); ++i)
-        changed[pair_key(w.sym[i], w.sym[i + 1])] -= w.count;
-      std::vector<int32_t> next;
-      next.reserve(w.sym.size());
-      for (size_t i = 0; i < w.sym.size(); ++i) {
-        if (i + 1 < w.sym.size() && w.sym[i] == left && w.sym[i + 1] == right) {
-          next.push_back(merged);
-          ++i;
-        } else {
-          next.push_back(w.sym[i]);
-        }
-      }
-      w.sym = std::move(next);
-      for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
-        const uint64_t k = pair_key(w.sym[i], w.sym[i + 1]);
-        changed[k] += w.count;
-        if (w.sym[i] == merged || w.sym[i + 1] == merged) where[k].push_back(wi);
-      }
-    }
-    for (const auto& [k, delta] : changed) {
-      if (delta == 0) continue;
-      int64_t& c = pair_count[k];
-      c += delta;
-      if (c > 0 && delta > 0) heap.push({c, k});
-      if (c <= 0) pair_count.erase(k);
-    }
-    pair_count.erase(top.key);
-    if (o.progress && (done % 64 == 0 || done == wanted)) o.progress(done, wanted);
-  }
-  if (o.progress) o.progress(done, wanted);
+  std::sort(words.begin(), words.end(),
+            [](const detail::MergeWord& a, const detail::MergeWord& b) { return a.sym < b.sym; });
+  // Symbols are token ids: the 256 bytes first, then each merge's token.
+  detail::learn_merges(
+      words, o.vocab_size - specials - 256, o.min_frequency,
+      [&](int32_t left, int32_t right) {
+        tok.add_token(
+            tok.tokens_[static_cast<size_t>(left)] + tok.tokens_[static_cast<size_t>(right)],
+            false);
+        tok.add_merge(left, right);
+        return detail::Merged{static_cast<int32_t>(tok.tokens_.size() - 1)};
+      },
+      o.progress);
   for (const std::string& s : o.special_tokens) tok.add_token(s, true);
   tok.guess_special_tokens();
   return tok;

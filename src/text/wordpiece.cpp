@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <queue>
 #include <unordered_set>
 
 #include "scholar/error.hpp"
@@ -13,6 +12,7 @@
 #include "scholar/text/unicode.hpp"
 #include "scholar/text/utf8.hpp"
 #include "text/fingerprint.hpp"
+#include "text/merges.hpp"
 
 namespace scholar::text {
 namespace {
@@ -315,17 +315,13 @@ WordPieceTokenizer WordPieceTokenizer::train(std::span<const std::string_view> t
     if (fresh) pieces.push_back(p);
     return it->second;
   };
-  struct Word {
-    std::vector<int32_t> sym;
-    int64_t count;
-  };
   std::vector<std::pair<std::string, int64_t>> sorted(word_count.begin(), word_count.end());
   std::sort(sorted.begin(), sorted.end());  // deterministic whatever the hashing
-  std::vector<Word> words;
+  std::vector<detail::MergeWord> words;
   words.reserve(sorted.size());
   std::map<std::string, int64_t> alphabet;  // every piece of one character, with its count
   for (const auto& [w, c] : sorted) {
-    Word word{{}, c};
+    detail::MergeWord word{{}, c};
     for (size_t i = 0; i < w.size();) {
       const size_t len = decode_utf8(w, i).len;
       const std::string piece = (i == 0 ? std::string() : prefix) + w.substr(i, len);
@@ -335,81 +331,21 @@ WordPieceTokenizer WordPieceTokenizer::train(std::span<const std::string_view> t
     }
     words.push_back(std::move(word));
   }
-  auto key = [](int32_t a, int32_t b) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-  };
-  std::unordered_map<uint64_t, int64_t> pair_count;
-  std::unordered_map<uint64_t, std::vector<int32_t>> where;  // words holding the pair
-  for (size_t wi = 0; wi < words.size(); ++wi)
-    for (size_t i = 0; i + 1 < words[wi].sym.size(); ++i) {
-      const uint64_t k = key(words[wi].sym[i], words[wi].sym[i + 1]);
-      pair_count[k] += words[wi].count;
-      where[k].push_back(static_cast<int32_t>(wi));
-    }
-  struct Entry {
-    int64_t count;
-    uint64_t key;
-    bool operator<(const Entry& e) const {
-      return count != e.count ? count < e.count : key > e.key;
-    }
-  };
-  std::priority_queue<Entry> heap;
-  for (const auto& [k, c] : pair_count) heap.push({c, k});
   std::vector<std::string> vocab = specials;
   for (const auto& [p, c] : alphabet) vocab.push_back(p);
   std::unordered_set<std::string> in_vocab(vocab.begin(), vocab.end());
   const int64_t wanted = std::max<int64_t>(0, o.vocab_size - static_cast<int64_t>(vocab.size()));
-  int64_t done = 0;
-  while (done < wanted && !heap.empty()) {
-    const Entry top = heap.top();
-    heap.pop();
-    const auto pc = pair_count.find(top.key);
-    const int64_t current = pc == pair_count.end() ? 0 : pc->second;
-    if (current != top.count) {  // stale
-      if (current > 0) heap.push({current, top.key});
-      continue;
-    }
-    if (current < o.min_frequency) break;
-    const auto left = static_cast<int32_t>(top.key >> 32);
-    const auto right = static_cast<int32_t>(top.key & 0xFFFFFFFF);
-    // "ab" + "##c" -> "abc"; "##ab" + "##c" -> "##abc".
-    const std::string merged = pieces[static_cast<size_t>(left)] +
-                               pieces[static_cast<size_t>(right)].substr(prefix.size());
-    const int32_t mid = intern(merged);
-    if (in_vocab.insert(merged).second) {
-      vocab.push_back(merged);
-      ++done;
-      if (o.progress && done % 256 == 0) o.progress(done, wanted);
-    }
-    std::vector<int32_t> affected = std::move(where[top.key]);
-    where.erase(top.key);
-    std::sort(affected.begin(), affected.end());
-    affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
-    for (const int32_t wi : affected) {
-      Word& w = words[static_cast<size_t>(wi)];
-      for (size_t i = 0; i + 1 < w.sym.size(); ++i)
-        pair_count[key(w.sym[i], w.sym[i + 1])] -= w.count;
-      std::vector<int32_t> next;
-      next.reserve(w.sym.size());
-      for (size_t i = 0; i < w.sym.size(); ++i) {
-        if (i + 1 < w.sym.size() && w.sym[i] == left && w.sym[i + 1] == right) {
-          next.push_back(mid);
-          ++i;
-        } else {
-          next.push_back(w.sym[i]);
-        }
-      }
-      w.sym = std::move(next);
-      for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
-        const uint64_t k = key(w.sym[i], w.sym[i + 1]);
-        pair_count[k] += w.count;
-        where[k].push_back(wi);
-        heap.push({pair_count[k], k});
-      }
-    }
-    pair_count.erase(top.key);
-  }
-  if (o.progress) o.progress(done, wanted);
+  detail::learn_merges(
+      words, wanted, o.min_frequency,
+      [&](int32_t left, int32_t right) {
+        // "ab" + "##c" -> "abc"; "##ab" + "##c" -> "##abc".
+        const std::string merged = pieces[static_cast<size_t>(left)] +
+                                   pieces[static_cast<size_t>(right)].substr(prefix.size());
+        const bool fresh = in_vocab.insert(merged).second;
+        if (fresh) vocab.push_back(merged);
+        return detail::Merged{intern(merged), fresh};
+      },
+      o.progress);
   return WordPieceTokenizer(std::move(vocab), std::move(options), specials, "WordPiece train");
 }
 
@@ -620,8 +556,8 @@ WordPieceTokenizer WordPieceTokenizer::from_gguf(const io::GgufFile& f) {
   for (size_t i = 0; i < texts.size(); ++i) {
     std::string& t = texts[i];
     // Without token types, a [BRACKETED] token with no prefix is taken for a control token.
-    const bool control = types.empty() ? t.size() > 2 && t.front() == '[' && t.back() == ']'
-                                       : types[i] == 3;
+    const bool control =
+        types.empty() ? t.size() > 2 && t.front() == '[' && t.back() == ']' : types[i] == 3;
     if (control) {
       // as it is
     } else if (t.starts_with(kMarker)) {

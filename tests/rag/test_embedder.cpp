@@ -320,12 +320,13 @@ TEST_CASE("a BERT GGUF from llama.cpp's converter tokenizes and embeds as llama.
     const auto a = ours.bytes(t.name), b = theirs.bytes(t.name);
     CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
   }
-  for (const char* key : {"general.architecture", "bert.context_length", "bert.embedding_length",
-                          "bert.feed_forward_length", "bert.block_count", "bert.attention.head_count",
-                          "bert.attention.causal", "bert.pooling_type", "tokenizer.ggml.model",
-                          "tokenizer.ggml.token_type_count", "tokenizer.ggml.bos_token_id",
-                          "tokenizer.ggml.eos_token_id", "tokenizer.ggml.seperator_token_id",
-                          "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"}) {
+  for (const char* key :
+       {"general.architecture", "bert.context_length", "bert.embedding_length",
+        "bert.feed_forward_length", "bert.block_count", "bert.attention.head_count",
+        "bert.attention.causal", "bert.pooling_type", "tokenizer.ggml.model",
+        "tokenizer.ggml.token_type_count", "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.seperator_token_id",
+        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"}) {
     INFO(key);
     REQUIRE(ours.has(key));
     const auto& x = ours.get(key);
