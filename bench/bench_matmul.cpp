@@ -1,9 +1,14 @@
 // scholar::matmul against a raw cblas_sgemm call on the same operands, one thread. Square sizes and
 // the shapes of a GPT-2 small layer: M tokens (1 = decoding, 64, 512 = prefill) x 768 x 768 or
 // 3072. matmul allocates its result, as users call it; matmul_into writes into an existing tensor.
+// gemm_bf16 is scholar's bf16 product (operands rounded to bf16, f32 sums) in the three layouts a
+// training step uses: nn (X W), nt (X W^T, the forward pass) and tn (X^T dY, the weight gradient).
+// peak/* are the arithmetic ceilings of one core: independent f32 FMAs and bf16 dot products on
+// registers, the denominators of "% of peak".
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include "scholar/kernels/kernels.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "scholar/tensor/random.hpp"
@@ -60,6 +65,57 @@ void BM_matmul_cblas(benchmark::State& state) {
   set_flops(state, M, N, K);
 }
 
+void BM_gemm_bf16(benchmark::State& state, bool ta, bool tb) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  Operands op(M, N, K);  // the same element counts; only the layout the kernel reads differs
+  for (auto _ : state) {
+    scholar::kernels::gemm_bf16(ta, tb, M, N, K, 1.0f, op.a.data(), ta ? M : K, op.b.data(),
+                                tb ? K : N, 0.0f, op.c.data(), N);
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, M, N, K);
+}
+
+#if defined(__x86_64__)
+// 12 independent accumulators in registers (inline assembly, so no compiler can spill them), enough
+// that latency never limits the rate; `instr` is one multiply-add instruction on zmm registers.
+#define SCHOLAR_PEAK_LOOP(instr)                                                             \
+  __asm__ volatile("1:\n" instr " %%zmm30,%%zmm31,%%zmm0\n" instr                            \
+                   " %%zmm30,%%zmm31,%%zmm1\n" instr " %%zmm30,%%zmm31,%%zmm2\n" instr       \
+                   " %%zmm30,%%zmm31,%%zmm3\n" instr " %%zmm30,%%zmm31,%%zmm4\n" instr       \
+                   " %%zmm30,%%zmm31,%%zmm5\n" instr " %%zmm30,%%zmm31,%%zmm6\n" instr       \
+                   " %%zmm30,%%zmm31,%%zmm7\n" instr " %%zmm30,%%zmm31,%%zmm8\n" instr       \
+                   " %%zmm30,%%zmm31,%%zmm9\n" instr " %%zmm30,%%zmm31,%%zmm10\n" instr      \
+                   " %%zmm30,%%zmm31,%%zmm11\n"                                              \
+                   "sub $1,%0\njnz 1b\n"                                                     \
+                   : "+r"(n)                                                                 \
+                   :                                                                         \
+                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                     "xmm9", "xmm10", "xmm11", "cc")
+
+void peak(benchmark::State& state, bool supported, bool bf16) {
+  if (!supported) return state.SkipWithError("the CPU lacks the instruction");
+  constexpr long kLoops = 100000;
+  for (auto _ : state) {
+    long n = kLoops;
+    if (bf16)
+      SCHOLAR_PEAK_LOOP("vdpbf16ps");
+    else
+      SCHOLAR_PEAK_LOOP("vfmadd231ps");
+  }
+  // 12 instructions x 16 lanes x (2 flops per FMA, 4 per bf16 pair dot product)
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      12.0 * 16 * (bf16 ? 4 : 2) * kLoops * static_cast<double>(state.iterations()) * 1e-9,
+      benchmark::Counter::kIsRate);
+}
+void BM_peak_fma_f32(benchmark::State& state) {
+  peak(state, __builtin_cpu_supports("avx512f"), false);
+}
+void BM_peak_dpbf16(benchmark::State& state) {
+  peak(state, __builtin_cpu_supports("avx512bf16"), true);
+}
+#endif
+
 void shapes(benchmark::internal::Benchmark* b) {
   for (int64_t n : {256, 512, 1024}) b->Args({n, n, n});
   for (int64_t m : {1, 64, 512})
@@ -71,6 +127,13 @@ void shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_matmul_scholar)->Name("matmul/scholar")->Apply(shapes);
 BENCHMARK(BM_matmul_into_scholar)->Name("matmul/scholar_into")->Apply(shapes);
 BENCHMARK(BM_matmul_cblas)->Name("matmul/cblas")->Apply(shapes);
+BENCHMARK_CAPTURE(BM_gemm_bf16, nn, false, false)->Name("gemm_bf16/nn")->Apply(shapes);
+BENCHMARK_CAPTURE(BM_gemm_bf16, nt, false, true)->Name("gemm_bf16/nt")->Apply(shapes);
+BENCHMARK_CAPTURE(BM_gemm_bf16, tn, true, false)->Name("gemm_bf16/tn")->Apply(shapes);
+#if defined(__x86_64__)
+BENCHMARK(BM_peak_fma_f32)->Name("peak/fma_f32");
+BENCHMARK(BM_peak_dpbf16)->Name("peak/dpbf16");
+#endif
 
 }  // namespace
 

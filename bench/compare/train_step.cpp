@@ -1,7 +1,12 @@
-// One training configuration timed in scholar: GPT-2 style, vocab 8192, context 256, 6 layers,
-// width 384, 6 heads, batch 8, AdamW. Prints one JSON line: tokens/s, seconds per step and peak
-// resident memory. bench/compare/train_step.py runs it beside the same model in PyTorch.
-//   train_step [--threads N] [--steps N] [--warmup N]
+// One training configuration timed in scholar, AdamW, forward + backward + clipping + step:
+//   small       GPT-2 style, vocab 8192, context 256, 6 layers x 384, 6 heads, batch 8 (default)
+//   gpt2-small  GPT-2 small (124M): vocab 50257, 12 layers x 768, 12 heads, batch 4 x 256
+//   llama       Llama style: vocab 32000, 8 layers x 512, 8 heads (4 KV), SwiGLU 1408, batch 4 x
+//   512
+// Prints one JSON line: tokens/s, seconds per step and peak resident memory. The matrix products
+// run at the precision SCHOLAR_MATMUL_PRECISION names (f32 or bf16). bench/compare/train_step.py
+// runs it beside the same model in PyTorch.
+//   train_step [--config NAME] [--threads N] [--steps N] [--warmup N]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -19,21 +24,39 @@ using namespace scholar;
 
 int main(int argc, char** argv) {
   int threads = 1, steps = 5, warmup = 2;
+  std::string config = "small";
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads"))
+    if (!std::strcmp(argv[i], "--config"))
+      config = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--threads"))
       threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--steps"))
       steps = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--warmup"))
       warmup = std::atoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--steps N] [--warmup N]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--config small|gpt2-small|llama] [--threads N] [--steps N] "
+                   "[--warmup N]\n",
+                   argv[0]);
       return 2;
     }
   }
   set_num_threads(threads);
-  const int64_t B = 8, T = 256, V = 8192;
-  const auto cfg = nn::TransformerConfig::gpt2(V, T, 6, 384, 6);
+  int64_t B = 8, T = 256, V = 8192;
+  nn::TransformerConfig cfg;
+  if (config == "small") {
+    cfg = nn::TransformerConfig::gpt2(V, T, 6, 384, 6);
+  } else if (config == "gpt2-small") {
+    B = 4, T = 256, V = 50257;
+    cfg = nn::TransformerConfig::gpt2(V, 1024, 12, 768, 12);
+  } else if (config == "llama") {
+    B = 4, T = 512, V = 32000;
+    cfg = nn::TransformerConfig::llama(V, T, 8, 512, 8, 4, 1408);
+  } else {
+    std::fprintf(stderr, "unknown --config %s (small, gpt2-small or llama)\n", config.c_str());
+    return 2;
+  }
   nn::TransformerLM model(cfg, 1);
   optim::AdamW opt(model.named_parameters(),
                    {.lr = 3e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .weight_decay = 0.1f});
@@ -60,9 +83,11 @@ int main(int argc, char** argv) {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   std::printf(
-      "{\"impl\": \"scholar\", \"threads\": %d, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, "
+      "{\"impl\": \"scholar\", \"config\": \"%s\", \"threads\": %d, \"tokens_per_s\": %.1f, "
+      "\"s_per_step\": %.4f, "
       "\"peak_rss_mb\": %.1f, \"loss\": %.4f, \"params\": %lld, \"system\": \"%s\"}\n",
-      threads, static_cast<double>(B * T) / dt, dt, static_cast<double>(ru.ru_maxrss) / 1024.0,
-      loss, static_cast<long long>(model.parameter_count()), system_info().c_str());
+      config.c_str(), threads, static_cast<double>(B * T) / dt, dt,
+      static_cast<double>(ru.ru_maxrss) / 1024.0, loss,
+      static_cast<long long>(model.parameter_count()), system_info().c_str());
   return 0;
 }

@@ -1,62 +1,69 @@
 #!/usr/bin/python3
-"""Times one training configuration in scholar and in PyTorch, alternately, and prints the ratio.
+"""Times training steps in scholar (f32, and bf16 matrix products) and in PyTorch 1.13 (at its best,
+and as the environment sets it), alternately, and prints medians of tokens/s and of the per-round
+ratios, peak resident memory and the cores each run used.
 
-GPT-2 style, vocab 8192, context 256, 6 layers, width 384, 6 heads, batch 8, AdamW, at 1 and 2
-threads. Each round runs scholar then PyTorch (A B A B ...) so drifts in machine speed hit both; the
-table gives medians over rounds of tokens/s, of the per-round ratio, and of peak resident memory.
-PyTorch runs with OMP_WAIT_POLICY=PASSIVE (its OpenMP threads otherwise spin between operations).
+Configurations (train_step.cpp): small (GPT-2 style 6 x 384, vocab 8192, batch 8 x 256), gpt2-small
+(124M, vocab 50257, batch 4 x 256) and llama (8 x 512, GQA 8/4, SwiGLU 1408, vocab 32000, batch
+4 x 512); AdamW, forward, backward, clipping and the optimizer step. Each round runs every
+implementation once (A B C D A B C D ...) so drifts in machine speed hit all of them. PyTorch at
+its best: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, ATEN_CPU_CAPABILITY=avx512 (runs.py); every
+run gets OMP_WAIT_POLICY=PASSIVE and N threads means N cores for both libraries (runs.py).
 
-usage: bench/compare/train_step.py BUILD_DIR [--rounds 3] [--steps 5] [--threads 1 2] [--markdown]
+usage: bench/compare/train_step.py BUILD_DIR [--configs small gpt2-small llama] [--rounds 3]
+       [--steps 5] [--threads 1 2] [--markdown]
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+import runs  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("build_dir")
+ap.add_argument("--configs", nargs="+", default=["small"], choices=["small", "gpt2-small", "llama"])
 ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--steps", type=int, default=5)
+ap.add_argument("--warmup", type=int, default=2)
 ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
 ap.add_argument("--markdown", action="store_true")
 args = ap.parse_args()
 
-ours = os.path.join(args.build_dir, "bench", "train_step")
-env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+ours = [os.path.join(args.build_dir, "bench", "train_step")]
+theirs = ["/usr/bin/python3", os.path.join(here, "train_step_torch.py")]
+runners = {"scholar_f32": (ours, dict(runs.ENV_AS_IS, SCHOLAR_MATMUL_PRECISION="f32")),
+           "scholar_bf16": (ours, dict(runs.ENV_AS_IS, SCHOLAR_MATMUL_PRECISION="bf16")),
+           "torch_best": (theirs, runs.ENV_BEST),
+           "torch_env": (theirs, runs.ENV_AS_IS)}
+med = statistics.median
 
-
-def run(cmd, threads):
-    out = subprocess.run(cmd + ["--threads", str(threads), "--steps", str(args.steps), "--warmup", "2"],
-                         check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-rows = []
-for t in args.threads:
-    s_tps, p_tps, ratios, s_mem, p_mem = [], [], [], [], []
-    for _ in range(args.rounds):
-        a = run([ours], t)
-        b = run(["/usr/bin/python3", os.path.join(here, "train_step_torch.py")], t)
-        s_tps.append(a["tokens_per_s"])
-        p_tps.append(b["tokens_per_s"])
-        ratios.append(a["tokens_per_s"] / b["tokens_per_s"])
-        s_mem.append(a["peak_rss_mb"])
-        p_mem.append(b["peak_rss_mb"])
-    rows.append((t, statistics.median(s_tps), statistics.median(p_tps), statistics.median(ratios),
-                 statistics.median(s_mem), statistics.median(p_mem)))
-    gemm = a["system"].split("GEMM: ")[-1]
-
-print(f"# training step, GPT-2 style 6 x 384, vocab 8192, context 256, batch 8, AdamW; "
-      f"{args.rounds} alternating rounds of {args.steps} steps; scholar GEMM: {gemm}")
-if args.markdown:
-    print("| threads | scholar tokens/s | PyTorch tokens/s | scholar / PyTorch | scholar peak MB | PyTorch peak MB |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]:.0f} | {r[2]:.0f} | {r[3]:.2f} | {r[4]:.0f} | {r[5]:.0f} |")
-else:
-    print(f"{'threads':>7} {'scholar tok/s':>14} {'torch tok/s':>12} {'ratio':>6} {'scholar MB':>11} {'torch MB':>9}")
-    for r in rows:
-        print(f"{r[0]:>7} {r[1]:>14.0f} {r[2]:>12.0f} {r[3]:>6.2f} {r[4]:>11.0f} {r[5]:>9.0f}")
+for config in args.configs:
+    for t in args.threads:
+        r = {k: [] for k in runners}
+        for _ in range(args.rounds):
+            for k, (cmd, env) in runners.items():
+                r[k].append(runs.run(cmd, t, args.steps, env, args.warmup, extra=["--config", config]))
+        tb, te = r["torch_best"][-1], r["torch_env"][-1]
+        print(f"\n## {config}, {t} thread(s): {args.rounds} alternating rounds of {args.steps} steps "
+              f"({r['scholar_f32'][-1]['params'] / 1e6:.1f}M parameters)")
+        print(f"scholar: {r['scholar_bf16'][-1]['system']}")
+        print(f"PyTorch {tb['torch']} at its best: ATen {tb['aten']}, OpenBLAS {tb['openblas_core']}; "
+              f"as the environment sets it: ATen {te['aten']}, OpenBLAS {te['openblas_core']}")
+        if args.markdown:
+            print("| run | tokens/s | scholar f32 / this | scholar bf16 / this | peak MB | cores used |")
+            print("|---|---:|---:|---:|---:|---:|")
+        for k in runners:
+            rate = med(x["tokens_per_s"] for x in r[k])
+            f32 = med(a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(r["scholar_f32"], r[k]))
+            bf = med(a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(r["scholar_bf16"], r[k]))
+            mem = med(x["peak_rss_mb"] for x in r[k])
+            cores = med(x["cores_used"] for x in r[k])
+            if args.markdown:
+                print(f"| {k} | {rate:.0f} | {f32:.2f}x | {bf:.2f}x | {mem:.0f} | {cores:.2f} |")
+            else:
+                print(f"{k:>13} {rate:>9.0f} tok/s  f32/this {f32:5.2f}x  bf16/this {bf:5.2f}x  "
+                      f"{mem:6.0f} MB  {cores:.2f} cores")
+        sys.stdout.flush()

@@ -25,6 +25,10 @@ std::string system_info() {
   s += kernels::cpu_features();
   s += " | threads: " + std::to_string(num_threads());
   s += " | GEMM: " + kernels::gemm_backend();
+  s += " | matmul precision: ";
+  s += kernels::matmul_precision_name(kernels::effective_matmul_precision());
+  if (kernels::matmul_precision() != kernels::effective_matmul_precision())
+    s += " (bf16 asked for; this CPU or kernel table has no AVX512_BF16)";
   return s;
 }
 

@@ -228,6 +228,15 @@ std::string_view cpu_features() {
   return features().names;
 }
 
+bool has_bf16_gemm() {
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+  const Isa isa = active().isa;
+  return features().avx512_bf16 && (isa == Isa::avx512 || isa == Isa::avx512_vnni);
+#else
+  return false;
+#endif
+}
+
 void softmax_rows(float* out, const float* x, size_t rows, size_t cols) {
   const KernelTable& k = active();
   for (size_t r = 0; r < rows; ++r) k.softmax(out + r * cols, x + r * cols, cols);

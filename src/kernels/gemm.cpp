@@ -1,12 +1,16 @@
-// GEMM: row-major C = alpha op(A) op(B) + beta C on the BLAS chosen at build time, split over the
-// process-wide thread pool. The BLAS library itself always runs one thread per call: the pool is
-// the only source of parallelism, so the two never compete for cores.
+// GEMM: row-major C = alpha op(A) op(B) + beta C on the BLAS chosen at build time (f32), or on
+// scholar's own bf16 micro-kernel (gemm_bf16_avx512.cpp), split over the process-wide thread pool.
+// The BLAS library itself always runs one thread per call: the pool is the only source of
+// parallelism, so the two never compete for cores.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
 #include "scholar/error.hpp"
 #include "scholar/kernels/kernels.hpp"
+#include "scholar/kernels/reference.hpp"
 #include "scholar/parallel.hpp"
 
 #if defined(SCHOLAR_BLAS_OPENBLAS)
@@ -17,9 +21,18 @@
 #include "kernels/gemm_eigen.hpp"
 #endif
 
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+extern "C" void scholar_gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                         float alpha, const float* A, int64_t lda, const float* B,
+                                         int64_t ldb, float beta, float* C, int64_t ldc);
+#endif
+
 namespace scholar::kernels {
 
 namespace {
+
+using SerialGemm = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                            const float*, int64_t, float, float*, int64_t);
 
 // One single-threaded GEMM call on the chosen backend.
 void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -41,36 +54,55 @@ constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
 
 }  // namespace
 
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+
+MatmulPrecision precision_from_env() {
+  const char* env = std::getenv("SCHOLAR_MATMUL_PRECISION");
+  if (env == nullptr || *env == 0) return MatmulPrecision::f32;
+  const std::string_view v(env);
+  if (v == "f32") return MatmulPrecision::f32;
+  if (v == "bf16") return MatmulPrecision::bf16;
+  fail<ValueError>("SCHOLAR_MATMUL_PRECISION='", v, "': expected f32 or bf16");
+}
+
+std::atomic<int> g_precision{-1};  // -1: not yet read from the environment
+
+// Checks the arguments of a GEMM; false if there is nothing to compute.
+bool check(const char* op, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int64_t lda,
+           int64_t ldb, int64_t ldc) {
   if (M < 0 || N < 0 || K < 0)
-    fail<ShapeError>("gemm: negative size (M=", M, ", N=", N, ", K=", K, ")");
+    fail<ShapeError>(op, ": negative size (M=", M, ", N=", N, ", K=", K, ")");
   const int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
   if (lda < std::max<int64_t>(1, a_cols) || ldb < std::max<int64_t>(1, b_cols) ||
       ldc < std::max<int64_t>(1, N))
-    fail<ShapeError>("gemm: leading dimension too small (lda=", lda, " for ", a_cols,
+    fail<ShapeError>(op, ": leading dimension too small (lda=", lda, " for ", a_cols,
                      " columns, ldb=", ldb, " for ", b_cols, ", ldc=", ldc, " for ", N, ")");
   constexpr int64_t kBlasMax = 2147483647;
   if (M > kBlasMax || N > kBlasMax || K > kBlasMax || lda > kBlasMax || ldb > kBlasMax ||
       ldc > kBlasMax)
-    fail<ShapeError>("gemm: sizes beyond 32-bit BLAS limits (M=", M, ", N=", N, ", K=", K, ")");
-  if (M == 0 || N == 0) return;
+    fail<ShapeError>(op, ": sizes beyond 32-bit BLAS limits (M=", M, ", N=", N, ", K=", K, ")");
+  return M > 0 && N > 0;
+}
 
+// Runs `serial` on the whole product, or on one block of rows or columns per pool thread.
+void run_split(SerialGemm serial, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+               float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+               float* C, int64_t ldc) {
   ThreadPool& pool = thread_pool();
   const int threads = pool.size();
   if (threads == 1 || M * N * K < kMinParallelMacs) {
-    gemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   // Split the larger of M and N into one block per thread; blocks stay multiples of 16 rows or
-  // 64 columns so that the BLAS micro-kernels see whole panels.
+  // 64 columns so that the micro-kernels see whole panels.
   if (M >= N) {
     const int64_t step = (M / threads + 15) / 16 * 16;
     const int64_t chunks = (M + step - 1) / step;
     pool.run(chunks, [&](int64_t c) {
       const int64_t m0 = c * step, mc = std::min(step, M - m0);
       const float* a = trans_a ? A + m0 : A + m0 * lda;
-      gemm_serial(trans_a, trans_b, mc, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
+      serial(trans_a, trans_b, mc, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
     });
   } else {
     const int64_t step = (N / threads + 63) / 64 * 64;
@@ -78,9 +110,55 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     pool.run(chunks, [&](int64_t c) {
       const int64_t n0 = c * step, nc = std::min(step, N - n0);
       const float* b = trans_b ? B + n0 * ldb : B + n0;
-      gemm_serial(trans_a, trans_b, M, nc, K, alpha, A, lda, b, ldb, beta, C + n0, ldc);
+      serial(trans_a, trans_b, M, nc, K, alpha, A, lda, b, ldb, beta, C + n0, ldc);
     });
   }
+}
+
+SerialGemm bf16_serial() {
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+  if (has_bf16_gemm()) return scholar_gemm_bf16_avx512;
+#endif
+  return ref::gemm_bf16;
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!check("gemm", trans_a, trans_b, M, N, K, lda, ldb, ldc)) return;
+  const bool bf16 = M > 1 && N > 1 && effective_matmul_precision() == MatmulPrecision::bf16;
+  run_split(bf16 ? bf16_serial() : gemm_serial, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+            beta, C, ldc);
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc) {
+  if (!check("gemm_bf16", trans_a, trans_b, M, N, K, lda, ldb, ldc)) return;
+  run_split(bf16_serial(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+std::string_view matmul_precision_name(MatmulPrecision p) {
+  return p == MatmulPrecision::bf16 ? "bf16" : "f32";
+}
+
+void set_matmul_precision(MatmulPrecision p) {
+  g_precision.store(static_cast<int>(p), std::memory_order_relaxed);
+}
+
+MatmulPrecision matmul_precision() {
+  int p = g_precision.load(std::memory_order_relaxed);
+  if (p < 0) {
+    p = static_cast<int>(precision_from_env());
+    g_precision.store(p, std::memory_order_relaxed);
+  }
+  return static_cast<MatmulPrecision>(p);
+}
+
+MatmulPrecision effective_matmul_precision() {
+  return matmul_precision() == MatmulPrecision::bf16 && has_bf16_gemm() ? MatmulPrecision::bf16
+                                                                        : MatmulPrecision::f32;
 }
 
 std::string gemm_backend() {

@@ -376,6 +376,21 @@ void gemv_bf16(float* y, const uint16_t* W, const float* x, size_t rows, size_t 
   }
 }
 
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc) {
+  auto r = [](float x) { return double{static_cast<float>(bf16(x))}; };
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k)
+        s += r(trans_a ? A[k * lda + i] : A[i * lda + k]) *
+             r(trans_b ? B[j * ldb + k] : B[k * ldb + j]);
+      float& c = C[i * ldc + j];
+      c = static_cast<float>(alpha * s) + (beta == 0.0f ? 0.0f : beta * c);
+    }
+}
+
 void gemv_q8_0(float* y, const BlockQ8_0* W, const BlockQ8_0* x, size_t rows, size_t n) {
   const size_t nb = n / kQuantBlock;
   for (size_t r = 0; r < rows; ++r) {

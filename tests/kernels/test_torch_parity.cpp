@@ -6,6 +6,7 @@
 
 #include "scholar/io/safetensors.hpp"
 #include "scholar/kernels/kernels.hpp"
+#include "scholar/kernels/reference.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "support.hpp"
 
@@ -130,6 +131,23 @@ TEST_CASE("matmul agrees with torch", "[torch][tensor]") {
   const FloatTensor bc = matmul(f.load<float>("bmm.a"), f.load<float>("bmm.b"));
   CHECK(bc.shape() == Shape{2, 3, 5});
   CHECK(allclose(bc, f.load<float>("bmm.c"), 1e-5, 1e-6));
+}
+
+TEST_CASE("gemm_bf16 agrees with torch's product of bf16-rounded operands", "[torch][kernels]") {
+  const auto& f = fixture();
+  const FloatTensor a = f.load<float>("mm_bf16.a"), b = f.load<float>("mm_bf16.b");
+  const auto want = f.load<float>("mm_bf16.c").to_vector();
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+  for (bool hardware : {true, false}) {
+    if (hardware && !kernels::has_bf16_gemm()) continue;
+    std::vector<float> c(static_cast<size_t>(M * N), -1.0f);
+    if (hardware)
+      kernels::gemm_bf16(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(), N);
+    else
+      kernels::ref::gemm_bf16(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(),
+                              N);
+    for (size_t i = 0; i < c.size(); ++i) CHECK(c[i] == Approx(want[i]).margin(2e-5).epsilon(1e-5));
+  }
 }
 
 TEST_CASE("bf16 and f16 conversions agree with torch bit for bit", "[torch][kernels]") {

@@ -91,6 +91,12 @@ v = torch.randn(1000) * torch.exp(torch.randn(1000) * 8)
 v[:6] = torch.tensor([65504.0, 65520.0, 1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, 2.0 ** -25, -0.0])
 out.update({"cvt.x": v, "cvt.bf16": v.to(torch.bfloat16), "cvt.f16": v.to(torch.float16)})
 
+# A product in bf16 (torch.set_float32_matmul_precision("medium")'s arithmetic): operands rounded to
+# bf16 by torch, products summed in double. Odd sizes exercise the edges of scholar's panels.
+a, bm = torch.randn(37, 69), torch.randn(69, 45)
+out.update({"mm_bf16.a": a, "mm_bf16.b": bm,
+            "mm_bf16.c": (a.bfloat16().double() @ bm.bfloat16().double()).float()})
+
 path = os.path.join(os.path.dirname(__file__), "..", "data", "kernels_torch.safetensors")
 save(path, out, {"generator": "tests/reference/make_kernel_fixtures.py",
                  "torch": torch.__version__})

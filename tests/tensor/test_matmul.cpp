@@ -1,9 +1,12 @@
 // matmul against a triple loop in double, over plain, transposed, strided, batched and broadcast
 // operands, on one and two threads; and gemm's argument checks.
 #include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
 #include <random>
 
 #include "scholar/kernels/kernels.hpp"
+#include "scholar/kernels/reference.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "scholar/tensor/random.hpp"
@@ -139,4 +142,96 @@ TEST_CASE("gemm checks its arguments", "[matmul]") {
   CHECK_THROWS_WITH(kernels::gemm(false, false, 2, 2, 2, 1, a, 1, b, 2, 0, c, 2),
                     Catch::Contains("lda=1"));
   CHECK(!kernels::gemm_backend().empty());
+}
+
+namespace {
+
+// Runs gemm_bf16 and its scalar twin on random operands stored as the flags say, with leading
+// dimensions wider than the rows, and checks that they agree to f32 summation error.
+void check_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
+  std::mt19937 rng(static_cast<unsigned>(M * 131 + N * 17 + K * 7 + ta * 2 + tb));
+  std::normal_distribution<float> nd;
+  const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+  std::vector<float> A(static_cast<size_t>((ta ? K : M) * lda)),
+      B(static_cast<size_t>((tb ? N : K) * ldb));
+  std::vector<float> C(static_cast<size_t>(M * ldc));
+  for (float& x : A) x = nd(rng);
+  for (float& x : B) x = nd(rng);
+  for (float& x : C) x = beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : nd(rng);
+  std::vector<float> want = C;
+  kernels::gemm_bf16(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  kernels::ref::gemm_bf16(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, want.data(),
+                          ldc);
+  double worst = 0;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      const float got = C[static_cast<size_t>(i * ldc + j)];
+      const float ref = want[static_cast<size_t>(i * ldc + j)];
+      // f32 sums of K products of size ~1: error ~ K * 2^-24 * sqrt(K), generously bounded.
+      worst = std::max(worst, std::abs(double{got} - double{ref}) / (1.0 + std::sqrt(double(K))));
+    }
+  INFO("ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K);
+  CHECK(worst < 1e-5);
+  // The columns beyond N in each row of C are left alone.
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = N; j < ldc; ++j)
+      CHECK(std::isnan(C[static_cast<size_t>(i * ldc + j)]) == (beta == 0.0f));
+}
+
+}  // namespace
+
+TEST_CASE("gemm_bf16 agrees with its scalar twin on every layout and edge", "[matmul][bf16]") {
+  INFO("bf16 in hardware: " << kernels::has_bf16_gemm());
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (int64_t M : {1, 13, 14, 29})
+          for (int64_t N : {1, 31, 33})
+            for (int64_t K : {1, 2, 7, 300}) check_bf16(ta, tb, M, N, K, 1.0f, 0.0f);
+    // alpha and beta; a size that crosses the K, M and N blocks and splits over two threads.
+    check_bf16(false, true, 200, 1600, 520, 0.5f, 0.25f);
+    check_bf16(true, false, 300, 70, 600, -2.0f, 1.0f);
+  }
+  set_num_threads(1);
+}
+
+TEST_CASE("gemm_bf16 rounds each operand to bf16 once", "[matmul][bf16]") {
+  // 1 + 2^-9 rounds to 1 in bf16 (8 significant bits), so the product of two of them is exactly 1
+  // in bf16 arithmetic and (1 + 2^-9)^2 in f32.
+  const float x = 1.0f + 0x1p-9f;
+  float a[4] = {x, x, x, x}, b[4] = {x, x, x, x}, c[4] = {};
+  kernels::gemm_bf16(false, false, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+  for (float v : c) CHECK(v == 2.0f);
+  CHECK_THROWS_WITH(kernels::gemm_bf16(false, false, 2, 2, 2, 1, a, 1, b, 2, 0, c, 2),
+                    Catch::Contains("gemm_bf16") && Catch::Contains("lda=1"));
+  // K = 0: C = beta C, and beta = 0 clears it.
+  float d[4] = {1, 2, 3, 4};
+  kernels::gemm_bf16(false, false, 2, 2, 0, 1.0f, a, 1, b, 2, 0.5f, d, 2);
+  CHECK(d[3] == 2.0f);
+  kernels::gemm_bf16(false, false, 2, 2, 0, 1.0f, a, 1, b, 2, 0.0f, d, 2);
+  CHECK(d[0] == 0.0f);
+}
+
+TEST_CASE("set_matmul_precision routes gemm to bf16 where the CPU has it", "[matmul][bf16]") {
+  REQUIRE(kernels::matmul_precision() == kernels::MatmulPrecision::f32);
+  Generator g(3);
+  const FloatTensor a = randn({40, 50}, g), b = randn({50, 30}, g), v = randn({1, 50}, g);
+  const FloatTensor f32 = matmul(a, b), f32_row = matmul(v, b);
+  std::vector<float> bf(40 * 30);
+  kernels::gemm_bf16(false, false, 40, 30, 50, 1.0f, a.data(), 50, b.data(), 30, 0.0f, bf.data(),
+                     30);
+  kernels::set_matmul_precision(kernels::MatmulPrecision::bf16);
+  const FloatTensor mixed = matmul(a, b), mixed_row = matmul(v, b);
+  const auto effective = kernels::effective_matmul_precision();
+  kernels::set_matmul_precision(kernels::MatmulPrecision::f32);
+  CHECK(effective == (kernels::has_bf16_gemm() ? kernels::MatmulPrecision::bf16
+                                               : kernels::MatmulPrecision::f32));
+  if (kernels::has_bf16_gemm())
+    CHECK(mixed.to_vector() == bf);
+  else
+    CHECK(mixed.to_vector() == f32.to_vector());
+  // A single row is a matrix-vector product: it stays f32.
+  CHECK(mixed_row.to_vector() == f32_row.to_vector());
+  CHECK(kernels::matmul_precision_name(kernels::MatmulPrecision::bf16) == "bf16");
 }

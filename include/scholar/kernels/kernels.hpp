@@ -306,7 +306,45 @@ void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double thet
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-/// "OpenBLAS 0.3.21 (Haswell)" or "Eigen 3.4.0 (avx512)": what gemm() runs.
+/// "OpenBLAS 0.3.21 (Haswell)" or "Eigen 3.4.0 (avx512)": what gemm() runs in f32.
 std::string gemm_backend();
+
+/// gemm() with the products in bf16: every element of op(A) and op(B) is rounded to bf16 (round to
+/// nearest even), the products are summed in f32, and C = alpha * sum + beta * C in f32. About
+/// twice gemm()'s speed where has_bf16_gemm() is true (AVX512_BF16's vdpbf16ps, on scholar's own
+/// packed micro-kernel); elsewhere it runs the scalar reference (exact but slow: for tests). The
+/// hardware flushes subnormal inputs and products to zero. Same arguments, checks and threading as
+/// gemm().
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc);
+
+/// True if this CPU multiplies bf16 natively (AVX512_BF16) and the active kernel table is AVX-512,
+/// so that gemm_bf16 runs at full speed.
+bool has_bf16_gemm();
+
+/// The arithmetic of f32 matrix products, as PyTorch's torch.set_float32_matmul_precision: f32
+/// (PyTorch's "highest") or bf16 ("medium": operands rounded to bf16, sums in f32). It is mixed
+/// precision training and inference without a second copy of the model: weights, gradients,
+/// optimizer moments, norms and softmax stay f32; only the inputs of the products are rounded.
+enum class MatmulPrecision : uint8_t { f32, bf16 };
+
+/// "f32" or "bf16".
+std::string_view matmul_precision_name(MatmulPrecision p);
+
+/// Sets the precision of every later gemm() in this process, so of matmul, linear layers,
+/// attention, training steps and the inference engine's f32 prompt products. bf16 applies only
+/// where has_bf16_gemm() is true (elsewhere products stay f32: see effective_matmul_precision()),
+/// and only to products with at least two rows and two columns (matrix-vector products are bound
+/// by memory, not arithmetic, and stay f32). The initial value comes from the environment variable
+/// SCHOLAR_MATMUL_PRECISION (f32 or bf16; a ValueError for anything else), else f32. Not for use
+/// while other threads run products.
+void set_matmul_precision(MatmulPrecision p);
+
+/// The precision last set (by set_matmul_precision or SCHOLAR_MATMUL_PRECISION).
+MatmulPrecision matmul_precision();
+
+/// The precision gemm() actually uses: bf16 if it was set and has_bf16_gemm(), else f32.
+MatmulPrecision effective_matmul_precision();
 
 }  // namespace scholar::kernels

@@ -82,6 +82,11 @@ void gemm_q8_0_x8(float* Y, size_t ldy, const BlockQ8_0x8* W, const BlockQ8_0* X
                   size_t T, size_t n);
 void gemm_q4_0_x8(float* Y, size_t ldy, const BlockQ4_0x8* W, const BlockQ8_0* X, size_t rows,
                   size_t T, size_t n);
+/// kernels::gemm_bf16's twin: each operand rounded to bf16 (nearest even), products summed in
+/// double, then C = alpha * sum + beta * C (beta = 0 ignores C).
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc);
 
 /// The scalar table: these functions, gathered.
 const KernelTable& table();
