@@ -35,10 +35,12 @@ def run(cmd, threads, env):
 
 med = statistics.median
 for t in args.threads:
-    r = {k: [] for k in ("plain", "cache", "live", "torch_best", "torch_env")}
+    r = {k: [] for k in ("plain", "cache", "live", "live_bf16", "torch_best", "torch_env")}
     for _ in range(args.rounds):
         for mode in ("plain", "cache", "live"):
             r[mode].append(run([ours, "--mode", mode], t, env_as_is))
+        r["live_bf16"].append(run([ours, "--mode", "live"], t,
+                                  dict(env_as_is, SCHOLAR_MATMUL_PRECISION="bf16")))
         r["torch_best"].append(run(["/usr/bin/python3", torch_script, "--mode", "live"], t, env_best))
         r["torch_env"].append(run(["/usr/bin/python3", torch_script, "--mode", "live"], t, env_as_is))
     tb, te = r["torch_best"][-1], r["torch_env"][-1]
@@ -51,13 +53,16 @@ for t in args.threads:
           f"distillation from the top-K cache {med(x['s_per_step'] for x in r['cache']) * 1e3:.1f} ms "
           f"({ratio:.2f}x plain), live teacher {med(x['s_per_step'] for x in r['live']) * 1e3:.1f} ms "
           f"(teacher forward {med(x['teacher_s_per_step'] for x in r['live']) * 1e3:.1f} ms)")
-    print("| live distillation step | tokens/s | peak MB | teacher forward ms | scholar / this |")
-    print("|---|---:|---:|---:|---:|")
+    print("| live distillation step | tokens/s | peak MB | teacher forward ms | cores used | scholar / this |")
+    print("|---|---:|---:|---:|---:|---:|")
     print(f"| scholar | {med(x['tokens_per_s'] for x in r['live']):.0f} | "
           f"{med(x['peak_rss_mb'] for x in r['live']):.0f} | "
-          f"{med(x['teacher_s_per_step'] for x in r['live']) * 1e3:.1f} | |")
-    for key, name in (("torch_best", "PyTorch at its best"), ("torch_env", "PyTorch, environment as is")):
+          f"{med(x['teacher_s_per_step'] for x in r['live']) * 1e3:.1f} | "
+          f"{med(x['cores_used'] for x in r['live']):.2f} | |")
+    for key, name in (("live_bf16", "scholar, bf16 products"), ("torch_best", "PyTorch at its best"),
+                      ("torch_env", "PyTorch, environment as is")):
         ratio = med([a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(r["live"], r[key])])
         print(f"| {name} | {med(x['tokens_per_s'] for x in r[key]):.0f} | "
               f"{med(x['peak_rss_mb'] for x in r[key]):.0f} | "
-              f"{med(x['teacher_s_per_step'] for x in r[key]) * 1e3:.1f} | {ratio:.2f} |")
+              f"{med(x['teacher_s_per_step'] for x in r[key]) * 1e3:.1f} | "
+              f"{med(x['cores_used'] for x in r[key]):.2f} | {ratio:.2f} |")

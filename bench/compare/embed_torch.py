@@ -5,7 +5,9 @@ tokens, mean pooling and L2 normalization, under torch.inference_mode(). Two for
 counts: "manual" is transformers' BertModel written out (matmuls, softmax, erf GELU, LayerNorm), as
 sentence-transformers runs it; "fastpath" is nn.TransformerEncoder in eval mode, which PyTorch 1.13
 runs with its fused native encoder-layer kernel. Prints one JSON line like embed.cpp.
-usage: embed_torch.py [--threads N] [--steps N] [--warmup N]
+With --autocast bf16 both forms run under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's
+mixed precision: products in bf16 through oneDNN).
+usage: embed_torch.py [--autocast bf16] [--threads N] [--steps N] [--warmup N]
 """
 import argparse
 import json
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from gpt_torch import kernels
 
 ap = argparse.ArgumentParser()
+ap.add_argument("--autocast", choices=["bf16"])
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--steps", type=int, default=5)
 ap.add_argument("--warmup", type=int, default=2)
@@ -79,7 +82,8 @@ mask = torch.ones(B, T, dtype=torch.long)
 best = None
 for name, model in (("manual", Manual()), ("fastpath", Fastpath())):
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                enabled=args.autocast == "bf16"):
         for _ in range(args.warmup):
             embed(model, ids, mask)
         t0 = time.perf_counter()
@@ -92,4 +96,4 @@ for name, model in (("manual", Manual()), ("fastpath", Fastpath())):
 aten, core = kernels()
 print(json.dumps({"sentences_per_s": round(best[1], 2), "seconds_per_batch": round(best[2], 4),
                   "form": best[0], "torch": torch.__version__, "aten": aten, "openblas_core": core,
-                  "threads": args.threads}))
+                  "threads": args.threads, "autocast": args.autocast}))

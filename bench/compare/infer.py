@@ -7,7 +7,11 @@ generated one at a time), and prints tokens/s (medians) and the median of the pe
 Decode is limited by memory bandwidth, so it also measures the machine's read bandwidth and prints
 each decode figure as a percentage of the roofline: bandwidth / (weight bytes read per token).
 
-usage: bench/compare/infer.py [--rounds 3] [--types f32,f16,q8_0,q4_0] [--threads 1,2]
+With --matmul-precision bf16, scholar runs its prompt products in bf16 (SCHOLAR_MATMUL_PRECISION);
+llama.cpp's bf16 counterpart is the bf16 model type (its AVX512_BF16 dot products).
+
+usage: bench/compare/infer.py [--rounds 3] [--types f32,f16,bf16,q8_0,q4_0] [--threads 1,2]
+                              [--matmul-precision f32|bf16]
 Needs: a release build (infer_bench), llama.cpp from tests/reference/get_llama_cpp.sh; builds
 llama-bench (bench/compare/build_llama_bench.sh) and the models (make_bench_models.py) if missing.
 Set OMP_WAIT_POLICY=PASSIVE is not needed: llama.cpp uses its own thread pool."""
@@ -25,6 +29,7 @@ ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--types", default="f32,f16,q8_0,q4_0")
 ap.add_argument("--threads", default="1,2")
 ap.add_argument("--models", default=llama_anchor.default_models)
+ap.add_argument("--matmul-precision", choices=["f32", "bf16"], default="f32")
 args = ap.parse_args()
 
 ours = llama_anchor.release_binary("bench", "infer_bench")
@@ -34,7 +39,8 @@ llama_anchor.bench_models(args.models)
 
 def run_ours(model, threads):
     out = subprocess.run([ours, model, "--threads", str(threads), "--reps", "3"], check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True,
+                         env=dict(os.environ, SCHOLAR_MATMUL_PRECISION=args.matmul_precision)).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {r["test"]: r for r in rows}
 

@@ -34,25 +34,30 @@ def run(cmd, threads, env):
 
 
 med = statistics.median
-configs = {"lora": [ours], "torch_best": ["/usr/bin/python3", torch_script],
+configs = {"lora": [ours], "lora_bf16": [ours], "torch_best": ["/usr/bin/python3", torch_script],
         "torch_env": ["/usr/bin/python3", torch_script], "qlora_q8_0": [ours, "--base", "q8_0"],
         "qlora_q4_0": [ours, "--base", "q4_0"], "full": [ours, "--full"]}
 for t in args.threads:
     r = {k: [] for k in configs}
     for _ in range(args.rounds):
         for k, cmd in configs.items():
-            r[k].append(run(cmd, t, env_best if k == "torch_best" else env_as_is))
+            env = env_best if k == "torch_best" else env_as_is
+            if k == "lora_bf16":
+                env = dict(env, SCHOLAR_MATMUL_PRECISION="bf16")
+            r[k].append(run(cmd, t, env))
     tb, te = r["torch_best"][-1], r["torch_env"][-1]
     print(f"\n## {t} thread(s), {args.rounds} alternating rounds of {args.steps} steps")
     print(f"scholar: {r['lora'][-1]['system']}")
     print(f"PyTorch {tb['torch']} at its best: ATen {tb['aten']}, OpenBLAS {tb['openblas_core']}; "
           f"as the environment sets it: ATen {te['aten']}, OpenBLAS {te['openblas_core']}")
-    print("| step | trainable | tokens/s | peak MB | scholar LoRA / this |")
-    print("|---|---:|---:|---:|---:|")
-    names = {"lora": "scholar LoRA, f32 base", "torch_best": "PyTorch LoRA at its best",
+    print("| step | trainable | tokens/s | peak MB | cores used | scholar LoRA / this |")
+    print("|---|---:|---:|---:|---:|---:|")
+    names = {"lora": "scholar LoRA, f32 base", "lora_bf16": "scholar LoRA, f32 base, bf16 products",
+             "torch_best": "PyTorch LoRA at its best",
              "torch_env": "PyTorch LoRA, environment as is", "qlora_q8_0": "scholar LoRA, Q8_0 base",
              "qlora_q4_0": "scholar LoRA, Q4_0 base", "full": "scholar full fine-tuning"}
     for k, name in names.items():
         ratio = med([a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(r["lora"], r[k])])
         print(f"| {name} | {r[k][-1]['trainable']} | {med(x['tokens_per_s'] for x in r[k]):.0f} | "
-              f"{med(x['peak_rss_mb'] for x in r[k]):.0f} | {'' if k == 'lora' else f'{ratio:.2f}'} |")
+              f"{med(x['peak_rss_mb'] for x in r[k]):.0f} | {med(x['cores_used'] for x in r[k]):.2f} | "
+              f"{'' if k == 'lora' else f'{ratio:.2f}'} |")

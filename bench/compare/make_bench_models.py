@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the inference benchmark's models: a Llama-shape model of 124M parameters (GPT-2's
 vocabulary of 50257, width 768, 12 layers, 12 heads, SwiGLU 2048, tied output) with random weights,
-as GGUF files in F32, F16, Q8_0 and Q4_0, written by gguf-py (llama.cpp's own writer and
+as GGUF files in F32, F16, BF16, Q8_0 and Q4_0, written by gguf-py (llama.cpp's own writer and
 quantizers). Speed does not depend on the values, so random weights are a fair test.
 
 usage: bench/compare/make_bench_models.py OUT_DIR [LLAMA_CPP_DIR]   (default build/llama.cpp)"""
@@ -32,7 +32,8 @@ for b in range(256):
 tokens = [chr(c) for c in cs] + [m.replace(" ", "") for m in merges] + ["<|endoftext|>"]
 assert len(tokens) == V
 os.makedirs(out_dir, exist_ok=True)
-for name, qt, ftype in (("f32", Q.F32, 0), ("f16", Q.F16, 1), ("q8_0", Q.Q8_0, 7), ("q4_0", Q.Q4_0, 2)):
+for name, qt, ftype in (("f32", Q.F32, 0), ("f16", Q.F16, 1), ("bf16", Q.BF16, 32), ("q8_0", Q.Q8_0, 7),
+                        ("q4_0", Q.Q4_0, 2)):
     path = os.path.join(out_dir, f"llama124m-{name}.gguf")
     if os.path.exists(path):
         continue

@@ -6,7 +6,8 @@ ratios, peak resident memory and the cores each run used.
 Configurations (train_step.cpp): small (GPT-2 style 6 x 384, vocab 8192, batch 8 x 256), gpt2-small
 (124M, vocab 50257, batch 4 x 256) and llama (8 x 512, GQA 8/4, SwiGLU 1408, vocab 32000, batch
 4 x 512); AdamW, forward, backward, clipping and the optimizer step. Each round runs every
-implementation once (A B C D A B C D ...) so drifts in machine speed hit all of them. PyTorch at
+implementation once (A B C D A B C D ...) so drifts in machine speed hit all of them. torch_best_bf16
+is PyTorch's own mixed precision (torch.autocast on CPU with bf16, oneDNN's bf16 products). PyTorch at
 its best: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, ATEN_CPU_CAPABILITY=avx512 (runs.py); every
 run gets OMP_WAIT_POLICY=PASSIVE and N threads means N cores for both libraries (runs.py).
 
@@ -37,6 +38,7 @@ theirs = ["/usr/bin/python3", os.path.join(here, "train_step_torch.py")]
 runners = {"scholar_f32": (ours, dict(runs.ENV_AS_IS, SCHOLAR_MATMUL_PRECISION="f32")),
            "scholar_bf16": (ours, dict(runs.ENV_AS_IS, SCHOLAR_MATMUL_PRECISION="bf16")),
            "torch_best": (theirs, runs.ENV_BEST),
+           "torch_best_bf16": (theirs + ["--autocast", "bf16"], runs.ENV_BEST),
            "torch_env": (theirs, runs.ENV_AS_IS)}
 med = statistics.median
 

@@ -4,8 +4,10 @@ small (GPT-2 style: learned positions, LayerNorm, GELU tanh, fused QKV, tied emb
 attention as in Hugging Face's GPT-2; vocab 8192, context 256, 6 layers x 384, 6 heads, batch 8),
 gpt2-small (the same family at 124M: vocab 50257, 12 x 768, batch 4 x 256) and llama (Hugging
 Face's Llama written out: vocab 32000, 8 x 512, 8 heads with 4 KV heads, SwiGLU 1408, batch 4 x 512).
-Prints one JSON line like train_step.cpp.
-usage: train_step_torch.py [--config NAME] [--threads N] [--steps N] [--warmup N]
+With --autocast bf16 the forward pass and loss run under torch.autocast("cpu", dtype=torch.bfloat16),
+PyTorch's mixed precision on CPUs (linear layers and matmuls in bf16 through oneDNN, f32 weights and
+optimizer). Prints one JSON line like train_step.cpp.
+usage: train_step_torch.py [--config NAME] [--autocast bf16] [--threads N] [--steps N] [--warmup N]
 """
 import argparse
 import json
@@ -19,6 +21,7 @@ from gpt_torch import GPT, Llama, kernels
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--config", choices=["small", "gpt2-small", "llama"], default="small")
+ap.add_argument("--autocast", choices=["bf16"])
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--steps", type=int, default=5)
 ap.add_argument("--warmup", type=int, default=2)
@@ -44,7 +47,8 @@ y = torch.randint(0, V, (B, T))
 
 def step():
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x).view(-1, V), y.view(-1))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16"):
+        loss = F.cross_entropy(model(x).view(-1, V), y.view(-1))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
@@ -58,7 +62,7 @@ for _ in range(args.steps):
     loss = step()
 dt = (time.perf_counter() - t0) / args.steps
 aten, core = kernels()
-print(json.dumps({"impl": "pytorch", "config": args.config, "threads": args.threads, "tokens_per_s": round(B * T / dt, 1),
+print(json.dumps({"impl": "pytorch", "config": args.config, "autocast": args.autocast, "threads": args.threads, "tokens_per_s": round(B * T / dt, 1),
                   "s_per_step": round(dt, 4),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   "loss": round(loss, 4), "params": sum(p.numel() for p in model.parameters()),

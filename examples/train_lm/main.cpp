@@ -4,6 +4,7 @@
 //   train_lm [--corpus FILE]... [--out DIR] [--vocab N] [--family gpt2|llama] [--layers N]
 //            [--width N] [--heads N] [--context N] [--batch N] [--steps N] [--lr X]
 //            [--eval-every N] [--sample-every N] [--threads N] [--seed N] [--resume]
+//            [--matmul-precision f32|bf16]
 //
 // The default corpus is the Jargon File from Debian's jargon-text package.
 #include <scholar/scholar.hpp>
@@ -31,6 +32,7 @@ struct Args {
   int threads = 0;
   uint64_t seed = 1;
   bool resume = false;
+  std::string matmul_precision;  // empty: as SCHOLAR_MATMUL_PRECISION says (f32 by default)
 };
 
 [[noreturn]] void usage(const char* argv0) {
@@ -39,7 +41,8 @@ struct Args {
       "usage: %s [--corpus FILE]... [--out DIR] [--vocab N] [--family gpt2|llama]\n"
       "          [--layers N] [--width N] [--heads N] [--context N] [--batch N] [--steps N]\n"
       "          [--lr X] [--eval-every N] [--sample-every N] [--threads N] [--seed N] "
-      "[--resume]\n",
+      "[--resume]\n"
+      "          [--matmul-precision f32|bf16]\n",
       argv0);
   std::exit(2);
 }
@@ -85,6 +88,8 @@ Args parse(int argc, char** argv) {
         a.threads = std::stoi(v);
       else if (k == "--seed")
         a.seed = std::stoull(v);
+      else if (k == "--matmul-precision" && (v == "f32" || v == "bf16"))
+        a.matmul_precision = v;
       else
         usage(argv[0]);
     } catch (const std::logic_error&) {
@@ -132,6 +137,9 @@ int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   try {
     if (a.threads > 0) set_num_threads(a.threads);
+    if (!a.matmul_precision.empty())
+      kernels::set_matmul_precision(a.matmul_precision == "bf16" ? kernels::MatmulPrecision::bf16
+                                                                 : kernels::MatmulPrecision::f32);
     std::printf("%s\n", system_info().c_str());
     std::filesystem::create_directories(a.out);
     const std::string ckpt = a.out + "/checkpoint.safetensors";

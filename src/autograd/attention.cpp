@@ -18,6 +18,11 @@ namespace scholar::autograd {
 
 namespace {
 
+// Causal attention computes its scores and products in chunks of this many query rows, each against
+// the keys up to its own last row: about (1 + 1/n) / 2 of the square for n chunks, in products
+// still large enough to run near the GEMM's full speed.
+constexpr int64_t kCausalChunk = 64;
+
 // Rotates every head vector of x [B, T, heads * D] in place (inverse: by minus the angle).
 void rotate(Tensor<float>& x, int64_t heads, int64_t D, const std::vector<float>& cos,
             const std::vector<float>& sin, kernels::RopeStyle style, bool inverse) {
@@ -93,6 +98,7 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionOptions& 
   Tensor<float> probs = Tensor<float>::empty({B, H, T, T});
   Tensor<float> out = Tensor<float>::empty({B, T, H * D});
   const bool causal = opt.causal;
+  const int64_t chunk = causal ? kCausalChunk : T;
   const kernels::KernelTable& kt = kernels::active();
   thread_pool().run(B * Hkv, [&](int64_t task) {
     const int64_t b = task / Hkv, g = task % Hkv;
@@ -101,26 +107,32 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionOptions& 
     for (int64_t h = g * group; h < (g + 1) * group; ++h) {
       const float* Q = qr.data() + b * T * H * D + h * D;
       float* P = probs.data() + (b * H + h) * T * T;
-      kernels::gemm(false, true, T, T, D, scale, Q, H * D, K, Hkv * D, 0.0f, P, T);
-      for (int64_t i = 0; i < T; ++i) {
-        float* row = P + i * T;
-        if (mask.defined()) {
-          const float* m = mask.data() + (mask.rank() == 3 ? b * T * T : 0) + i * T;
-          kt.add(row, row, m, static_cast<size_t>(causal ? i + 1 : T));
+      // Causal: rows in chunks of kCausalChunk, each against the keys up to its last row only,
+      // so the products skip most of the masked upper triangle (P is zero there).
+      for (int64_t i0 = 0; i0 < T; i0 += chunk) {
+        const int64_t i1 = std::min(T, i0 + chunk), keys = causal ? i1 : T;
+        kernels::gemm(false, true, i1 - i0, keys, D, scale, Q + i0 * H * D, H * D, K, Hkv * D, 0.0f,
+                      P + i0 * T, T);
+        for (int64_t i = i0; i < i1; ++i) {
+          float* row = P + i * T;
+          if (mask.defined()) {
+            const float* m = mask.data() + (mask.rank() == 3 ? b * T * T : 0) + i * T;
+            kt.add(row, row, m, static_cast<size_t>(causal ? i + 1 : T));
+          }
+          const int64_t n = causal ? i + 1 : T;
+          kt.softmax(row, row, static_cast<size_t>(n));
+          for (int64_t j = n; j < T; ++j) row[j] = 0.0f;
         }
-        const int64_t n = causal ? i + 1 : T;
-        kt.softmax(row, row, static_cast<size_t>(n));
-        for (int64_t j = n; j < T; ++j) row[j] = 0.0f;
+        kernels::gemm(false, false, i1 - i0, D, keys, 1.0f, P + i0 * T, T, V, Hkv * D, 0.0f,
+                      out.data() + b * T * H * D + i0 * H * D + h * D, H * D);
       }
-      kernels::gemm(false, false, T, D, T, 1.0f, P, T, V, Hkv * D, 0.0f,
-                    out.data() + b * T * H * D + h * D, H * D);
     }
   });
 
   return make_result(
       std::move(out), Op::attention, {q, k, v},
-      [q, k, v, qr, kr, vc, probs, cos, sin, opt, B, T, H, Hkv, D, scale,
-       group](const Tensor<float>& g_out) {
+      [q, k, v, qr, kr, vc, probs, cos, sin, opt, B, T, H, Hkv, D, scale, group, causal,
+       chunk](const Tensor<float>& g_out) {
         const Tensor<float> dO = g_out.contiguous();
         Tensor<float> dq = Tensor<float>::empty({B, T, H * D});
         Tensor<float> dk = Tensor<float>::zeros({B, T, Hkv * D});
@@ -137,18 +149,25 @@ Var attention(const Var& q, const Var& k, const Var& v, const AttentionOptions& 
             const float* Q = qr.data() + b * T * H * D + h * D;
             const float* P = probs.data() + (b * H + h) * T * T;
             const float* dOh = dO.data() + b * T * H * D + h * D;
-            kernels::gemm(false, true, T, T, D, 1.0f, dOh, H * D, V, Hkv * D, 0.0f, dS.data(),
-                          T);  // dP
-            kernels::gemm(true, false, T, D, T, 1.0f, P, T, dOh, H * D, 1.0f, dV, Hkv * D);
-            for (int64_t i = 0; i < T; ++i) {
-              float* row = dS.data() + i * T;
-              const float* prow = P + i * T;
-              const float dot = kt.dot(row, prow, static_cast<size_t>(T));
-              for (int64_t j = 0; j < T; ++j) row[j] = prow[j] * (row[j] - dot);
+            for (int64_t i0 = 0; i0 < T; i0 += chunk) {
+              const int64_t i1 = std::min(T, i0 + chunk), keys = causal ? i1 : T, rows = i1 - i0;
+              const float* dOc = dOh + i0 * H * D;
+              float* dSc = dS.data() + i0 * T;
+              kernels::gemm(false, true, rows, keys, D, 1.0f, dOc, H * D, V, Hkv * D, 0.0f, dSc,
+                            T);  // dP
+              kernels::gemm(true, false, keys, D, rows, 1.0f, P + i0 * T, T, dOc, H * D, 1.0f, dV,
+                            Hkv * D);
+              for (int64_t i = i0; i < i1; ++i) {
+                float* row = dS.data() + i * T;
+                const float* prow = P + i * T;
+                const float dot = kt.dot(row, prow, static_cast<size_t>(keys));
+                for (int64_t j = 0; j < keys; ++j) row[j] = prow[j] * (row[j] - dot);
+              }
+              kernels::gemm(false, false, rows, D, keys, scale, dSc, T, K, Hkv * D, 0.0f,
+                            dq.data() + b * T * H * D + i0 * H * D + h * D, H * D);
+              kernels::gemm(true, false, keys, D, rows, scale, dSc, T, Q + i0 * H * D, H * D, 1.0f,
+                            dK, Hkv * D);
             }
-            kernels::gemm(false, false, T, D, T, scale, dS.data(), T, K, Hkv * D, 0.0f,
-                          dq.data() + b * T * H * D + h * D, H * D);
-            kernels::gemm(true, false, T, D, T, scale, dS.data(), T, Q, H * D, 1.0f, dK, Hkv * D);
           }
         });
         if (opt.rope.enabled) {

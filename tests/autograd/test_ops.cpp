@@ -164,6 +164,33 @@ TEST_CASE("gradcheck: attention (causal, GQA, RoPE in both layouts, masks)", "[a
   }
 }
 
+TEST_CASE("causal attention in row chunks equals the full square with a causal mask",
+          "[autograd]") {
+  // T = 150 spans three chunks of query rows (the last one ragged); the reference path is the
+  // non-causal one over the whole square with an explicit -inf mask above the diagonal.
+  const int64_t B = 2, T = 150, D = 8, H = 4, Hkv = 2;
+  Tensor<float> mask = Tensor<float>::zeros({T, T});
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = i + 1; j < T; ++j) mask(i, j) = -std::numeric_limits<float>::infinity();
+  std::vector<Tensor<float>> outs, grads;
+  for (bool causal : {true, false}) {
+    ag::AttentionOptions opt;
+    opt.n_heads = H;
+    opt.n_kv_heads = Hkv;
+    opt.causal = causal;
+    opt.rope.enabled = true;
+    if (!causal) opt.mask = &mask;
+    Var q(rnd({B, T, H * D}, 41), true), k(rnd({B, T, Hkv * D}, 42), true),
+        v(rnd({B, T, Hkv * D}, 43), true);
+    Var o = ag::attention(q, k, v, opt);
+    ag::sum(ag::mul(o, Var(rnd({B, T, H * D}, 44)))).backward();
+    outs.push_back(o.value());
+    for (const Var& x : {q, k, v}) grads.push_back(x.grad());
+  }
+  CHECK(allclose(outs[0], outs[1], 1e-5, 1e-6));
+  for (int i = 0; i < 3; ++i) CHECK(allclose(grads[i], grads[i + 3], 1e-4, 1e-5));
+}
+
 TEST_CASE("gradcheck: cross-entropy with ignored targets", "[autograd]") {
   const auto targets = Tensor<int32_t>::from({2, 3}, {1, -100, 6, 0, 3, -100});
   test::gradcheck("cross_entropy", [&](const auto& v) { return ag::cross_entropy(v[0], targets); },
