@@ -52,10 +52,6 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 // Below this many multiply-adds a split costs more in wake-ups than it saves.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
 
-}  // namespace
-
-namespace {
-
 MatmulPrecision precision_from_env() {
   const char* env = std::getenv("SCHOLAR_MATMUL_PRECISION");
   if (env == nullptr || *env == 0) return MatmulPrecision::f32;

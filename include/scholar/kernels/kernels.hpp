@@ -302,7 +302,7 @@ void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double thet
 /// C = alpha * op(A) * op(B) + beta * C, all row-major: op(A) is M x K, op(B) is K x N, C is M x N;
 /// op(X) = X or X^T as trans_x says; lda/ldb/ldc are row strides in elements. Large products are
 /// split over the thread pool (BLAS itself runs one thread per task). beta = 0 ignores C's
-/// contents.
+/// contents. Multiplies in bf16 instead when set_matmul_precision() says so (see below).
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
@@ -310,11 +310,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 std::string gemm_backend();
 
 /// gemm() with the products in bf16: every element of op(A) and op(B) is rounded to bf16 (round to
-/// nearest even), the products are summed in f32, and C = alpha * sum + beta * C in f32. About
-/// twice gemm()'s speed where has_bf16_gemm() is true (AVX512_BF16's vdpbf16ps, on scholar's own
-/// packed micro-kernel); elsewhere it runs the scalar reference (exact but slow: for tests). The
-/// hardware flushes subnormal inputs and products to zero. Same arguments, checks and threading as
-/// gemm().
+/// nearest even), the products are summed in f32, and C = alpha * sum + beta * C in f32. Where
+/// has_bf16_gemm() is true it runs scholar's own packed micro-kernel on AVX512_BF16's vdpbf16ps,
+/// typically 1.5-2x the f32 gemm()'s speed; elsewhere the scalar reference (exact but slow: for
+/// tests). Subnormal inputs and products may be flushed to zero, as AVX512_BF16 does. Same
+/// arguments, checks and threading as gemm().
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                int64_t ldc);
