@@ -13,6 +13,7 @@ used (CPU seconds over wall seconds of the whole process, start-up included) as 
 import json
 import os
 import resource
+import statistics
 import subprocess
 import time
 
@@ -37,3 +38,23 @@ def run(cmd, threads, steps, env, warmup=2, extra=()):
     res = json.loads(out.strip().splitlines()[-1])
     res["cores_used"] = round((_cpu_seconds() - cpu0) / wall, 2)
     return res
+
+
+def alternate(runners, threads, rounds, steps, warmup=2, extra=()):
+    """Runs every (cmd, env) of `runners` once per round, in order, for `rounds` rounds (A B C A B C
+    ...) so that drifts in the machine's speed hit all of them; returns {name: [result per round]}."""
+    results = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, (cmd, env) in runners.items():
+            results[name].append(run(cmd, threads, steps, env, warmup, extra))
+    return results
+
+
+def median(results, name, key):
+    """The median over rounds of results[name][i][key]."""
+    return statistics.median(x[key] for x in results[name])
+
+
+def median_ratio(results, num, den, key):
+    """The median over rounds of the per-round ratio results[num][i][key] / results[den][i][key]."""
+    return statistics.median(a[key] / b[key] for a, b in zip(results[num], results[den]))

@@ -1,8 +1,7 @@
 // One training configuration timed in scholar, AdamW, forward + backward + clipping + step:
 //   small       GPT-2 style, vocab 8192, context 256, 6 layers x 384, 6 heads, batch 8 (default)
 //   gpt2-small  GPT-2 small (124M): vocab 50257, 12 layers x 768, 12 heads, batch 4 x 256
-//   llama       Llama style: vocab 32000, 8 layers x 512, 8 heads (4 KV), SwiGLU 1408, batch 4 x
-//   512
+//   llama       Llama style: vocab 32000, 8 x 512, 8 heads (4 KV), SwiGLU 1408, batch 4 x 512
 // Prints one JSON line: tokens/s, seconds per step and peak resident memory. The matrix products
 // run at the precision SCHOLAR_MATMUL_PRECISION names (f32 or bf16). bench/compare/train_step.py
 // runs it beside the same model in PyTorch.

@@ -16,7 +16,6 @@ usage: bench/compare/train_step.py BUILD_DIR [--configs small gpt2-small llama] 
 """
 import argparse
 import os
-import statistics
 import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -40,14 +39,10 @@ runners = {"scholar_f32": (ours, dict(runs.ENV_AS_IS, SCHOLAR_MATMUL_PRECISION="
            "torch_best": (theirs, runs.ENV_BEST),
            "torch_best_bf16": (theirs + ["--autocast", "bf16"], runs.ENV_BEST),
            "torch_env": (theirs, runs.ENV_AS_IS)}
-med = statistics.median
 
 for config in args.configs:
     for t in args.threads:
-        r = {k: [] for k in runners}
-        for _ in range(args.rounds):
-            for k, (cmd, env) in runners.items():
-                r[k].append(runs.run(cmd, t, args.steps, env, args.warmup, extra=["--config", config]))
+        r = runs.alternate(runners, t, args.rounds, args.steps, args.warmup, ["--config", config])
         tb, te = r["torch_best"][-1], r["torch_env"][-1]
         print(f"\n## {config}, {t} thread(s): {args.rounds} alternating rounds of {args.steps} steps "
               f"({r['scholar_f32'][-1]['params'] / 1e6:.1f}M parameters)")
@@ -58,11 +53,10 @@ for config in args.configs:
             print("| run | tokens/s | scholar f32 / this | scholar bf16 / this | peak MB | cores used |")
             print("|---|---:|---:|---:|---:|---:|")
         for k in runners:
-            rate = med(x["tokens_per_s"] for x in r[k])
-            f32 = med(a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(r["scholar_f32"], r[k]))
-            bf = med(a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(r["scholar_bf16"], r[k]))
-            mem = med(x["peak_rss_mb"] for x in r[k])
-            cores = med(x["cores_used"] for x in r[k])
+            rate, mem = runs.median(r, k, "tokens_per_s"), runs.median(r, k, "peak_rss_mb")
+            f32 = runs.median_ratio(r, "scholar_f32", k, "tokens_per_s")
+            bf = runs.median_ratio(r, "scholar_bf16", k, "tokens_per_s")
+            cores = runs.median(r, k, "cores_used")
             if args.markdown:
                 print(f"| {k} | {rate:.0f} | {f32:.2f}x | {bf:.2f}x | {mem:.0f} | {cores:.2f} |")
             else:
