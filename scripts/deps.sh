@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the Debian 12 packages scholar needs, and only those missing. This script owns the list.
 #   scripts/deps.sh build     compiler, CMake, Ninja, Eigen, xsimd, OpenBLAS, zlib
-#   scripts/deps.sh test      build + Catch2 and Google Benchmark (the test build compiles benches)
+#   scripts/deps.sh test      build + mpi + Catch2 and Google Benchmark (the test build compiles
+#                             benches, and runs the data-parallel tests under mpiexec)
+#   scripts/deps.sh mpi       Open MPI, for data-parallel training (cmake -DSCHOLAR_MPI=ON)
 #   scripts/deps.sh demo      build + the text corpora the demo trains on (Jargon File, FOLDOC)
 #   scripts/deps.sh fixtures  Python, PyTorch, NumPy, tqdm and Jinja2, to regenerate test fixtures
 #                             (tests/reference/)
@@ -12,7 +14,8 @@
 set -eu
 
 BUILD="build-essential cmake ninja-build pkg-config libeigen3-dev libxsimd-dev libopenblas-dev zlib1g-dev"
-TEST="catch2 libbenchmark-dev"
+MPI="openmpi-bin libopenmpi-dev"
+TEST="catch2 libbenchmark-dev $MPI"
 DEMO="jargon-text dict-foldoc"
 FIXTURES="python3 python3-torch python3-numpy python3-tqdm python3-jinja2"
 FUZZ="clang libclang-rt-14-dev"
@@ -24,11 +27,12 @@ for group in "$@"; do
   case "$group" in
     build) want="$want $BUILD" ;;
     test) want="$want $BUILD $TEST" ;;
+    mpi) want="$want $BUILD $MPI" ;;
     demo) want="$want $BUILD $DEMO" ;;
     bench) want="$want $BUILD $TEST $BENCH" ;;
     fixtures) want="$want $FIXTURES" ;;
     fuzz) want="$want $BUILD $FUZZ" ;;
-    *) echo "deps.sh: unknown group '$group' (build, test, demo, bench, fixtures, fuzz)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, mpi, demo, bench, fixtures, fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -26,6 +26,18 @@ inline std::string temp_dir(const std::string& program, const std::string& name)
   return dir.string();
 }
 
+/// A small corpus of 60 short paragraphs (five sentences in turn, from sentence `variant` on),
+/// for the training, distillation and data-parallel tests.
+inline std::string tiny_corpus(int variant = 0) {
+  std::string s;
+  const char* lines[] = {"the cat sat on the mat", "a dog ran in the park",
+                         "birds sing in the morning", "the sun rises in the east",
+                         "rain falls on the green hills"};
+  for (int i = 0; i < 60; ++i)
+    s += std::string(lines[(i + variant) % 5]) + " number " + std::to_string(i % 7) + "\n\n";
+  return s;
+}
+
 /// Every kernel table this build and CPU can run (scalar always; the others when supported).
 inline std::vector<const scholar::kernels::KernelTable*> all_tables() {
   using scholar::kernels::Isa;

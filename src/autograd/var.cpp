@@ -11,6 +11,7 @@ namespace scholar::autograd {
 
 namespace {
 thread_local bool tls_grad_enabled = true;
+thread_local GradReadyHook* tls_grad_ready = nullptr;
 
 [[noreturn]] void undefined(const char* what) {
   fail<ValueError>("Var::", what, ": the Var is undefined");
@@ -125,6 +126,9 @@ void Var::backward(const Tensor<float>& grad_out) const {
     size_t next_input;
   };
   std::vector<Frame> stack;
+  // With a GradReadyHook: how many recorded uses each leaf that wants a gradient has left.
+  GradReadyHook* const hook = tls_grad_ready;
+  std::unordered_map<VarImpl*, int> pending_uses;
   if (impl_->node) {
     stack.push_back({impl_->node, 0});
     seen.insert(impl_->node.get());
@@ -135,6 +139,7 @@ void Var::backward(const Tensor<float>& grad_out) const {
       const Var& in = f.node->inputs[f.next_input++];
       VarImpl* p = in.impl();
       if (p && p->graph_freed) freed(p);
+      if (hook && p && !p->node && p->requires_grad) ++pending_uses[p];
       if (p && p->node) {
         holders.emplace(p, in);
         if (seen.insert(p->node.get()).second) stack.push_back({p->node, 0});
@@ -153,6 +158,11 @@ void Var::backward(const Tensor<float>& grad_out) const {
     VarImpl* out = node->output;
     if (out->grad.defined() && node->backward) node->backward(out->grad);
     node->backward = nullptr;
+    if (hook)
+      for (const Var& in : node->inputs) {
+        auto used = pending_uses.find(in.impl());
+        if (used != pending_uses.end() && --used->second == 0) hook->fn_(in);
+      }
     node->inputs.clear();
     out->grad = Tensor<float>();
     out->node.reset();
@@ -170,6 +180,15 @@ NoGradGuard::NoGradGuard() : previous_(tls_grad_enabled) {
 }
 NoGradGuard::~NoGradGuard() {
   tls_grad_enabled = previous_;
+}
+
+GradReadyHook::GradReadyHook(std::function<void(const Var& leaf)> fn)
+    : fn_(std::move(fn)), previous_(tls_grad_ready) {
+  if (!fn_) fail<ValueError>("GradReadyHook: the function is empty");
+  tls_grad_ready = this;
+}
+GradReadyHook::~GradReadyHook() {
+  tls_grad_ready = previous_;
 }
 
 bool any_requires_grad(std::initializer_list<const Var*> inputs) {

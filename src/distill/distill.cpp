@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <queue>
 
@@ -345,6 +346,38 @@ autograd::Var CachedDistillation::loss(nn::TransformerLM& model, const train::Ba
   autograd::Var l = autograd::distill_loss(s, soft, batch.targets, options_, &terms);
   parts = parts_of(terms);
   return l;
+}
+
+namespace {
+
+std::string options_fingerprint(const autograd::DistillOptions& o) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "T=%.9g alpha=%.9g divergence=%d beta=%.9g ignore=%d",
+                static_cast<double>(o.temperature), static_cast<double>(o.alpha),
+                static_cast<int>(o.divergence), static_cast<double>(o.beta), o.ignore_index);
+  return buf;
+}
+
+}  // namespace
+
+std::string LogitDistillation::fingerprint() const {
+  return name() + " teacher=" + teacher_.fingerprint() + " " + options_fingerprint(options_);
+}
+
+std::string CachedDistillation::fingerprint() const {
+  return name() + " teacher=" + cache_.info().teacher + " corpus=" + cache_.info().corpus + " " +
+         options_fingerprint(options_);
+}
+
+std::string OnPolicyDistillation::fingerprint() const {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, " lambda=%.9g prompt=%lld sample_T=%.9g seed=%llu",
+                static_cast<double>(options_.lambda),
+                static_cast<long long>(options_.prompt_tokens),
+                static_cast<double>(options_.sample_temperature),
+                static_cast<unsigned long long>(options_.seed));
+  return name() + " teacher=" + teacher_.fingerprint() + " " + options_fingerprint(options_.loss) +
+         buf;
 }
 
 }  // namespace scholar::distill

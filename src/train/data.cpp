@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/digest.hpp"
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/parallel.hpp"
@@ -216,6 +217,29 @@ Batch TokenDataset::window_batch(Split split, int64_t B, int64_t T, Generator& g
   std::vector<int64_t> which(static_cast<size_t>(B));
   for (auto& w : which) w = static_cast<int64_t>(gen.below(static_cast<uint64_t>(n)));
   return windows_at(split, T, which);
+}
+
+std::string Dataset::fingerprint() const {
+  detail::Digest d;
+  d.word(static_cast<uint64_t>(max_token()));
+  for (const Split split : {Split::train, Split::validation}) {
+    const int64_t T = 16;
+    if (!can_batch(split, T)) continue;
+    for (int64_t i = 0; i < 4; ++i) {
+      const Batch b = eval_batch(split, 4, T, i);
+      for (const Tensor<int32_t>* t : {&b.inputs, &b.targets}) {
+        const Tensor<int32_t> c = t->contiguous();
+        d.bytes(c.data(), static_cast<size_t>(c.numel()) * sizeof(int32_t));
+      }
+    }
+  }
+  return d.hex();
+}
+
+std::string TokenDataset::fingerprint() const {
+  detail::Digest d;
+  for (const auto* v : {&train_, &validation_}) d.bytes(v->data(), v->size() * sizeof(int32_t));
+  return d.hex();
 }
 
 }  // namespace scholar::train

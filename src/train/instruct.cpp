@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/digest.hpp"
 #include "scholar/error.hpp"
 #include "scholar/io/file.hpp"
 #include "scholar/io/json.hpp"
@@ -288,6 +289,22 @@ Batch InstructionDataset::eval_batch(Split s, int64_t B, int64_t T, int64_t inde
   std::vector<int64_t> which;
   for (int64_t r = 0; r < B; ++r) which.push_back((index * B + r) % size(s));
   return make_batch(s, which, T);
+}
+
+std::string InstructionDataset::fingerprint() const {
+  detail::Digest d;
+  for (const auto* examples : {&train_, &val_}) {
+    d.word(examples->size());
+    for (const Example& e : *examples) {
+      d.bytes(e.tokens.data(), e.tokens.size() * sizeof(int32_t));
+      d.bytes(e.trainable.data(), e.trainable.size());
+    }
+  }
+  d.word(static_cast<uint64_t>(pad_id_));
+  d.word(static_cast<uint64_t>(max_token_));
+  d.word(options_.pack ? 1 : 0);
+  d.word(static_cast<uint64_t>(options_.max_length));
+  return d.hex();
 }
 
 }  // namespace scholar::train

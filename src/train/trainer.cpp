@@ -9,10 +9,14 @@
 #include <filesystem>
 #include <limits>
 
+#include <unordered_set>
+
+#include "core/digest.hpp"
 #include "scholar/error.hpp"
 #include "scholar/io/safetensors.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/progress.hpp"
+#include "train/data_parallel.hpp"
 
 namespace scholar::train {
 
@@ -43,6 +47,34 @@ int64_t parse_step(const std::string& text, const std::string& path) {
   if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
     fail<FormatError>(path, ": step ", text, " is out of range");
   return static_cast<int64_t>(v);
+}
+
+// Rank r's dropout generator: the saved (rank 0) stream's seed mixed with r, at the same position
+// (every rank draws as many numbers per step). Rank 0 is the saved stream itself.
+Generator::State for_rank(Generator::State s, int rank) {
+  s.seed ^= static_cast<uint64_t>(rank) * 0xD1B54A32D192ED03ull;
+  return s;
+}
+
+// Rows [begin, end) of a batch.
+Batch rows_of(const Batch& b, int64_t begin, int64_t end) {
+  Batch out;
+  out.inputs = b.inputs.slice(0, begin, end).contiguous();
+  out.targets = b.targets.slice(0, begin, end).contiguous();
+  if (b.segments.defined()) out.segments = b.segments.slice(0, begin, end).contiguous();
+  if (!b.windows.empty()) out.windows.assign(b.windows.begin() + begin, b.windows.begin() + end);
+  return out;
+}
+
+optim::AdamW::Options adamw_options(const TrainerOptions& o) {
+  return {
+      .lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = 1e-8f, .weight_decay = o.weight_decay};
+}
+
+const Tensor<float>* find_state(const optim::NamedTensors& state, const std::string& name) {
+  for (const auto& [n, t] : state)
+    if (n == name) return &t;
+  return nullptr;
 }
 
 Generator::State gen_state_from(const io::Json& j) {
@@ -174,25 +206,186 @@ Trainer::Trainer(nn::TransformerLM& model, const Dataset& data, TrainerOptions o
   if (data.max_token() > model.config().vocab_size)
     fail<ValueError>("Trainer: the data holds token id ", data.max_token() - 1,
                      ", outside the model's vocabulary of ", model.config().vocab_size);
-  optimizer_ = std::make_unique<optim::AdamW>(
-      model.named_parameters(), optim::AdamW::Options{.lr = opt_.lr,
-                                                      .beta1 = opt_.beta1,
-                                                      .beta2 = opt_.beta2,
-                                                      .eps = 1e-8f,
-                                                      .weight_decay = opt_.weight_decay});
+  optimizer_ = std::make_unique<optim::AdamW>(model.named_parameters(), adamw_options(opt_));
 }
 
 Trainer::~Trainer() = default;
 
+// --- data-parallel -------------------------------------------------------------------------------
+
+struct Trainer::Parallel {
+  std::vector<nn::Var> trainable;  // each once, in registration order
+  std::vector<std::string> names;
+  std::unique_ptr<detail::GradientReducer> reducer;
+  std::vector<int> owner;  // per trainable parameter, with a sharded optimizer
+  int64_t check_every = 0;
+  int64_t full_state_bytes = 0;
+};
+
+void Trainer::setup_parallel() {
+  Communicator& c = comm();
+  if (parallel_ || c.size() == 1) return;
+  if (distributed.bucket_bytes < 1)
+    fail<ValueError>("DistributedOptions: bucket_bytes must be positive, got ",
+                     distributed.bucket_bytes);
+  if (distributed.check_every < -1)
+    fail<ValueError>("DistributedOptions: check_every must be >= -1, got ",
+                     distributed.check_every);
+  auto P = std::make_unique<Parallel>();
+  std::unordered_set<const autograd::VarImpl*> seen;
+  scholar::detail::Digest frozen, layout;
+  for (const auto& p : model_.named_parameters()) {
+    if (!seen.insert(p.var.impl()).second) continue;
+    if (p.var.requires_grad()) {
+      P->trainable.push_back(p.var);
+      P->names.push_back(p.name);
+      layout.text(p.name);
+      layout.text(p.var.shape().str());
+    } else {
+      frozen.text(p.name);
+      const Tensor<float> v = p.var.value().contiguous();
+      frozen.bytes(v.data(), static_cast<size_t>(v.numel()) * sizeof(float));
+    }
+  }
+  // Every rank must run the same training: compare fingerprints before any gradient is averaged.
+  // The comparison is made on every rank from the same gathered strings, so all throw alike.
+  TrainerOptions same = opt_;
+  same.out_dir.clear();
+  same.progress = true;
+  LmObjective lm;
+  const Objective& obj = objective ? *objective : lm;
+  auto digest = [](const std::string& text) {
+    scholar::detail::Digest d;
+    d.text(text);
+    return d.hex();
+  };
+  char dp[96];
+  std::snprintf(dp, sizeof dp, "shard=%d bucket=%lld overlap=%d",
+                distributed.shard_optimizer ? 1 : 0,
+                static_cast<long long>(distributed.bucket_bytes), distributed.overlap ? 1 : 0);
+  const std::vector<std::pair<const char*, std::string>> fields = {
+      {"the model config (every rank must build the same model)",
+       digest(model_.config().to_json().dump())},
+      {"the trainer options (every rank must use the same TrainerOptions; out_dir may differ)",
+       digest(same.to_json().dump())},
+      {"the training data (every rank must load the same corpus with the same options)",
+       data_.fingerprint()},
+      {"the objective (every rank must use the same objective, settings and teacher)",
+       digest(obj.fingerprint())},
+      {"which parameters train (every rank must freeze the same ones and add the same adapters)",
+       layout.hex()},
+      {"the frozen weights (every rank must load the same base model)", frozen.hex()},
+      {"the step (every rank must resume from the same checkpoint)", std::to_string(step_)},
+      {"the DistributedOptions", dp},
+  };
+  std::string mine;
+  for (const auto& f : fields) mine += f.second + "\n";
+  const std::vector<std::string> all = c.allgather(mine);
+  for (size_t r = 1; r < all.size(); ++r) {
+    if (all[r] == all[0]) continue;
+    size_t at0 = 0, atr = 0;
+    for (const auto& f : fields) {
+      const size_t e0 = all[0].find('\n', at0), er = all[r].find('\n', atr);
+      const std::string v0 = all[0].substr(at0, e0 - at0), vr = all[r].substr(atr, er - atr);
+      if (v0 != vr)
+        fail<ValueError>("data-parallel training: rank ", r, " of ", c.size(),
+                         " disagrees with rank 0 on ", f.first, ": rank 0 has ", v0, ", rank ", r,
+                         " has ", vr);
+      at0 = e0 + 1;
+      atr = er + 1;
+    }
+  }
+  // The trainable weights start as rank 0's (as DistributedDataParallel does), so ranks that
+  // initialised them from different seeds still train one model.
+  {
+    std::vector<std::unique_ptr<Communicator::Request>> pending;
+    for (auto& v : P->trainable) {
+      Tensor<float> value = v.value();
+      if (!value.is_contiguous()) {
+        value = value.contiguous();
+        v.set_value(value);
+      }
+      pending.push_back(c.start_broadcast({value.data(), static_cast<size_t>(value.numel())}, 0));
+    }
+    for (auto& q : pending) q->wait();
+  }
+  P->reducer = std::make_unique<detail::GradientReducer>(c, P->trainable, distributed.bucket_bytes);
+  P->full_state_bytes = optimizer_->state_bytes();
+  if (distributed.shard_optimizer) {
+    std::vector<int64_t> sizes;
+    for (const auto& v : P->trainable) sizes.push_back(v.value().numel());
+    P->owner = detail::partition_parameters(sizes, c.size());
+    std::vector<nn::NamedParameter> mine_params;
+    for (size_t k = 0; k < P->trainable.size(); ++k)
+      if (P->owner[k] == c.rank()) mine_params.push_back({P->names[k], P->trainable[k]});
+    // Keep the moments (of a checkpoint loaded before) for this rank's share.
+    const optim::NamedTensors state = optimizer_->state();
+    const int64_t steps = optimizer_->steps();
+    const float lr = optimizer_->lr();
+    auto sharded = std::make_unique<optim::AdamW>(std::move(mine_params), adamw_options(opt_));
+    sharded->load_state(state, steps);
+    sharded->set_lr(lr);
+    optimizer_ = std::move(sharded);
+  }
+#ifdef NDEBUG
+  P->check_every = distributed.check_every < 0 ? 0 : distributed.check_every;
+#else
+  P->check_every = distributed.check_every < 0 ? 50 : distributed.check_every;
+#endif
+  dropout_gen_.set_state(for_rank(dropout_gen_.state(), c.rank()));
+  parallel_ = std::move(P);
+}
+
+void Trainer::check_weights_agree() {
+  scholar::detail::Digest d;
+  for (const auto& v : parallel_->trainable) {
+    const Tensor<float> c = v.value().contiguous();
+    d.bytes(c.data(), static_cast<size_t>(c.numel()) * sizeof(float));
+  }
+  d.word(static_cast<uint64_t>(optimizer_->steps()));
+  const auto all = comm().allgather(d.hex());
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      fail<ValueError>("data-parallel training: after step ", step_, " the weights of rank ", r,
+                       " (hash ", all[r], ") differ from rank 0's (", all[0],
+                       "); the ranks no longer train one model");
+}
+
+std::string Trainer::distributed_summary() {
+  setup_parallel();
+  if (!parallel_) return comm().describe();
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "; gradients in %zu bucket%s of up to %.3g MB%s",
+                parallel_->reducer->bucket_count(),
+                parallel_->reducer->bucket_count() == 1 ? "" : "s",
+                static_cast<double>(distributed.bucket_bytes) / 1e6,
+                distributed.overlap ? ", averaged during backward" : "");
+  std::string out = comm().describe() + buf;
+  if (distributed.shard_optimizer) {
+    std::snprintf(buf, sizeof buf, "; optimizer state sharded: %.4g of %.4g MB on rank %d",
+                  static_cast<double>(optimizer_->state_bytes()) / 1e6,
+                  static_cast<double>(parallel_->full_state_bytes) / 1e6, comm().rank());
+    out += buf;
+  }
+  return out;
+}
+
 Batch Trainer::next_batch(const Objective& objective) {
+  // Every rank draws the global batch with the same generator and keeps its own rows.
+  const int64_t ranks = comm().size(), B = opt_.batch_size;
+  Batch global;
   if (objective.fixed_windows()) {
     const auto* tokens = dynamic_cast<const TokenDataset*>(&data_);
     if (!tokens)
       fail<ValueError>("Trainer: objective '", objective.name(),
                        "' trains on fixed windows of a TokenDataset, not on this dataset");
-    return tokens->window_batch(Split::train, opt_.batch_size, opt_.context, data_gen_);
+    global = tokens->window_batch(Split::train, B * ranks, opt_.context, data_gen_);
+  } else {
+    global = data_.sample(Split::train, B * ranks, opt_.context, data_gen_);
   }
-  return data_.sample(Split::train, opt_.batch_size, opt_.context, data_gen_);
+  if (ranks == 1) return global;
+  const int64_t r = comm().rank();
+  return rows_of(global, r * B, (r + 1) * B);
 }
 
 StepInfo Trainer::train_step() {
@@ -219,9 +412,29 @@ StepInfo Trainer::train_step() {
     }
     if (opt_.grad_accum > 1)
       loss = autograd::scale(loss, 1.0f / static_cast<float>(opt_.grad_accum));
-    loss.backward();
+    if (parallel_ && distributed.overlap && m + 1 == opt_.grad_accum) {
+      // The last micro-batch: each gradient bucket starts its average once backward is done
+      // with it.
+      autograd::GradReadyHook hook(
+          [this](const autograd::Var& v) { parallel_->reducer->ready(v); });
+      loss.backward();
+    } else {
+      loss.backward();
+    }
   }
   StepInfo info;
+  if (parallel_) {
+    parallel_->reducer->finish();
+    info.comm_seconds = parallel_->reducer->wait_seconds();
+    // The step's loss, parts and tokens over all ranks (each rank's are means over its rows).
+    std::vector<double> sums{loss_sum, static_cast<double>(tokens)};
+    for (const auto& part : parts_sum) sums.push_back(part.second);
+    comm().allreduce_sum(sums);
+    const auto ranks = static_cast<double>(comm().size());
+    loss_sum = sums[0] / ranks;
+    tokens = static_cast<int64_t>(sums[1]);
+    for (size_t i = 0; i < parts_sum.size(); ++i) parts_sum[i].second = sums[2 + i] / ranks;
+  }
   info.loss = loss_sum / static_cast<double>(opt_.grad_accum);
   for (auto& [name, v] : parts_sum) v /= static_cast<double>(opt_.grad_accum);
   info.parts = std::move(parts_sum);
@@ -233,8 +446,21 @@ StepInfo Trainer::train_step() {
     optimizer_->set_lr(info.lr);
     optimizer_->step();
     ++step_;
+    if (parallel_ && !parallel_->owner.empty()) {
+      // Sharded optimizer state: each parameter was updated by its owner; send it to the others.
+      const auto t = std::chrono::steady_clock::now();
+      std::vector<std::unique_ptr<Communicator::Request>> pending;
+      for (size_t k = 0; k < parallel_->trainable.size(); ++k) {
+        const Tensor<float>& v = parallel_->trainable[k].value();
+        pending.push_back(comm().start_broadcast({v.data(), static_cast<size_t>(v.numel())},
+                                                 parallel_->owner[k]));
+      }
+      for (auto& q : pending) q->wait();
+      info.comm_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    }
   }
-  optimizer_->zero_grad();
+  for (auto& p : model_.parameters()) p.zero_grad();  // all of them, also with a sharded optimizer
   info.step = step_;
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   info.tokens_per_second = static_cast<double>(tokens) / std::max(dt, 1e-9);
@@ -243,18 +469,27 @@ StepInfo Trainer::train_step() {
 
 double Trainer::evaluate() {
   PoolScope scope(pool);
+  setup_parallel();
   if (!data_.can_batch(Split::validation, opt_.context)) return std::nan("");
   autograd::NoGradGuard no_grad;
   const bool was_training = model_.training();
   model_.eval();
   double total = 0;
+  // With several ranks, each evaluates its rows of the global batches (batch_size x ranks rows,
+  // as in training), and the means over the ranks' rows are averaged.
+  const int64_t ranks = comm().size(), B = opt_.batch_size, r = comm().rank();
   for (int64_t i = 0; i < opt_.eval_batches; ++i) {
-    const Batch b = data_.eval_batch(Split::validation, opt_.batch_size, opt_.context, i);
+    Batch b = data_.eval_batch(Split::validation, B * ranks, opt_.context, i);
+    if (ranks > 1) b = rows_of(b, r * B, (r + 1) * B);
     total += model_.loss(b.inputs, b.targets, nullptr, b.segments.defined() ? &b.segments : nullptr)
                  .value()
                  .item();
   }
   model_.train(was_training);
+  if (parallel_) {
+    comm().allreduce_sum(std::span<double>(&total, 1));
+    total /= static_cast<double>(ranks);
+  }
   return total / static_cast<double>(opt_.eval_batches);
 }
 
@@ -282,93 +517,173 @@ void Trainer::log_csv(const StepInfo& info) {
   std::fclose(f);
 }
 
+// One step of fit(): train, evaluate, log, report, checkpoint. False when training diverged.
+bool Trainer::one_step(FitResult& result, ProgressBar* bar) {
+  StepInfo info = train_step();
+  result.last_loss = info.loss;
+  if (!std::isfinite(info.loss) || !std::isfinite(info.grad_norm)) {
+    result.diverged = true;
+    char msg[256];
+    std::snprintf(
+        msg, sizeof msg, "training stopped at step %lld: the %s became %s",
+        static_cast<long long>(step_ + 1), std::isfinite(info.loss) ? "gradient norm" : "loss",
+        std::isnan(std::isfinite(info.loss) ? info.grad_norm : info.loss) ? "NaN" : "infinite");
+    result.message = msg;
+    if (!opt_.out_dir.empty())
+      result.message += "; the last good checkpoint is " + opt_.out_dir +
+                        "/checkpoint.safetensors (if one was written)";
+    return false;
+  }
+  if (opt_.eval_every > 0 && step_ % opt_.eval_every == 0) {
+    const double v = evaluate();
+    if (std::isfinite(v)) info.val_loss = v;
+    result.last_val_loss = info.val_loss;
+  }
+  if (leader()) log_csv(info);
+  if (on_step) on_step(info);
+  if (bar) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "loss %.4f", info.loss);
+    std::string extra = buf;
+    for (const auto& [name, v] : info.parts) {
+      std::snprintf(buf, sizeof buf, " (%s %.4f)", name.c_str(), v);
+      extra += buf;
+    }
+    if (result.last_val_loss) {
+      std::snprintf(buf, sizeof buf, "  val %.4f (ppl %.1f)", *result.last_val_loss,
+                    std::exp(*result.last_val_loss));
+      extra += buf;
+    }
+    std::snprintf(buf, sizeof buf, "  %.3gk tok/s", info.tokens_per_second / 1e3);
+    bar->update(step_, extra + buf);
+  }
+  if (!opt_.out_dir.empty() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
+    save_checkpoint(opt_.out_dir + "/checkpoint.safetensors");
+
+  return true;
+}
+
 FitResult Trainer::fit() {
   PoolScope scope(pool);
+  setup_parallel();
   FitResult result;
-  if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
+  if (!opt_.out_dir.empty() && leader()) std::filesystem::create_directories(opt_.out_dir);
   std::unique_ptr<ProgressBar> bar;
-  if (opt_.progress)
+  if (opt_.progress && leader())
     bar = std::make_unique<ProgressBar>("train", opt_.max_steps, "step", on_progress);
   const auto start = std::chrono::steady_clock::now();
   const int64_t first = step_;
+  // An error of this rank alone (a bad batch, a full disk on rank 0) leaves the others waiting
+  // in a collective: say so, and mark the communicator so that the job ends rather than hangs.
+  auto stop_all = [&](const std::exception& e) {
+    if (parallel_ && !comm().failed())
+      comm().fail("training step " + std::to_string(step_ + 1) + ": " + e.what());
+  };
   while (step_ < opt_.max_steps) {
-    StepInfo info = train_step();
-    result.last_loss = info.loss;
-    if (!std::isfinite(info.loss) || !std::isfinite(info.grad_norm)) {
-      result.diverged = true;
-      char msg[256];
-      std::snprintf(
-          msg, sizeof msg, "training stopped at step %lld: the %s became %s",
-          static_cast<long long>(step_ + 1), std::isfinite(info.loss) ? "gradient norm" : "loss",
-          std::isnan(std::isfinite(info.loss) ? info.grad_norm : info.loss) ? "NaN" : "infinite");
-      result.message = msg;
-      if (!opt_.out_dir.empty())
-        result.message += "; the last good checkpoint is " + opt_.out_dir +
-                          "/checkpoint.safetensors (if one was written)";
-      break;
+    try {
+      if (!one_step(result, bar.get())) break;
+    } catch (const CommunicatorError&) {
+      throw;
+    } catch (const std::exception& e) {
+      stop_all(e);
+      throw;
     }
-    if (opt_.eval_every > 0 && step_ % opt_.eval_every == 0) {
-      const double v = evaluate();
-      if (std::isfinite(v)) info.val_loss = v;
-      result.last_val_loss = info.val_loss;
-    }
-    log_csv(info);
-    if (on_step) on_step(info);
-    if (bar) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "loss %.4f", info.loss);
-      std::string extra = buf;
-      for (const auto& [name, v] : info.parts) {
-        std::snprintf(buf, sizeof buf, " (%s %.4f)", name.c_str(), v);
-        extra += buf;
-      }
-      if (result.last_val_loss) {
-        std::snprintf(buf, sizeof buf, "  val %.4f (ppl %.1f)", *result.last_val_loss,
-                      std::exp(*result.last_val_loss));
-        extra += buf;
-      }
-      std::snprintf(buf, sizeof buf, "  %.3gk tok/s", info.tokens_per_second / 1e3);
-      bar->update(step_, extra + buf);
-    }
-    if (!opt_.out_dir.empty() && opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0)
+    // Thrown on every rank alike, so not a reason to stop the job.
+    if (parallel_ && parallel_->check_every > 0 && step_ % parallel_->check_every == 0)
+      check_weights_agree();
+  }
+  if (bar) bar->finish();
+  try {
+    if (!result.diverged && !opt_.out_dir.empty() && step_ > first)
       save_checkpoint(opt_.out_dir + "/checkpoint.safetensors");
+  } catch (const CommunicatorError&) {
+    throw;
+  } catch (const std::exception& e) {
+    stop_all(e);
+    throw;
   }
   result.steps = step_ - first;
-  if (bar) bar->finish();
-  if (!result.diverged && !opt_.out_dir.empty() && result.steps > 0)
-    save_checkpoint(opt_.out_dir + "/checkpoint.safetensors");
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
 // --- checkpoints ---------------------------------------------------------------------------------
 
-void Trainer::save_checkpoint(const std::string& path) const {
-  io::SafetensorsWriter w;
-  for (const auto& p : model_.named_parameters()) w.add(p.name, p.var.value());
-  for (const auto& [name, t] : optimizer_->state()) w.add("optimizer." + name, t);
-  w.set_metadata("format", kFormat);
-  w.set_metadata("step", std::to_string(step_));
-  w.set_metadata("config", model_.config().to_json().dump());
-  w.set_metadata("options", opt_.to_json().dump());
-  io::Json optj = io::Json::object();
-  optj.set("type", io::Json("AdamW"));
-  optj.set("steps", io::Json(optimizer_->steps()));
-  optj.set("lr", io::Json(static_cast<double>(optimizer_->lr())));
-  w.set_metadata("optimizer", optj.dump());
-  io::Json rng = io::Json::object();
-  rng.set("data", gen_state_json(data_gen_));
-  rng.set("dropout", gen_state_json(dropout_gen_));
-  w.set_metadata("rng", rng.dump());
-  if (tokenizer_) {
-    w.set_metadata("tokenizer", tokenizer_->to_json().dump());
-    w.set_metadata("special_tokens",
-                   text::special_tokens_to_json(tokenizer_->special_tokens()).dump());
+void Trainer::save_checkpoint(const std::string& path) {
+  setup_parallel();
+  // With sharded optimizer state, rank 0 receives the other ranks' moments first: the file holds
+  // the whole state, which any number of ranks can resume. (AdamW names its moments "m.<name>"
+  // and "v.<name>".)
+  optim::NamedTensors state = optimizer_->state();
+  if (parallel_ && !parallel_->owner.empty()) {
+    const int me = comm().rank();
+    const optim::NamedTensors mine = state;
+    for (size_t k = 0; k < parallel_->trainable.size(); ++k) {
+      const int owner = parallel_->owner[k];
+      if (owner == 0 || (me != 0 && me != owner)) continue;
+      for (const char* moment : {"m.", "v."}) {
+        const std::string name = moment + parallel_->names[k];
+        if (me == owner) {
+          const Tensor<float>* t = find_state(mine, name);
+          if (!t) fail<ValueError>("save_checkpoint: rank ", me, " holds no '", name, "'");
+          comm().send({t->data(), static_cast<size_t>(t->numel())}, 0);
+        } else {
+          Tensor<float> t = Tensor<float>::empty(parallel_->trainable[k].shape());
+          comm().recv({t.data(), static_cast<size_t>(t.numel())}, owner);
+          state.emplace_back(name, std::move(t));
+        }
+      }
+    }
   }
-  w.save(path);
+  if (leader()) {
+    io::SafetensorsWriter w;
+    for (const auto& p : model_.named_parameters()) w.add(p.name, p.var.value());
+    for (const auto& [name, t] : state) w.add("optimizer." + name, t);
+    w.set_metadata("format", kFormat);
+    w.set_metadata("step", std::to_string(step_));
+    w.set_metadata("config", model_.config().to_json().dump());
+    w.set_metadata("options", opt_.to_json().dump());
+    io::Json optj = io::Json::object();
+    optj.set("type", io::Json("AdamW"));
+    optj.set("steps", io::Json(optimizer_->steps()));
+    optj.set("lr", io::Json(static_cast<double>(optimizer_->lr())));
+    w.set_metadata("optimizer", optj.dump());
+    io::Json rng = io::Json::object();
+    rng.set("data", gen_state_json(data_gen_));
+    rng.set("dropout", gen_state_json(dropout_gen_));  // rank 0's: the others' derive from it
+    w.set_metadata("rng", rng.dump());
+    w.set_metadata("ranks", std::to_string(comm().size()));
+    if (tokenizer_) {
+      w.set_metadata("tokenizer", tokenizer_->to_json().dump());
+      w.set_metadata("special_tokens",
+                     text::special_tokens_to_json(tokenizer_->special_tokens()).dump());
+    }
+    w.save(path);
+  }
+  if (parallel_) comm().barrier();  // every rank returns once the file is there
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
+  setup_parallel();
+  if (!parallel_) return load_checkpoint_here(path);
+  // Every rank reads the file (a file system that all ranks see, as on clusters). The ranks agree
+  // on the outcome before any changes anything, so one rank's bad copy stops all of them alike.
+  std::string error;
+  try {
+    load_checkpoint_here(path, /*commit=*/false);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  const auto errors = comm().allgather(error);
+  for (size_t r = 0; r < errors.size(); ++r)
+    if (!errors[r].empty()) {
+      if (static_cast<int>(r) == comm().rank()) fail<FormatError>(errors[r]);
+      fail<FormatError>("load_checkpoint: rank ", r, " could not load it: ", errors[r]);
+    }
+  load_checkpoint_here(path);
+}
+
+void Trainer::load_checkpoint_here(const std::string& path, bool commit) {
   // Read and check everything before changing anything: a bad file leaves the trainer as it was.
   const auto f = io::SafetensorsFile::open(path);
   if (meta(f, "format") != kFormat)
@@ -396,13 +711,26 @@ void Trainer::load_checkpoint(const std::string& path) {
   for (const auto& t : f.tensors())
     if (t.name.rfind("optimizer.", 0) == 0)
       state.emplace_back(t.name.substr(10), f.load<float>(t.name).clone());
+  // The optimizer's state must cover its parameters (checked on a copy when only checking).
+  if (!commit) {
+    for (const auto& p : optimizer_->params()) {
+      if (!p.var.requires_grad()) continue;
+      for (const char* moment : {"m.", "v."}) {
+        const Tensor<float>* t = find_state(state, moment + p.name);
+        if (!t || !(t->shape() == p.var.shape()))
+          fail<FormatError>(path, ": no optimizer state '", moment, p.name, "' of shape ",
+                            p.var.shape().str());
+      }
+    }
+    return;
+  }
   // Commit. The optimizer checks its state before taking any, and the weights were checked
   // against the config above, so neither throws halfway.
   optimizer_->load_state(state, opt_steps);
   model_.load_weights(weights);
   optimizer_->set_lr(lr);
   data_gen_.set_state(data_state);
-  dropout_gen_.set_state(dropout_state);
+  dropout_gen_.set_state(for_rank(dropout_state, comm().rank()));
   step_ = step;
 }
 

@@ -80,3 +80,29 @@ TEST_CASE("leaves can be reassigned, shape changes are refused", "[autograd]") {
   w.set_name("layer.weight");
   CHECK_THROWS_WITH(w.set_value(Tensor<float>::ones({3})), Catch::Contains("layer.weight"));
 }
+
+TEST_CASE("GradReadyHook reports each leaf once, after its last contribution", "[autograd]") {
+  Generator gen(5);
+  autograd::Var w(randn({3, 3}, gen), true), b(randn({3}, gen), true), x(randn({2, 3}, gen));
+  autograd::Var frozen(randn({3, 3}, gen), false);
+  // w is used twice, far apart in the graph: it is final only after both uses.
+  const auto h = autograd::add(autograd::matmul(x, w), b);
+  const auto y = autograd::matmul(autograd::matmul(h, frozen), w);
+  std::vector<std::pair<const autograd::VarImpl*, Tensor<float>>> seen;
+  {
+    autograd::GradReadyHook hook(
+        [&](const autograd::Var& v) { seen.emplace_back(v.impl(), v.grad().clone()); });
+    autograd::sum(y).backward();
+  }
+  REQUIRE(seen.size() == 2);  // w and b; not x or frozen, which want no gradient
+  for (const auto& [impl, g] : seen) {
+    const autograd::Var& v = impl == w.impl() ? w : b;
+    CHECK((impl == w.impl() || impl == b.impl()));
+    CHECK(max_abs_diff(g, v.grad()) == 0.0f);  // nothing was added after the report
+  }
+  // Outside the scope nothing is reported.
+  w.zero_grad();
+  autograd::sum(autograd::matmul(x, w)).backward();
+  CHECK(seen.size() == 2);
+  CHECK_THROWS_AS(autograd::GradReadyHook(std::function<void(const autograd::Var&)>()), ValueError);
+}

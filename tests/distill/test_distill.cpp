@@ -22,24 +22,14 @@ std::string temp_dir(const std::string& name) {
   return test::temp_dir("distill", name);
 }
 
-std::string corpus(int variant = 0) {
-  std::string s;
-  const char* lines[] = {"the cat sat on the mat", "a dog ran in the park",
-                         "birds sing in the morning", "the sun rises in the east",
-                         "rain falls on the green hills"};
-  for (int i = 0; i < 60; ++i)
-    s += std::string(lines[(i + variant) % 5]) + " number " + std::to_string(i % 7) + "\n\n";
-  return s;
-}
-
 struct Setup {
   text::BpeTokenizer tok;
   train::TokenDataset data;
   Setup() {
-    tok = text::BpeTokenizer::train(corpus(),
+    tok = text::BpeTokenizer::train(test::tiny_corpus(),
                                     {.vocab_size = 300, .special_tokens = {"<|endoftext|>"}});
     data = train::TokenDataset::build(
-        train::split_documents(corpus()), tok,
+        train::split_documents(test::tiny_corpus()), tok,
         {.validation_fraction = 0.2, .seed = 1, .eos_id = *tok.find("<|endoftext|>")});
   }
   nn::TransformerConfig teacher_cfg(int64_t vocab = 0) const {
@@ -101,8 +91,9 @@ TEST_CASE("teacher and student must share a vocabulary", "[distill]") {
   train::ModuleTeacher teacher(t, &s.tok);
   distill::check_vocabularies(teacher, &s.tok, s.tok.vocab_size());
   // Another tokenizer of the same size: refused by fingerprint.
-  const auto other = text::BpeTokenizer::train(
-      corpus(2) + "zebra quartz", {.vocab_size = 300, .special_tokens = {"<|endoftext|>"}});
+  const auto other =
+      text::BpeTokenizer::train(test::tiny_corpus(2) + "zebra quartz",
+                                {.vocab_size = 300, .special_tokens = {"<|endoftext|>"}});
   CHECK_THROWS_WITH(distill::check_vocabularies(teacher, &other, s.tok.vocab_size()),
                     Catch::Contains("different tokenizers") &&
                         Catch::Contains(s.tok.fingerprint()) &&
@@ -191,8 +182,8 @@ TEST_CASE("soft-label cache: the teacher's top K, refused for another corpus, te
 
   // Refusals.
   cache.check(s.data, train::Split::train, 16, &teacher);
-  const auto other_data = train::TokenDataset::build(train::split_documents(corpus(1)), s.tok,
-                                                     {.validation_fraction = 0.2, .seed = 1});
+  const auto other_data = train::TokenDataset::build(
+      train::split_documents(test::tiny_corpus(1)), s.tok, {.validation_fraction = 0.2, .seed = 1});
   CHECK_THROWS_WITH(cache.check(other_data, train::Split::train, 16),
                     Catch::Contains("another corpus"));
   CHECK_THROWS_WITH(cache.check(s.data, train::Split::train, 8), Catch::Contains("window length"));

@@ -13,6 +13,7 @@
 #include "scholar/tensor/ops.hpp"
 #include "scholar/train/trainer.hpp"
 #include "support.hpp"
+#include "train/data_parallel.hpp"
 
 using namespace scholar;
 namespace fs = std::filesystem;
@@ -23,25 +24,15 @@ std::string temp_dir(const std::string& name) {
   return test::temp_dir("train", name);
 }
 
-std::string corpus() {
-  std::string s;
-  const char* lines[] = {"the cat sat on the mat", "a dog ran in the park",
-                         "birds sing in the morning", "the sun rises in the east",
-                         "rain falls on the green hills"};
-  for (int i = 0; i < 60; ++i)
-    s += std::string(lines[i % 5]) + " number " + std::to_string(i % 7) + "\n\n";
-  return s;
-}
-
 struct Setup {
   text::BpeTokenizer tok;
   train::TokenDataset data;
   nn::TransformerConfig cfg;
   Setup() {
-    tok = text::BpeTokenizer::train(corpus(),
+    tok = text::BpeTokenizer::train(test::tiny_corpus(),
                                     {.vocab_size = 320, .special_tokens = {"<|endoftext|>"}});
     data = train::TokenDataset::build(
-        train::split_documents(corpus()), tok,
+        train::split_documents(test::tiny_corpus()), tok,
         {.validation_fraction = 0.2, .seed = 1, .eos_id = *tok.find("<|endoftext|>")});
     cfg = nn::TransformerConfig::gpt2(tok.vocab_size(), 32, 2, 32, 4);
   }
@@ -313,7 +304,7 @@ TEST_CASE("a checkpoint holds any tokenizer: SentencePiece round trip through a 
   const auto spm = text::SpmTokenizer::from_gguf(
       io::GgufFile::open(std::string(SCHOLAR_TEST_DATA) + "/llama_cpp/spm-vocab.gguf"));
   const auto data = train::TokenDataset::build(
-      train::split_documents(corpus()), spm,
+      train::split_documents(test::tiny_corpus()), spm,
       {.validation_fraction = 0.2, .seed = 1, .eos_id = spm.special_tokens().eos});
   auto cfg = nn::TransformerConfig::llama(spm.vocab_size(), 32, 1, 32, 4, 2, 64);
   nn::TransformerLM model(cfg, 5);
@@ -350,4 +341,49 @@ TEST_CASE("perplexity covers every fixed window once, in evaluation mode", "[tra
                     Catch::Contains("fewer than one window"));
   CHECK_THROWS_WITH(train::perplexity(model, s.data, train::Split::validation, T, 0),
                     Catch::Contains("batch must be >= 1"));
+}
+
+TEST_CASE("one process: the single-process communicator, the trainer unchanged", "[train]") {
+  train::Communicator& one = train::single_process();
+  CHECK(one.rank() == 0);
+  CHECK(one.size() == 1);
+  std::vector<float> v{1.5f, 2.5f};
+  one.allreduce_sum(v);
+  one.broadcast(v, 0);
+  CHECK(v == std::vector<float>{1.5f, 2.5f});
+  CHECK(one.allgather("x") == std::vector<std::string>{"x"});
+  CHECK_THROWS_AS(one.broadcast(v, 1), ValueError);
+  CHECK_THROWS_AS(one.set_timeout_seconds(0), ValueError);
+  if (!train::mpi_available())
+    CHECK_THROWS_WITH(train::mpi_world(), Catch::Contains("SCHOLAR_MPI=ON"));
+  // A trainer given the single-process communicator trains exactly as one given none.
+  Setup s;
+  std::vector<double> a, b;
+  for (auto* losses : {&a, &b}) {
+    nn::TransformerLM m(s.cfg, 1);
+    train::Trainer t(m, s.data, small_options(6, ""), &s.tok);
+    if (losses == &b) {
+      t.communicator = &one;
+      t.distributed.shard_optimizer = true;  // nothing to shard with one rank
+    }
+    t.on_step = [&](const train::StepInfo& i) { losses->push_back(i.loss); };
+    t.fit();
+    CHECK(t.distributed_summary() == "single process");
+  }
+  CHECK(a == b);
+}
+
+TEST_CASE("sharded optimizer state: the partition balances parameters over ranks", "[train]") {
+  using train::detail::partition_parameters;
+  const std::vector<int64_t> sizes{100, 10, 60, 50, 40, 1};
+  const auto owner = partition_parameters(sizes, 2);
+  int64_t load[2] = {0, 0};
+  for (size_t i = 0; i < sizes.size(); ++i) load[owner[i]] += sizes[i];
+  // Largest first, each to the rank with the least so far: 100 | 60, 50 | 40 | 10, 1.
+  CHECK(owner == std::vector<int>{0, 1, 1, 1, 0, 1});
+  CHECK(load[0] == 140);
+  CHECK(load[1] == 121);
+  CHECK(partition_parameters(sizes, 1) == std::vector<int>(sizes.size(), 0));
+  CHECK(partition_parameters({}, 3).empty());
+  CHECK_THROWS_AS(partition_parameters(sizes, 0), ValueError);
 }

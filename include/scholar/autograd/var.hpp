@@ -121,6 +121,24 @@ class NoGradGuard {
   bool previous_;
 };
 
+/// While alive, backward() on this thread calls `fn(leaf)` once for each leaf that requires a
+/// gradient, as soon as no node left in the pass will add to that leaf's gradient (as PyTorch's
+/// post-accumulate-grad hooks): data-parallel training starts averaging a gradient while the
+/// backward pass goes on. A leaf that the pass never reaches is not reported. Scopes nest (the
+/// innermost hook is used); the hook runs on the thread that runs backward().
+class GradReadyHook {
+ public:
+  explicit GradReadyHook(std::function<void(const Var& leaf)> fn);
+  ~GradReadyHook();
+  GradReadyHook(const GradReadyHook&) = delete;
+  GradReadyHook& operator=(const GradReadyHook&) = delete;
+
+ private:
+  std::function<void(const Var&)> fn_;
+  GradReadyHook* previous_;
+  friend class Var;
+};
+
 /// True if any input needs a gradient and recording is on.
 bool any_requires_grad(std::initializer_list<const Var*> inputs);
 

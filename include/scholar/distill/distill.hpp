@@ -43,6 +43,7 @@ class LogitDistillation final : public train::Objective {
   autograd::Var loss(nn::TransformerLM& model, const train::Batch& batch, Generator* dropout,
                      train::LossParts& parts) override;
   std::string name() const override { return "distill"; }
+  std::string fingerprint() const override;
   const autograd::DistillOptions& options() const noexcept { return options_; }
 
  private:
@@ -137,6 +138,7 @@ class CachedDistillation final : public train::Objective {
                      train::LossParts& parts) override;
   bool fixed_windows() const override { return true; }
   std::string name() const override { return "distill-cache"; }
+  std::string fingerprint() const override;
 
  private:
   const SoftLabelCache& cache_;
@@ -202,6 +204,7 @@ class OnPolicyDistillation final : public train::Objective {
   autograd::Var loss(nn::TransformerLM& model, const train::Batch& batch, Generator* dropout,
                      train::LossParts& parts) override;
   std::string name() const override { return "distill-on-policy"; }
+  std::string fingerprint() const override;
 
   /// The student's continuation of each window's prompt: windows [B, T] whose first
   /// prompt_tokens come from `batch` and the rest from the student. Exposed for tests.

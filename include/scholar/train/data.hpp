@@ -55,6 +55,10 @@ class Dataset {
   virtual bool can_batch(Split split, int64_t T) const = 0;
   /// Largest token id + 1 (the model's vocabulary must cover it).
   virtual int32_t max_token() const = 0;
+  /// Identifies the data (16 hex digits; equal data, equal fingerprints), so the ranks of a
+  /// data-parallel run can check that they train on the same corpus. The default hashes a few
+  /// deterministic batches; the datasets here hash all their tokens.
+  virtual std::string fingerprint() const;
 };
 
 /// Tokenized training and validation streams. Documents are assigned to one split each (a seeded
@@ -101,6 +105,7 @@ class TokenDataset final : public Dataset {
   bool can_batch(Split split, int64_t T) const override {
     return static_cast<int64_t>(tokens(split).size()) >= T + 1;
   }
+  std::string fingerprint() const override;
 
  private:
   std::vector<int32_t> train_, validation_;

@@ -84,6 +84,8 @@ class InstructionDataset final : public Dataset {
   Batch eval_batch(Split split, int64_t B, int64_t T, int64_t index) const override;
   bool can_batch(Split split, int64_t T) const override;
   int32_t max_token() const override { return max_token_; }
+  /// Hashes every example's tokens and loss mask, and the options.
+  std::string fingerprint() const override;
 
  private:
   struct Example {

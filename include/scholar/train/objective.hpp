@@ -37,6 +37,9 @@ class Objective {
   virtual bool fixed_windows() const { return false; }
   /// A short name for logs ("lm", "distill").
   virtual std::string name() const = 0;
+  /// Identifies what this objective computes (its settings and any teacher), so the ranks of a
+  /// data-parallel run can check that they agree. Default: name().
+  virtual std::string fingerprint() const { return name(); }
 };
 
 /// The default objective: mean cross-entropy of the model's logits against the targets.

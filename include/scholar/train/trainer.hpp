@@ -14,6 +14,14 @@
 // the last checkpoint, written before, stays good. A checkpoint holds everything needed to continue
 // bit for bit: weights, optimizer moments, step, random-generator states, model config, trainer
 // options and tokenizer.
+//
+// Data-parallel: with a `communicator` of several ranks (train::mpi_world() under mpirun), every
+// rank runs the same program. batch_size is per rank: each step draws the global batch of
+// batch_size x ranks rows (the same generator on every rank) and each rank takes its own rows, so
+// R ranks of batch b train exactly as one process of batch R b. Gradients are averaged in
+// buckets while the backward pass runs; weights and optimizer steps stay identical on every rank.
+// Rank 0 alone writes the log, the checkpoint and the progress bar. fit(), evaluate(),
+// save_checkpoint() and load_checkpoint() are then collective: call them on every rank.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +36,7 @@
 #include "scholar/parallel.hpp"
 #include "scholar/progress.hpp"
 #include "scholar/text/tokenizer.hpp"
+#include "scholar/train/communicator.hpp"
 #include "scholar/train/data.hpp"
 #include "scholar/train/objective.hpp"
 
@@ -58,6 +67,23 @@ struct TrainerOptions {
   void validate() const;
 };
 
+/// How a data-parallel run shares its work (used when Trainer::communicator has several ranks; not
+/// saved in checkpoints, which any number of ranks can resume).
+struct DistributedOptions {
+  /// ZeRO stage 1: each rank keeps and updates the AdamW moments of its share of the parameters
+  /// only (a greedy partition by size), then every rank receives the updated weights from their
+  /// owners. Saves (R - 1) / R of the optimizer state per rank, for one broadcast of the weights
+  /// per step.
+  bool shard_optimizer = false;
+  /// Gradients are averaged in buckets of about this many bytes (PyTorch DDP's default, 25 MB).
+  int64_t bucket_bytes = int64_t{25} << 20;
+  /// Start each bucket's average while the backward pass goes on (false: all after it).
+  bool overlap = true;
+  /// Every this many steps, compare a hash of the trainable weights across ranks (ValueError if
+  /// they differ); 0: never. -1: every 50 steps in a debug build of scholar, never otherwise.
+  int64_t check_every = -1;
+};
+
 /// One optimizer step, as reported to callbacks and the log.
 struct StepInfo {
   int64_t step = 0;      ///< steps done (1-based after the first)
@@ -65,8 +91,11 @@ struct StepInfo {
   LossParts parts;       ///< the objective's named parts (means over micro-batches)
   double grad_norm = 0;  ///< before clipping
   float lr = 0;
-  double tokens_per_second = 0;
+  double tokens_per_second = 0;    ///< over all ranks
   std::optional<double> val_loss;  ///< when evaluated at this step
+  /// Seconds this rank waited for the gradient average after its backward pass, and for the
+  /// sharded optimizer's weight broadcast (0 on a single process).
+  double comm_seconds = 0;
 };
 
 /// How fit() ended.
@@ -90,13 +119,20 @@ class Trainer {
 
   /// Runs until max_steps (or divergence). Can be called again after raising max_steps.
   FitResult fit();
-  /// Mean validation loss over eval_batches deterministic batches (no gradients, eval mode).
+  /// Mean validation loss over eval_batches deterministic batches (no gradients, eval mode). With
+  /// several ranks, each evaluates its share of the batches.
   double evaluate();
-  /// Writes a checkpoint (atomically) to `path`.
-  void save_checkpoint(const std::string& path) const;
+  /// Writes a checkpoint (atomically) to `path`. With several ranks, rank 0 writes it (after
+  /// gathering sharded optimizer state), and every rank returns once it is written.
+  void save_checkpoint(const std::string& path);
   /// Restores weights, optimizer, step and generators from a checkpoint written by save_checkpoint
-  /// for a model of the same config (FormatError/ShapeError naming the mismatch otherwise).
+  /// for a model of the same config (FormatError/ShapeError naming the mismatch otherwise). A
+  /// checkpoint holds the whole state, so any number of ranks, sharded or not, can resume it.
   void load_checkpoint(const std::string& path);
+  /// Bytes of optimizer state this rank holds (a share of it with shard_optimizer).
+  int64_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
+  /// "single process", or the communicator, ranks, buckets and sharding of a data-parallel run.
+  std::string distributed_summary();
 
   int64_t step() const noexcept { return step_; }
   const TrainerOptions& options() const noexcept { return opt_; }
@@ -112,11 +148,22 @@ class Trainer {
   /// What training minimises (not owned; must outlive fit()). Null: the language-model
   /// cross-entropy (LmObjective). Validation (evaluate()) is always the cross-entropy.
   Objective* objective = nullptr;
+  /// The ranks of a data-parallel run (not owned; must outlive the trainer). Null: a single
+  /// process. Set it before the first fit(), evaluate() or checkpoint call.
+  Communicator* communicator = nullptr;
+  DistributedOptions distributed;
 
  private:
+  struct Parallel;
   StepInfo train_step();
+  bool one_step(FitResult& result, ProgressBar* bar);
   void log_csv(const StepInfo& info);
   Batch next_batch(const Objective& objective);
+  Communicator& comm() const { return communicator ? *communicator : single_process(); }
+  bool leader() const { return comm().rank() == 0; }
+  void setup_parallel();
+  void load_checkpoint_here(const std::string& path, bool commit = true);
+  void check_weights_agree();
 
   nn::TransformerLM& model_;
   const Dataset& data_;
@@ -125,6 +172,7 @@ class Trainer {
   std::unique_ptr<optim::AdamW> optimizer_;
   Generator data_gen_, dropout_gen_;
   int64_t step_ = 0;
+  std::unique_ptr<Parallel> parallel_;  // set up by the first collective call with several ranks
 };
 
 /// Reads what a checkpoint says about itself: model config, tokenizer (if saved), options, step.
