@@ -4,9 +4,12 @@
 //   train_lm [--corpus FILE]... [--out DIR] [--vocab N] [--family gpt2|llama] [--layers N]
 //            [--width N] [--heads N] [--context N] [--batch N] [--steps N] [--lr X]
 //            [--eval-every N] [--sample-every N] [--threads N] [--seed N] [--resume]
-//            [--matmul-precision f32|bf16]
+//            [--matmul-precision f32|bf16] [--shard-optimizer]
 //
-// The default corpus is the Jargon File from Debian's jargon-text package.
+// The default corpus is the Jargon File from Debian's jargon-text package. Started by mpiexec (and
+// built with SCHOLAR_MPI=ON), it trains data-parallel: --batch rows on every rank, rank 0 printing
+// and writing, --shard-optimizer splitting the AdamW moments between the ranks:
+//   OMP_NUM_THREADS=1 mpiexec -np 2 train_lm --threads 1 --batch 8
 #include <scholar/scholar.hpp>
 
 #include <cmath>
@@ -32,6 +35,7 @@ struct Args {
   int threads = 0;
   uint64_t seed = 1;
   bool resume = false;
+  bool shard_optimizer = false;
   std::string matmul_precision;  // empty: as SCHOLAR_MATMUL_PRECISION says (f32 by default)
 };
 
@@ -42,7 +46,7 @@ struct Args {
       "          [--layers N] [--width N] [--heads N] [--context N] [--batch N] [--steps N]\n"
       "          [--lr X] [--eval-every N] [--sample-every N] [--threads N] [--seed N] "
       "[--resume]\n"
-      "          [--matmul-precision f32|bf16]\n",
+      "          [--matmul-precision f32|bf16] [--shard-optimizer]\n",
       argv0);
   std::exit(2);
 }
@@ -53,6 +57,10 @@ Args parse(int argc, char** argv) {
     const std::string k = argv[i];
     if (k == "--resume") {
       a.resume = true;
+      continue;
+    }
+    if (k == "--shard-optimizer") {
+      a.shard_optimizer = true;
       continue;
     }
     if (i + 1 >= argc) usage(argv[0]);
@@ -136,6 +144,11 @@ std::string sample(const nn::TransformerLM& model, const text::Tokenizer& tok,
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   try {
+    // Under mpiexec: one rank of a data-parallel run. The others stay quiet.
+    std::unique_ptr<train::Communicator> world;
+    if (train::launched_by_mpi() && train::mpi_available()) world = train::mpi_world();
+    const bool leader = !world || world->rank() == 0;
+    if (!leader && !std::freopen("/dev/null", "w", stdout)) throw Error("cannot silence stdout");
     if (a.threads > 0) set_num_threads(a.threads);
     if (!a.matmul_precision.empty())
       kernels::set_matmul_precision(a.matmul_precision == "bf16" ? kernels::MatmulPrecision::bf16
@@ -163,12 +176,16 @@ int main(int argc, char** argv) {
       joined.reserve(bytes);
       for (const auto& d : docs) joined += d;
       ProgressBar bar("tokenizer", a.vocab - 257, "merge");
-      tok_ptr = std::make_shared<text::BpeTokenizer>(text::BpeTokenizer::train(
-          joined, {.vocab_size = a.vocab,
-                   .special_tokens = {"<|endoftext|>"},
-                   .progress = [&](int64_t d, int64_t) { bar.update(d); }}));
-      bar.finish();
-      tok_ptr->save(a.out + "/tokenizer.json");
+      tok_ptr = std::make_shared<text::BpeTokenizer>(
+          text::BpeTokenizer::train(joined, {.vocab_size = a.vocab,
+                                             .special_tokens = {"<|endoftext|>"},
+                                             .progress = [&](int64_t d, int64_t) {
+                                               if (leader) bar.update(d);
+                                             }}));
+      if (leader) {
+        bar.finish();
+        tok_ptr->save(a.out + "/tokenizer.json");
+      }
     }
     const text::Tokenizer& tok = *tok_ptr;
     const int32_t eot = tok.special_tokens().eos;
@@ -209,10 +226,13 @@ int main(int argc, char** argv) {
     opt.out_dir = a.out;
     opt.seed = a.seed;
     train::Trainer trainer(model, data, opt, &tok);
+    trainer.communicator = world.get();
+    trainer.distributed.shard_optimizer = a.shard_optimizer;
+    if (world) std::printf("data-parallel: %s\n", trainer.distributed_summary().c_str());
     if (resuming) trainer.load_checkpoint(ckpt);
     Generator sample_gen(a.seed + 7);
     trainer.on_step = [&](const train::StepInfo& s) {
-      if (a.sample_every > 0 && s.step % a.sample_every == 0) {
+      if (leader && a.sample_every > 0 && s.step % a.sample_every == 0) {
         std::fprintf(stderr, "\n");
         std::printf("--- sample at step %lld: %s\n", static_cast<long long>(s.step),
                     sample(model, tok, "hacker", 40, 0.8f, sample_gen).c_str());

@@ -191,15 +191,16 @@ class Mpi final : public Communicator {
     return "MPI (" + v + "), " + std::to_string(size_) + (size_ == 1 ? " rank" : " ranks");
   }
 
-  // Polls until every request completes: a short spin (a collective between busy ranks usually
-  // completes within microseconds), then sleeps of growing length up to a millisecond, so a rank
-  // that waits long for a slower one gives its core back. Past the timeout: failed, and thrown.
+  // Polls until every request completes. MPI moves the data of a non-blocking collective inside
+  // its test calls, one round at a time, so the poll is tight (yielding the core between tests,
+  // in case another process wants it) for the first seconds; a wait longer than that is for a
+  // rank that is slow or gone, and sleeps a millisecond between tests. Past the timeout: failed,
+  // and thrown.
   void wait_all(std::vector<MPI_Request>& requests, const std::string& what) {
     if (requests.empty()) return;
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
-    auto nap = std::chrono::microseconds(20);
-    for (int spins = 0;; ++spins) {
+    for (uint64_t polls = 0;; ++polls) {
       int done = 0;
       const int rc = MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done,
                                  MPI_STATUSES_IGNORE);
@@ -209,7 +210,10 @@ class Mpi final : public Communicator {
                                          " failed: ", error_string(rc));
       }
       if (done) return;
-      if (spins < 2000) continue;
+      if (polls % 256 != 255) {
+        std::this_thread::yield();
+        continue;
+      }
       const double waited = std::chrono::duration<double>(clock::now() - start).count();
       if (waited > timeout_) {
         char msg[512];
@@ -220,13 +224,13 @@ class Mpi final : public Communicator {
         Communicator::fail(msg);
         scholar::fail<CommunicatorError>("rank ", rank_, " of ", size_, ": ", msg);
       }
-      std::this_thread::sleep_for(nap);
-      nap = std::min(nap * 2, std::chrono::microseconds(1000));
+      if (waited > kSpinSeconds) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 
  private:
   static constexpr int kTag = 7301;
+  static constexpr double kSpinSeconds = 5;
   static std::string describe_op(const char* op, size_t n) {
     return std::string("MPI ") + op + " of " + std::to_string(n) + " values";
   }

@@ -206,7 +206,8 @@ Trainer::Trainer(nn::TransformerLM& model, const Dataset& data, TrainerOptions o
   if (data.max_token() > model.config().vocab_size)
     fail<ValueError>("Trainer: the data holds token id ", data.max_token() - 1,
                      ", outside the model's vocabulary of ", model.config().vocab_size);
-  optimizer_ = std::make_unique<optim::AdamW>(model.named_parameters(), adamw_options(opt_));
+  // The optimizer and its moments come at first use (optimizer()), once it is known whether this
+  // rank keeps all of them or, with a sharded data-parallel run, its share.
 }
 
 Trainer::~Trainer() = default;
@@ -310,22 +311,28 @@ void Trainer::setup_parallel() {
     for (auto& q : pending) q->wait();
   }
   P->reducer = std::make_unique<detail::GradientReducer>(c, P->trainable, distributed.bucket_bytes);
-  P->full_state_bytes = optimizer_->state_bytes();
+  for (const auto& v : P->trainable)
+    P->full_state_bytes += 2 * v.value().numel() * static_cast<int64_t>(sizeof(float));
   if (distributed.shard_optimizer) {
     std::vector<int64_t> sizes;
     for (const auto& v : P->trainable) sizes.push_back(v.value().numel());
     P->owner = detail::partition_parameters(sizes, c.size());
-    std::vector<nn::NamedParameter> mine_params;
-    for (size_t k = 0; k < P->trainable.size(); ++k)
-      if (P->owner[k] == c.rank()) mine_params.push_back({P->names[k], P->trainable[k]});
-    // Keep the moments (of a checkpoint loaded before) for this rank's share.
-    const optim::NamedTensors state = optimizer_->state();
-    const int64_t steps = optimizer_->steps();
-    const float lr = optimizer_->lr();
-    auto sharded = std::make_unique<optim::AdamW>(std::move(mine_params), adamw_options(opt_));
-    sharded->load_state(state, steps);
-    sharded->set_lr(lr);
-    optimizer_ = std::move(sharded);
+    if (optimizer_) {
+      // Made before (optimizer() was called): keep the moments of this rank's share only.
+      std::vector<nn::NamedParameter> mine_params;
+      optim::NamedTensors state;
+      for (size_t k = 0; k < P->trainable.size(); ++k)
+        if (P->owner[k] == c.rank()) mine_params.push_back({P->names[k], P->trainable[k]});
+      for (auto& [name, t] : optimizer_->state())
+        for (const auto& p : mine_params)
+          if (name == "m." + p.name || name == "v." + p.name) state.emplace_back(name, t);
+      const int64_t steps = optimizer_->steps();
+      const float lr = optimizer_->lr();
+      optimizer_.reset();
+      optimizer_ = std::make_unique<optim::AdamW>(std::move(mine_params), adamw_options(opt_));
+      optimizer_->load_state(state, steps);
+      optimizer_->set_lr(lr);
+    }
   }
 #ifdef NDEBUG
   P->check_every = distributed.check_every < 0 ? 0 : distributed.check_every;
@@ -336,13 +343,28 @@ void Trainer::setup_parallel() {
   parallel_ = std::move(P);
 }
 
+optim::AdamW& Trainer::optimizer() {
+  setup_parallel();
+  if (!optimizer_) {
+    std::vector<nn::NamedParameter> params = model_.named_parameters();
+    if (parallel_ && !parallel_->owner.empty()) {
+      params.clear();
+      for (size_t k = 0; k < parallel_->trainable.size(); ++k)
+        if (parallel_->owner[k] == comm().rank())
+          params.push_back({parallel_->names[k], parallel_->trainable[k]});
+    }
+    optimizer_ = std::make_unique<optim::AdamW>(std::move(params), adamw_options(opt_));
+  }
+  return *optimizer_;
+}
+
 void Trainer::check_weights_agree() {
   scholar::detail::Digest d;
   for (const auto& v : parallel_->trainable) {
     const Tensor<float> c = v.value().contiguous();
     d.bytes(c.data(), static_cast<size_t>(c.numel()) * sizeof(float));
   }
-  d.word(static_cast<uint64_t>(optimizer_->steps()));
+  d.word(static_cast<uint64_t>(optimizer().steps()));
   const auto all = comm().allgather(d.hex());
   for (size_t r = 1; r < all.size(); ++r)
     if (all[r] != all[0])
@@ -363,7 +385,7 @@ std::string Trainer::distributed_summary() {
   std::string out = comm().describe() + buf;
   if (distributed.shard_optimizer) {
     std::snprintf(buf, sizeof buf, "; optimizer state sharded: %.4g of %.4g MB on rank %d",
-                  static_cast<double>(optimizer_->state_bytes()) / 1e6,
+                  static_cast<double>(optimizer().state_bytes()) / 1e6,
                   static_cast<double>(parallel_->full_state_bytes) / 1e6, comm().rank());
     out += buf;
   }
@@ -443,8 +465,8 @@ StepInfo Trainer::train_step() {
   const optim::WarmupCosine schedule{opt_.lr, opt_.min_lr, opt_.warmup_steps, opt_.max_steps};
   info.lr = schedule.at(step_);
   if (std::isfinite(info.loss) && std::isfinite(info.grad_norm)) {
-    optimizer_->set_lr(info.lr);
-    optimizer_->step();
+    optimizer().set_lr(info.lr);
+    optimizer().step();
     ++step_;
     if (parallel_ && !parallel_->owner.empty()) {
       // Sharded optimizer state: each parameter was updated by its owner; send it to the others.
@@ -614,7 +636,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   // With sharded optimizer state, rank 0 receives the other ranks' moments first: the file holds
   // the whole state, which any number of ranks can resume. (AdamW names its moments "m.<name>"
   // and "v.<name>".)
-  optim::NamedTensors state = optimizer_->state();
+  optim::NamedTensors state = optimizer().state();
   if (parallel_ && !parallel_->owner.empty()) {
     const int me = comm().rank();
     const optim::NamedTensors mine = state;
@@ -645,8 +667,8 @@ void Trainer::save_checkpoint(const std::string& path) {
     w.set_metadata("options", opt_.to_json().dump());
     io::Json optj = io::Json::object();
     optj.set("type", io::Json("AdamW"));
-    optj.set("steps", io::Json(optimizer_->steps()));
-    optj.set("lr", io::Json(static_cast<double>(optimizer_->lr())));
+    optj.set("steps", io::Json(optimizer().steps()));
+    optj.set("lr", io::Json(static_cast<double>(optimizer().lr())));
     w.set_metadata("optimizer", optj.dump());
     io::Json rng = io::Json::object();
     rng.set("data", gen_state_json(data_gen_));
@@ -713,7 +735,7 @@ void Trainer::load_checkpoint_here(const std::string& path, bool commit) {
       state.emplace_back(t.name.substr(10), f.load<float>(t.name).clone());
   // The optimizer's state must cover its parameters (checked on a copy when only checking).
   if (!commit) {
-    for (const auto& p : optimizer_->params()) {
+    for (const auto& p : optimizer().params()) {
       if (!p.var.requires_grad()) continue;
       for (const char* moment : {"m.", "v."}) {
         const Tensor<float>* t = find_state(state, moment + p.name);
@@ -726,9 +748,9 @@ void Trainer::load_checkpoint_here(const std::string& path, bool commit) {
   }
   // Commit. The optimizer checks its state before taking any, and the weights were checked
   // against the config above, so neither throws halfway.
-  optimizer_->load_state(state, opt_steps);
+  optimizer().load_state(state, opt_steps);
   model_.load_weights(weights);
-  optimizer_->set_lr(lr);
+  optimizer().set_lr(lr);
   data_gen_.set_state(data_state);
   dropout_gen_.set_state(for_rank(dropout_state, comm().rank()));
   step_ = step;

@@ -130,13 +130,15 @@ class Trainer {
   /// checkpoint holds the whole state, so any number of ranks, sharded or not, can resume it.
   void load_checkpoint(const std::string& path);
   /// Bytes of optimizer state this rank holds (a share of it with shard_optimizer).
-  int64_t optimizer_state_bytes() const { return optimizer_->state_bytes(); }
+  int64_t optimizer_state_bytes() { return optimizer().state_bytes(); }
   /// "single process", or the communicator, ranks, buckets and sharding of a data-parallel run.
   std::string distributed_summary();
 
   int64_t step() const noexcept { return step_; }
   const TrainerOptions& options() const noexcept { return opt_; }
-  optim::AdamW& optimizer() noexcept { return *optimizer_; }
+  /// The optimizer (made at first use; with a sharded data-parallel run, over this rank's share
+  /// of the parameters).
+  optim::AdamW& optimizer();
   /// Called after every step (and with val_loss set after evaluations).
   std::function<void(const StepInfo&)> on_step;
   /// Where the progress of fit() goes when options().progress is set; empty: the process-wide
