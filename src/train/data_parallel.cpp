@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "scholar/error.hpp"
+#include "scholar/parallel.hpp"
 
 namespace scholar::train::detail {
 
@@ -23,44 +24,67 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<autograd::Var> 
   const auto cap = static_cast<int64_t>(static_cast<uint64_t>(bucket_bytes) / sizeof(float));
   // Reverse order: the last parameters registered (the top of the model) get their gradients
   // first in the backward pass, so their bucket can start first.
+  std::vector<int64_t> sizes;
   for (size_t k = n; k-- > 0;) {
     const int64_t numel = params_[k].value().numel();
-    if (buckets_.empty() || (!buckets_.back().params.empty() &&
-                             static_cast<int64_t>(buckets_.back().buffer.size()) + numel > cap))
+    if (buckets_.empty() || (!buckets_.back().params.empty() && sizes.back() + numel > cap)) {
       buckets_.emplace_back();
+      sizes.push_back(0);
+    }
     Bucket& b = buckets_.back();
     bucket_of_[k] = buckets_.size() - 1;
     slot_of_[k] = b.params.size();
     b.params.push_back(k);
-    b.offset.push_back(static_cast<int64_t>(b.buffer.size()));
-    b.buffer.resize(b.buffer.size() + static_cast<size_t>(numel));
+    b.offset.push_back(sizes.back());
+    sizes.back() += numel;
     index_.emplace(params_[k].impl(), k);
   }
+  for (size_t i = 0; i < buckets_.size(); ++i)
+    buckets_[i].buffer = Tensor<float>::empty({sizes[i]});
+}
+
+void GradientReducer::attach() {
+  for (Bucket& b : buckets_) {
+    float* v = b.buffer.data();
+    parallel_for(0, b.buffer.numel(), int64_t{1} << 16,
+                 [&](int64_t lo, int64_t hi) { std::fill(v + lo, v + hi, 0.0f); });
+    for (size_t s = 0; s < b.params.size(); ++s) {
+      const autograd::Var& p = params_[b.params[s]];
+      const int64_t numel = p.value().numel();
+      p.impl()->grad = b.buffer.slice(0, b.offset[s], b.offset[s] + numel).reshape(p.shape());
+    }
+  }
+}
+
+float* GradientReducer::slot(size_t k) {
+  const Bucket& b = buckets_[bucket_of_[k]];
+  return b.buffer.data() + b.offset[slot_of_[k]];
 }
 
 GradientReducer::~GradientReducer() = default;
 
 void GradientReducer::fill(size_t k) {
   if (filled_[k]) return;
-  Bucket& b = buckets_[bucket_of_[k]];
-  float* dst = b.buffer.data() + b.offset[slot_of_[k]];
+  // Normally the gradient is the slot itself (attach()); copy only if something replaced it.
+  float* dst = slot(k);
   const auto numel = static_cast<size_t>(params_[k].value().numel());
   const Tensor<float>& g = params_[k].grad();
-  if (g.defined()) {
+  if (!g.defined()) {
+    std::fill(dst, dst + numel, 0.0f);
+  } else if (g.data() != dst || !g.is_contiguous()) {
     const Tensor<float> c = g.contiguous();
     std::memcpy(dst, c.data(), numel * sizeof(float));
-  } else {
-    std::fill(dst, dst + numel, 0.0f);
   }
   filled_[k] = true;
-  ++b.filled;
+  ++buckets_[bucket_of_[k]].filled;
 }
 
 void GradientReducer::launch_ready() {
   while (next_launch_ < buckets_.size() &&
          buckets_[next_launch_].filled == buckets_[next_launch_].params.size()) {
     Bucket& b = buckets_[next_launch_++];
-    b.request = comm_.start_allreduce_sum(b.buffer);
+    b.request = comm_.start_allreduce_sum(
+        std::span<float>(b.buffer.data(), static_cast<size_t>(b.buffer.numel())));
   }
   // Let the transfers already under way progress (MPI moves data inside its calls).
   for (size_t i = 0; i < next_launch_; ++i)
@@ -82,14 +106,18 @@ void GradientReducer::finish() {
   wait_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const float inv = 1.0f / static_cast<float>(comm_.size());
   for (Bucket& b : buckets_) {
+    float* v = b.buffer.data();
+    parallel_for(0, b.buffer.numel(), int64_t{1} << 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) v[i] *= inv;
+    });
+    // Gradients that are not the slots (replaced during backward, or never attached) get the
+    // means as views of the slots too.
     for (size_t s = 0; s < b.params.size(); ++s) {
       const autograd::Var& p = params_[b.params[s]];
-      Tensor<float>& g = p.grad_storage();
-      if (!g.is_contiguous()) g = g.contiguous();
-      const float* src = b.buffer.data() + b.offset[s];
-      float* dst = g.data();
-      const auto numel = static_cast<size_t>(g.numel());
-      for (size_t i = 0; i < numel; ++i) dst[i] = src[i] * inv;
+      const float* at = v + b.offset[s];
+      if (!p.grad().defined() || p.grad().data() != at)
+        p.impl()->grad =
+            b.buffer.slice(0, b.offset[s], b.offset[s] + p.value().numel()).reshape(p.shape());
     }
     b.request.reset();
     b.filled = 0;

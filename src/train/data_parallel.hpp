@@ -17,15 +17,21 @@ namespace scholar::train::detail {
 /// order (the order backward reaches them), a bucket's allreduce starts as soon as all of its
 /// gradients are final (reported by ready(), from an autograd::GradReadyHook), and buckets start
 /// strictly in order on every rank, so the collectives always match. finish() starts the rest
-/// (a parameter that got no gradient counts as zero), waits, and writes the means back.
+/// (a parameter that got no gradient counts as zero), waits, and leaves the means in the
+/// gradients. The gradients are views of the bucket buffers (attach(), as DDP's
+/// gradient_as_bucket_view): backward accumulates straight into the buffers, so averaging costs
+/// no copy and no second copy of the gradients in memory.
 class GradientReducer {
  public:
   GradientReducer(Communicator& comm, std::vector<autograd::Var> params, int64_t bucket_bytes);
   ~GradientReducer();
+  /// Zeroes the buffers and makes each parameter's gradient a view of its slot. Call before the
+  /// step's first backward (the gradients must be undefined or already these views).
+  void attach();
   /// A parameter's gradient is final for this step (others are ignored).
   void ready(const autograd::Var& leaf);
-  /// Starts what has not started, waits for every bucket, and replaces each gradient by its mean
-  /// over the ranks (allocating zero gradients where none arrived). Resets for the next step.
+  /// Starts what has not started, waits for every bucket, and leaves in each gradient its mean
+  /// over the ranks. Resets for the next step.
   void finish();
   /// Seconds finish() spent waiting for transfers, and the seconds spent copying, last step.
   double wait_seconds() const noexcept { return wait_seconds_; }
@@ -35,11 +41,12 @@ class GradientReducer {
   struct Bucket {
     std::vector<size_t> params;   // indices into params_
     std::vector<int64_t> offset;  // of each parameter in buffer
-    std::vector<float> buffer;
+    Tensor<float> buffer;         // 1-D; the gradients are views of it
     size_t filled = 0;
     std::unique_ptr<Communicator::Request> request;
   };
   void fill(size_t param);
+  float* slot(size_t param);
   void launch_ready();
 
   Communicator& comm_;

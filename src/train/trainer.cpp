@@ -358,6 +358,16 @@ optim::AdamW& Trainer::optimizer() {
   return *optimizer_;
 }
 
+double Trainer::rank_weight(const Tensor<int32_t>& targets) {
+  const Tensor<int32_t> t = targets.contiguous();
+  int64_t mine = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) mine += t.data()[i] != -100 ? 1 : 0;
+  double total = static_cast<double>(mine);
+  comm().allreduce_sum(std::span<double>(&total, 1));
+  if (total <= 0) return 1.0;
+  return static_cast<double>(mine) * static_cast<double>(comm().size()) / total;
+}
+
 void Trainer::check_weights_agree() {
   scholar::detail::Digest d;
   for (const auto& v : parallel_->trainable) {
@@ -418,13 +428,19 @@ StepInfo Trainer::train_step() {
   double loss_sum = 0;
   int64_t tokens = 0;
   LossParts parts_sum;
+  if (parallel_) parallel_->reducer->attach();  // gradients accumulate in the buckets
   for (int64_t m = 0; m < opt_.grad_accum; ++m) {
     const Batch batch = next_batch(obj);
     tokens += batch.inputs.numel();
     LossParts parts;
     autograd::Var loss = obj.loss(model_, batch, &dropout_gen_, parts);
-    loss_sum += loss.value().item();
-    for (const auto& part : parts) {
+    // With several ranks, a rank's loss is a mean over its own targets; weighting it by its share
+    // of the micro-batch's targets (n_r R / N) makes the average over the ranks the mean over all
+    // N, as one process would compute. Rows with equal target counts (fixed windows) weigh 1.
+    const double weight = parallel_ ? rank_weight(batch.targets) : 1.0;
+    loss_sum += loss.value().item() * weight;
+    for (auto part : parts) {
+      part.second *= weight;
       auto it = std::find_if(parts_sum.begin(), parts_sum.end(),
                              [&](const auto& p) { return p.first == part.first; });
       if (it == parts_sum.end())
@@ -432,8 +448,8 @@ StepInfo Trainer::train_step() {
       else
         it->second += part.second;
     }
-    if (opt_.grad_accum > 1)
-      loss = autograd::scale(loss, 1.0f / static_cast<float>(opt_.grad_accum));
+    const auto scale = static_cast<float>(weight / static_cast<double>(opt_.grad_accum));
+    if (scale != 1.0f) loss = autograd::scale(loss, scale);
     if (parallel_ && distributed.overlap && m + 1 == opt_.grad_accum) {
       // The last micro-batch: each gradient bucket starts its average once backward is done
       // with it.

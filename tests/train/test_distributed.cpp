@@ -13,6 +13,7 @@
 #include "scholar/nn/lora.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "scholar/train/communicator.hpp"
+#include "scholar/train/instruct.hpp"
 #include "scholar/train/trainer.hpp"
 #include "support.hpp"
 #include "train/data_parallel.hpp"
@@ -215,6 +216,43 @@ TEST_CASE("LoRA over 2 ranks matches one process", "[distributed]") {
     if (world().rank() == 1) bump(*other, "transformer.wte.weight", 1.0f);
     CHECK_THROWS_WITH(fit(*other, s, o, &world()),
                       Catch::Contains("frozen weights") && Catch::Contains("rank 1 of 2"));
+  }
+}
+
+TEST_CASE("instruction tuning over 2 ranks matches one process, padded or packed",
+          "[distributed]") {
+  // Rows hold different numbers of reply tokens: each rank's loss is weighted by its share of
+  // the batch's targets, so the average over ranks is the mean over all of them.
+  Setup s;
+  const char* questions[] = {"the cat", "a dog", "birds", "the sun", "rain"};
+  const char* answers[] = {"sat on the mat", "ran in the park", "sing in the morning",
+                           "rises in the east", "falls on the green hills number 3"};
+  std::vector<train::Conversation> ex;
+  for (int i = 0; i < 40; ++i)
+    ex.push_back({{{"user", std::string("what did ") + questions[i % 5] + " do?"},
+                   {"assistant", std::string(answers[(i * 3) % 5]) + (i % 2 ? " again" : "")}},
+                  i + 1});
+  for (const bool pack : {false, true}) {
+    INFO("pack " << pack);
+    train::InstructionDataset::Options io;
+    io.max_length = 64;
+    io.chat_template = "plain";
+    io.pack = pack;
+    io.validation_fraction = 0.2;
+    const auto sft = train::InstructionDataset::build(ex, s.tok, io);
+    std::vector<double> ranked_losses, single_losses;
+    for (auto* losses : {&ranked_losses, &single_losses}) {
+      auto cfg = s.cfg;
+      cfg.context_length = 64;
+      nn::TransformerLM m(cfg, 6);
+      auto o = options(losses == &ranked_losses ? 2 : 4, 15);
+      o.context = 64;
+      train::Trainer t(m, sft, o, &s.tok);
+      if (losses == &ranked_losses) t.communicator = &world();
+      t.on_step = [&](const train::StepInfo& i) { losses->push_back(i.loss); };
+      t.fit();
+    }
+    check_same(ranked_losses, single_losses, 1e-5);
   }
 }
 

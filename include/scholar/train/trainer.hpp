@@ -166,6 +166,7 @@ class Trainer {
   void setup_parallel();
   void load_checkpoint_here(const std::string& path, bool commit = true);
   void check_weights_agree();
+  double rank_weight(const Tensor<int32_t>& targets);
 
   nn::TransformerLM& model_;
   const Dataset& data_;
