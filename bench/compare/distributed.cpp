@@ -20,6 +20,7 @@
 #include "scholar/system.hpp"
 #include "scholar/train/communicator.hpp"
 #include "scholar/train/trainer.hpp"
+#include "step_configs.hpp"
 
 using namespace scholar;
 
@@ -48,17 +49,13 @@ int main(int argc, char** argv) {
     std::unique_ptr<train::Communicator> world;
     if (train::launched_by_mpi()) world = train::mpi_world();
     train::Communicator& comm = world ? *world : train::single_process();
-    int64_t B = 8, T = 256, V = 8192;
-    nn::TransformerConfig cfg;
-    if (config == "small") {
-      cfg = nn::TransformerConfig::gpt2(V, T, 6, 384, 6);
-    } else if (config == "gpt2-small") {
-      B = 4, T = 256, V = 50257;
-      cfg = nn::TransformerConfig::gpt2(V, 1024, 12, 768, 12);
-    } else {
+    const auto sc = bench::step_config(config);
+    if (!sc || config == "llama") {
       std::fprintf(stderr, "unknown --config %s (small or gpt2-small)\n", config.c_str());
       return 2;
     }
+    const int64_t B = sc->batch, T = sc->context, V = sc->vocab;
+    const nn::TransformerConfig& cfg = sc->model;
     if (B % comm.size() != 0) {
       std::fprintf(stderr, "the batch of %lld rows does not split over %d ranks\n",
                    static_cast<long long>(B), comm.size());

@@ -18,6 +18,7 @@
 #include "scholar/optim/optim.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/system.hpp"
+#include "step_configs.hpp"
 
 using namespace scholar;
 
@@ -42,20 +43,13 @@ int main(int argc, char** argv) {
     }
   }
   set_num_threads(threads);
-  int64_t B = 8, T = 256, V = 8192;
-  nn::TransformerConfig cfg;
-  if (config == "small") {
-    cfg = nn::TransformerConfig::gpt2(V, T, 6, 384, 6);
-  } else if (config == "gpt2-small") {
-    B = 4, T = 256, V = 50257;
-    cfg = nn::TransformerConfig::gpt2(V, 1024, 12, 768, 12);
-  } else if (config == "llama") {
-    B = 4, T = 512, V = 32000;
-    cfg = nn::TransformerConfig::llama(V, T, 8, 512, 8, 4, 1408);
-  } else {
+  const auto sc = bench::step_config(config);
+  if (!sc) {
     std::fprintf(stderr, "unknown --config %s (small, gpt2-small or llama)\n", config.c_str());
     return 2;
   }
+  const int64_t B = sc->batch, T = sc->context, V = sc->vocab;
+  const nn::TransformerConfig& cfg = sc->model;
   nn::TransformerLM model(cfg, 1);
   optim::AdamW opt(model.named_parameters(),
                    {.lr = 3e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .weight_decay = 0.1f});
