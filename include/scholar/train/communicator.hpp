@@ -104,9 +104,9 @@ bool mpi_available() noexcept;
 /// environment variables say so), whether or not scholar was built with MPI.
 bool launched_by_mpi() noexcept;
 
-/// The communicator over MPI_COMM_WORLD. Initializes MPI (MPI_Init_thread, funneled) unless the
-/// application already did; the last communicator destroyed finalizes it if scholar initialized
-/// it. ValueError if scholar was built without MPI.
+/// A communicator over (a duplicate of) MPI_COMM_WORLD; each call makes a new one. Initializes
+/// MPI (MPI_Init_thread, funneled) unless the application already did, and then finalizes it at
+/// exit. ValueError if scholar was built without MPI.
 std::unique_ptr<Communicator> mpi_world();
 
 }  // namespace scholar::train

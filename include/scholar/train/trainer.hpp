@@ -120,7 +120,7 @@ class Trainer {
   /// Runs until max_steps (or divergence). Can be called again after raising max_steps.
   FitResult fit();
   /// Mean validation loss over eval_batches deterministic batches (no gradients, eval mode). With
-  /// several ranks, each evaluates its share of the batches.
+  /// several ranks, each evaluates its rows of every batch (batch_size x ranks rows).
   double evaluate();
   /// Writes a checkpoint (atomically) to `path`. With several ranks, rank 0 writes it (after
   /// gathering sharded optimizer state), and every rank returns once it is written.
