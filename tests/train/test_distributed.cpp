@@ -192,6 +192,25 @@ TEST_CASE("distillation over 2 ranks matches one process", "[distributed]") {
   check_same(a.loss, b.loss, 1e-5);
 }
 
+TEST_CASE("distillation from a soft-label cache over 2 ranks matches one process",
+          "[distributed]") {
+  // Fixed windows: each rank's rows carry their window numbers, by which the cache is read.
+  Setup s;
+  nn::TransformerLM teacher_model(nn::TransformerConfig::gpt2(s.tok.vocab_size(), 32, 2, 48, 4), 5);
+  train::ModuleTeacher teacher(teacher_model, &s.tok);
+  const std::string path = shared_dir("cache") + "/labels.slc";
+  if (world().rank() == 0)
+    distill::SoftLabelCache::build(teacher, s.data, train::Split::train, 16, path,
+                                   {.k = 8, .temperature = 2.0f, .batch = 4, .progress = false});
+  world().barrier();
+  const auto cache = distill::SoftLabelCache::open(path);
+  distill::CachedDistillation kd(cache, s.data, {.alpha = 0.7f});
+  nn::TransformerLM ranked(s.cfg, 7), single(s.cfg, 7);
+  const Run a = fit(ranked, s, options(2, 20), &world(), &kd);
+  const Run b = fit(single, s, options(4, 20), nullptr, &kd);
+  check_same(a.loss, b.loss, 1e-5);
+}
+
 TEST_CASE("LoRA over 2 ranks matches one process", "[distributed]") {
   Setup s;
   auto adapted = [&] {
