@@ -146,7 +146,14 @@ int main(int argc, char** argv) {
   try {
     // Under mpiexec: one rank of a data-parallel run. The others stay quiet.
     std::unique_ptr<train::Communicator> world;
-    if (train::launched_by_mpi() && train::mpi_available()) world = train::mpi_world();
+    if (train::launched_by_mpi()) {
+      if (train::mpi_available())
+        world = train::mpi_world();
+      else
+        std::fprintf(stderr,
+                     "warning: started by mpiexec, but this scholar was built without MPI "
+                     "(-DSCHOLAR_MPI=ON): every process trains alone\n");
+    }
     const bool leader = !world || world->rank() == 0;
     if (!leader && !std::freopen("/dev/null", "w", stdout)) throw Error("cannot silence stdout");
     if (a.threads > 0) set_num_threads(a.threads);

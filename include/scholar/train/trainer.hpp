@@ -21,7 +21,9 @@
 // R ranks of batch b train exactly as one process of batch R b. Gradients are averaged in
 // buckets while the backward pass runs; weights and optimizer steps stay identical on every rank.
 // Rank 0 alone writes the log, the checkpoint and the progress bar. fit(), evaluate(),
-// save_checkpoint() and load_checkpoint() are then collective: call them on every rank.
+// save_checkpoint() and load_checkpoint() are then collective: call them on every rank. So is
+// the first call of any of these, optimizer(), optimizer_state_bytes() or distributed_summary():
+// it sets the run up (the ranks compare fingerprints and take rank 0's weights).
 #pragma once
 
 #include <cstdint>
