@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "scholar/distill/distill.hpp"
+#include "scholar/io/safetensors.hpp"
 #include "scholar/nn/lora.hpp"
 #include "scholar/tensor/ops.hpp"
 #include "scholar/train/communicator.hpp"
@@ -341,6 +342,27 @@ TEST_CASE("sharded optimizer state: same losses, half the state, checkpoints acr
         world().rank() == 1 ? dir + "/missing.safetensors" : dir + "/checkpoint.safetensors";
     CHECK_THROWS_WITH(r.load_checkpoint(path), Catch::Contains("missing.safetensors"));
     CHECK(r.step() == 0);  // nothing changed on rank 0 either
+  }
+  SECTION("a checkpoint without some optimizer state is refused by every sharded rank") {
+    const std::string cut = dir + "/no_moments.safetensors";
+    if (world().rank() == 0) {
+      const auto f = io::SafetensorsFile::open(dir + "/checkpoint.safetensors");
+      io::SafetensorsWriter w;
+      for (const auto& t : f.tensors())
+        if (t.name != "optimizer.m.transformer.h.1.mlp.c_fc.weight")
+          w.add(t.name, f.load<float>(t.name));
+      for (const auto& [k, v] : f.metadata()) w.set_metadata(k, v);
+      w.save(cut);
+    }
+    world().barrier();
+    nn::TransformerLM m(s.cfg, 4);
+    train::Trainer r(m, s.data, options(2, 20), &s.tok);
+    r.communicator = &world();
+    r.distributed.shard_optimizer = true;
+    // Only the rank that owns the parameter needs its moments; the other names that rank.
+    CHECK_THROWS_WITH(r.load_checkpoint(cut),
+                      Catch::Contains("no optimizer state 'm.transformer.h.1.mlp.c_fc.weight'"));
+    CHECK(r.step() == 0);
   }
 }
 
