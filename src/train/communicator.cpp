@@ -22,6 +22,7 @@ void Communicator::fail(const std::string& message) {
   if (size() > 1)
     std::fprintf(stderr, "scholar: rank %d of %d: %s; stopping all ranks\n", rank(), size(),
                  message.c_str());
+  on_failure();
 }
 
 void Communicator::check_usable(const char* what) const {

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -21,12 +22,15 @@ namespace {
 constexpr int64_t kMaxChunk = INT_MAX / 2;  // elements per MPI call (counts are ints)
 
 std::once_flag g_init_once;
-bool g_we_initialized = false;
+std::atomic<bool> g_any_failed{false};  // a communicator failed: end the job, do not finalize
 
 void finalize_at_exit() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (finalized) return;
+  // MPI_Finalize waits for the other ranks, which a failure left stuck elsewhere.
+  if (g_any_failed.load()) MPI_Abort(MPI_COMM_WORLD, 1);
+  MPI_Finalize();
 }
 
 void ensure_initialized() {
@@ -37,7 +41,6 @@ void ensure_initialized() {
     int provided = 0;
     if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
       scholar::fail<CommunicatorError>("mpi_world: MPI_Init_thread failed");
-    g_we_initialized = true;
     std::atexit(finalize_at_exit);
   });
   int finalized = 0;
@@ -98,11 +101,14 @@ class Mpi final : public Communicator {
       std::fflush(stderr);
       MPI_Abort(comm_, 1);  // the other ranks cannot be met again: end the job
     }
-    MPI_Comm_free(&comm_);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
   }
 
   int rank() const noexcept override { return rank_; }
   int size() const noexcept override { return size_; }
+  void on_failure() override { g_any_failed.store(true); }
 
   void allreduce_sum(std::span<float> data) override { start_allreduce_sum(data)->wait(); }
   void allreduce_sum(std::span<double> data) override {

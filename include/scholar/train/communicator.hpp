@@ -89,6 +89,9 @@ class Communicator {
  protected:
   /// CommunicatorError if the communicator failed earlier.
   void check_usable(const char* what) const;
+  /// Called once by fail(), after the message is printed (the MPI communicator remembers, so that
+  /// the process ends the job at exit even if the communicator is never destroyed).
+  virtual void on_failure() {}
   double timeout_ = 600;
   bool failed_ = false;
   std::string failure_;
