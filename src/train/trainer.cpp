@@ -703,25 +703,31 @@ void Trainer::save_checkpoint(const std::string& path) {
 
 void Trainer::load_checkpoint(const std::string& path) {
   setup_parallel();
-  if (!parallel_) return load_checkpoint_here(path);
-  // Every rank reads the file (a file system that all ranks see, as on clusters). The ranks agree
-  // on the outcome before any changes anything, so one rank's bad copy stops all of them alike.
-  std::string error;
+  // With several ranks, every rank reads the file (a file system that all ranks see, as on
+  // clusters), and the ranks agree on the outcome once each has read and checked it, before any
+  // changes anything: one rank's bad copy stops all of them alike. Each says its error once.
+  bool said = false;
+  auto others_error = [&](const std::string& mine) {
+    said = true;
+    const auto errors = comm().allgather(mine);
+    for (size_t r = 0; r < errors.size(); ++r)
+      if (static_cast<int>(r) != comm().rank() && !errors[r].empty())
+        return "load_checkpoint: rank " + std::to_string(r) + " could not load it: " + errors[r];
+    return std::string();
+  };
   try {
-    load_checkpoint_here(path, /*commit=*/false);
+    load_checkpoint_here(path, [&] {
+      if (!parallel_) return;
+      if (const std::string other = others_error(""); !other.empty()) fail<FormatError>(other);
+    });
   } catch (const std::exception& e) {
-    error = e.what();
+    if (parallel_ && !said) others_error(e.what());
+    throw;
   }
-  const auto errors = comm().allgather(error);
-  for (size_t r = 0; r < errors.size(); ++r)
-    if (!errors[r].empty()) {
-      if (static_cast<int>(r) == comm().rank()) fail<FormatError>(errors[r]);
-      fail<FormatError>("load_checkpoint: rank ", r, " could not load it: ", errors[r]);
-    }
-  load_checkpoint_here(path);
 }
 
-void Trainer::load_checkpoint_here(const std::string& path, bool commit) {
+void Trainer::load_checkpoint_here(const std::string& path,
+                                   const std::function<void()>& before_commit) {
   // Read and check everything before changing anything: a bad file leaves the trainer as it was.
   const auto f = io::SafetensorsFile::open(path);
   if (meta(f, "format") != kFormat)
@@ -745,23 +751,20 @@ void Trainer::load_checkpoint_here(const std::string& path, bool commit) {
     if (!f.contains(p.name)) fail<FormatError>(path, ": no weights for parameter '", p.name, "'");
     weights.emplace_back(p.name, f.load<float>(p.name).clone());
   }
+  // The moments of this rank's optimizer (all of them, or its share when sharded; AdamW names
+  // them "m.<name>" and "v.<name>"), each present with its parameter's shape.
   optim::NamedTensors state;
-  for (const auto& t : f.tensors())
-    if (t.name.rfind("optimizer.", 0) == 0)
-      state.emplace_back(t.name.substr(10), f.load<float>(t.name).clone());
-  // The optimizer's state must cover its parameters (checked on a copy when only checking).
-  if (!commit) {
-    for (const auto& p : optimizer().params()) {
-      if (!p.var.requires_grad()) continue;
-      for (const char* moment : {"m.", "v."}) {
-        const Tensor<float>* t = find_state(state, moment + p.name);
-        if (!t || !(t->shape() == p.var.shape()))
-          fail<FormatError>(path, ": no optimizer state '", moment, p.name, "' of shape ",
-                            p.var.shape().str());
-      }
+  for (const auto& p : optimizer().params()) {
+    if (!p.var.requires_grad()) continue;
+    for (const char* moment : {"m.", "v."}) {
+      const std::string name = "optimizer." + (moment + p.name);
+      if (!f.contains(name) || !(f.info(name).shape == p.var.shape()))
+        fail<FormatError>(path, ": no optimizer state '", moment, p.name, "' of shape ",
+                          p.var.shape().str());
+      state.emplace_back(name.substr(10), f.load<float>(name).clone());
     }
-    return;
   }
+  before_commit();
   // Commit. The optimizer checks its state before taking any, and the weights were checked
   // against the config above, so neither throws halfway.
   optimizer().load_state(state, opt_steps);
