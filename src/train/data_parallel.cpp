@@ -126,6 +126,18 @@ void GradientReducer::finish() {
   next_launch_ = 0;
 }
 
+void digest_compact_weights(scholar::detail::Digest& d, const nn::Module& model) {
+  for (const auto& [name, m] : model.named_modules()) {
+    const autograd::QuantizedWeight* w = nullptr;
+    if (const auto* l = dynamic_cast<const nn::Linear*>(m)) w = l->compact_weight().get();
+    if (const auto* e = dynamic_cast<const nn::Embedding*>(m)) w = e->compact_weight().get();
+    if (!w) continue;
+    d.text(name);
+    d.word(static_cast<uint64_t>(w->type));
+    d.bytes(w->bytes.data(), w->bytes.size());
+  }
+}
+
 std::vector<int> partition_parameters(const std::vector<int64_t>& sizes, int ranks) {
   if (ranks < 1) fail<ValueError>("partition_parameters: ranks must be >= 1, got ", ranks);
   std::vector<size_t> order(sizes.size());

@@ -7,10 +7,17 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/digest.hpp"
 #include "scholar/autograd/var.hpp"
+#include "scholar/nn/module.hpp"
 #include "scholar/train/communicator.hpp"
 
 namespace scholar::train::detail {
+
+/// Adds to `d` every frozen weight stored compactly (quantized linear layers and embedding
+/// tables, which are not parameters): their names, types and bytes. With the parameters' values,
+/// this is everything that decides what a model computes.
+void digest_compact_weights(scholar::detail::Digest& d, const nn::Module& model);
 
 /// Averages the gradients of a fixed list of parameters over all ranks, in buckets of about
 /// `bucket_bytes`, as PyTorch's DistributedDataParallel does: parameters are bucketed in reverse

@@ -4,6 +4,7 @@
 #include "core/digest.hpp"
 #include "scholar/autograd/ops.hpp"
 #include "scholar/error.hpp"
+#include "train/data_parallel.hpp"
 
 namespace scholar::train {
 
@@ -14,13 +15,14 @@ autograd::Var LmObjective::loss(nn::TransformerLM& model, const Batch& batch, Ge
 }
 
 std::string module_fingerprint(const nn::TransformerLM& model) {
-  detail::Digest d;
+  scholar::detail::Digest d;
   d.text(model.config().to_json().dump());
   for (const auto& p : model.named_parameters()) {
     d.text(p.name);
     const Tensor<float> v = p.var.value().contiguous();
     d.bytes(v.data(), static_cast<size_t>(v.numel()) * sizeof(float));
   }
+  detail::digest_compact_weights(d, model);  // a quantized base is not a parameter
   return d.hex();
 }
 

@@ -248,6 +248,7 @@ void Trainer::setup_parallel() {
       frozen.bytes(v.data(), static_cast<size_t>(v.numel()) * sizeof(float));
     }
   }
+  detail::digest_compact_weights(frozen, model_);
   // Every rank must run the same training: compare fingerprints before any gradient is averaged.
   // The comparison is made on every rank from the same gathered strings, so all throw alike.
   TrainerOptions same = opt_;

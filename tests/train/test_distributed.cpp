@@ -237,6 +237,13 @@ TEST_CASE("LoRA over 2 ranks matches one process", "[distributed]") {
     CHECK_THROWS_WITH(fit(*other, s, o, &world()),
                       Catch::Contains("frozen weights") && Catch::Contains("rank 1 of 2"));
   }
+  SECTION("so is a different quantized base (QLoRA), which is not a parameter") {
+    auto q = adapted();
+    if (world().rank() == 1) bump(*q, "transformer.h.1.mlp.c_fc.weight", 1.0f);
+    nn::quantize_linears(*q, WeightType::q8_0, ".*");
+    CHECK_THROWS_WITH(fit(*q, s, o, &world()),
+                      Catch::Contains("frozen weights") && Catch::Contains("rank 1 of 2"));
+  }
 }
 
 TEST_CASE("instruction tuning over 2 ranks matches one process, padded or packed",

@@ -90,8 +90,9 @@ class ModuleTeacher final : public Teacher {
   std::string fingerprint_;
 };
 
-/// A fingerprint of a TransformerLM: its config, every parameter's name and bytes (a 64-bit
-/// FNV-1a-style hash over 8-byte words, 16 hex digits; not cryptographic).
+/// A fingerprint of a TransformerLM: its config, every parameter's name and bytes, and its
+/// quantized frozen weights (a 64-bit FNV-1a-style hash over 8-byte words, 16 hex digits; not
+/// cryptographic).
 std::string module_fingerprint(const nn::TransformerLM& model);
 
 }  // namespace scholar::train
