@@ -499,7 +499,7 @@ StepInfo Trainer::train_step() {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
     }
   }
-  for (auto& p : model_.parameters()) p.zero_grad();  // all of them, also with a sharded optimizer
+  model_.zero_grad();  // every parameter, also those a sharded optimizer does not hold
   info.step = step_;
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   info.tokens_per_second = static_cast<double>(tokens) / std::max(dt, 1e-9);
