@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <limits>
 
@@ -648,6 +649,32 @@ FitResult Trainer::fit() {
 
 // --- checkpoints ---------------------------------------------------------------------------------
 
+void Trainer::write_checkpoint(const std::string& path, const optim::NamedTensors& state) {
+  io::SafetensorsWriter w;
+  for (const auto& p : model_.named_parameters()) w.add(p.name, p.var.value());
+  for (const auto& [name, t] : state) w.add("optimizer." + name, t);
+  w.set_metadata("format", kFormat);
+  w.set_metadata("step", std::to_string(step_));
+  w.set_metadata("config", model_.config().to_json().dump());
+  w.set_metadata("options", opt_.to_json().dump());
+  io::Json optj = io::Json::object();
+  optj.set("type", io::Json("AdamW"));
+  optj.set("steps", io::Json(optimizer().steps()));
+  optj.set("lr", io::Json(static_cast<double>(optimizer().lr())));
+  w.set_metadata("optimizer", optj.dump());
+  io::Json rng = io::Json::object();
+  rng.set("data", gen_state_json(data_gen_));
+  rng.set("dropout", gen_state_json(dropout_gen_));  // rank 0's: the others' derive from it
+  w.set_metadata("rng", rng.dump());
+  w.set_metadata("ranks", std::to_string(comm().size()));
+  if (tokenizer_) {
+    w.set_metadata("tokenizer", tokenizer_->to_json().dump());
+    w.set_metadata("special_tokens",
+                   text::special_tokens_to_json(tokenizer_->special_tokens()).dump());
+  }
+  w.save(path);
+}
+
 void Trainer::save_checkpoint(const std::string& path) {
   setup_parallel();
   // With sharded optimizer state, rank 0 receives the other ranks' moments first: the file holds
@@ -656,14 +683,13 @@ void Trainer::save_checkpoint(const std::string& path) {
   optim::NamedTensors state = optimizer().state();
   if (parallel_ && !parallel_->owner.empty()) {
     const int me = comm().rank();
-    const optim::NamedTensors mine = state;
     for (size_t k = 0; k < parallel_->trainable.size(); ++k) {
       const int owner = parallel_->owner[k];
       if (owner == 0 || (me != 0 && me != owner)) continue;
       for (const char* moment : {"m.", "v."}) {
         const std::string name = moment + parallel_->names[k];
         if (me == owner) {
-          const Tensor<float>* t = find_state(mine, name);
+          const Tensor<float>* t = find_state(state, name);
           if (!t) fail<ValueError>("save_checkpoint: rank ", me, " holds no '", name, "'");
           comm().send({t->data(), static_cast<size_t>(t->numel())}, 0);
         } else {
@@ -674,32 +700,24 @@ void Trainer::save_checkpoint(const std::string& path) {
       }
     }
   }
+  // Rank 0 writes; every rank returns once the file is there, or throws if rank 0 could not
+  // write it (a full disk must not leave the others waiting).
+  std::exception_ptr failure;
+  std::string error;
   if (leader()) {
-    io::SafetensorsWriter w;
-    for (const auto& p : model_.named_parameters()) w.add(p.name, p.var.value());
-    for (const auto& [name, t] : state) w.add("optimizer." + name, t);
-    w.set_metadata("format", kFormat);
-    w.set_metadata("step", std::to_string(step_));
-    w.set_metadata("config", model_.config().to_json().dump());
-    w.set_metadata("options", opt_.to_json().dump());
-    io::Json optj = io::Json::object();
-    optj.set("type", io::Json("AdamW"));
-    optj.set("steps", io::Json(optimizer().steps()));
-    optj.set("lr", io::Json(static_cast<double>(optimizer().lr())));
-    w.set_metadata("optimizer", optj.dump());
-    io::Json rng = io::Json::object();
-    rng.set("data", gen_state_json(data_gen_));
-    rng.set("dropout", gen_state_json(dropout_gen_));  // rank 0's: the others' derive from it
-    w.set_metadata("rng", rng.dump());
-    w.set_metadata("ranks", std::to_string(comm().size()));
-    if (tokenizer_) {
-      w.set_metadata("tokenizer", tokenizer_->to_json().dump());
-      w.set_metadata("special_tokens",
-                     text::special_tokens_to_json(tokenizer_->special_tokens()).dump());
+    try {
+      write_checkpoint(path, state);
+    } catch (const std::exception& e) {
+      failure = std::current_exception();
+      error = e.what();
     }
-    w.save(path);
   }
-  if (parallel_) comm().barrier();  // every rank returns once the file is there
+  if (parallel_) {
+    const std::string rank0 = comm().allgather(error)[0];
+    if (!leader() && !rank0.empty())
+      fail<IoError>("save_checkpoint: rank 0 could not write ", path, ": ", rank0);
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 void Trainer::load_checkpoint(const std::string& path) {

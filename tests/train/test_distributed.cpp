@@ -396,6 +396,19 @@ TEST_CASE("ranks that disagree on the config, data or options are refused at the
   CHECK(fs::exists(o4.out_dir + "/log.csv") == (r == 0));
 }
 
+TEST_CASE("a checkpoint rank 0 cannot write is an error on every rank", "[distributed]") {
+  Setup s;
+  nn::TransformerLM m(s.cfg, 1);
+  train::Trainer t(m, s.data, options(2, 2), &s.tok);
+  t.communicator = &world();
+  const std::string path = shared_dir("unwritable") + "/no/such/dir/checkpoint.safetensors";
+  if (world().rank() == 0)
+    CHECK_THROWS_AS(t.save_checkpoint(path), IoError);
+  else
+    CHECK_THROWS_WITH(t.save_checkpoint(path), Catch::Contains("rank 0 could not write"));
+  t.save_checkpoint(shared_dir("writable") + "/checkpoint.safetensors");  // still usable
+}
+
 TEST_CASE("weights that drift apart are found by the periodic check", "[distributed]") {
   Setup s;
   nn::TransformerLM m(s.cfg, 1);

@@ -166,6 +166,7 @@ class Trainer {
   Communicator& comm() const { return communicator ? *communicator : single_process(); }
   bool leader() const { return comm().rank() == 0; }
   void setup_parallel();
+  void write_checkpoint(const std::string& path, const optim::NamedTensors& optimizer_state);
   // Reads and checks a checkpoint, calls before_commit (which may throw), then takes it.
   void load_checkpoint_here(const std::string& path, const std::function<void()>& before_commit);
   void check_weights_agree();
