@@ -27,6 +27,11 @@ std::string system_info() {
   s += " | GEMM: " + kernels::gemm_backend();
   s += " | matmul precision: ";
   s += kernels::matmul_precision_name(kernels::effective_matmul_precision());
+  if (kernels::effective_matmul_precision() == kernels::MatmulPrecision::bf16) {
+    s += " (";
+    s += kernels::bf16_gemm_engine();
+    s += ")";
+  }
   if (kernels::matmul_precision() != kernels::effective_matmul_precision())
     s += " (bf16 asked for; this CPU or kernel table has no AVX512_BF16)";
   return s;

@@ -13,6 +13,10 @@
 
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 // Entry points of the per-ISA kernel objects (src/kernels/kernels_*.cpp).
 extern "C" const scholar::kernels::KernelTable* scholar_kernel_table_avx2();
 extern "C" const scholar::kernels::KernelTable* scholar_kernel_table_avx512();
@@ -27,7 +31,9 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false, avx512cd = false;
   bool avx512_vnni = false, avx512_bf16 = false, avx_vnni = false;
+  bool amx_tile = false, amx_bf16 = false;
   bool os_avx = false, os_avx512 = false;  // the OS saves the wider registers on context switch
+  bool os_amx = false;                     // ... and the tile configuration and data
   std::string names;
 };
 
@@ -45,6 +51,7 @@ CpuFeatures detect() {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     f.os_avx = (lo & 0x6) == 0x6;
     f.os_avx512 = (lo & 0xe6) == 0xe6;
+    f.os_amx = ((lo >> 17) & 3) == 3;  // XTILECFG and XTILEDATA
   }
   __cpuid_count(7, 0, a, b, c, d);
   f.avx2 = (b >> 5) & 1;
@@ -54,6 +61,8 @@ CpuFeatures detect() {
   f.avx512bw = (b >> 30) & 1;
   f.avx512vl = (b >> 31) & 1;
   f.avx512_vnni = (c >> 11) & 1;
+  f.amx_bf16 = (d >> 22) & 1;
+  f.amx_tile = (d >> 24) & 1;
   const unsigned max_sub = a;
   if (max_sub >= 1) {
     __cpuid_count(7, 1, a, b, c, d);
@@ -76,6 +85,8 @@ CpuFeatures detect() {
   add(f.avx512cd, "AVX512CD");
   add(f.avx512_vnni, "AVX512_VNNI");
   add(f.avx512_bf16, "AVX512_BF16");
+  add(f.amx_tile, "AMX_TILE");
+  add(f.amx_bf16, "AMX_BF16");
   if (f.names.empty()) f.names = "none";
 #else
   f.names = "none (not x86-64)";
@@ -235,6 +246,61 @@ bool has_bf16_gemm() {
 #else
   return false;
 #endif
+}
+
+namespace {
+
+// Asks Linux for the AMX tile data state (off by default for every process since 5.16, so that
+// processes which never use the 8 KiB of tiles do not pay to save them). Once per process; the
+// grant covers every thread.
+bool amx_permitted() {
+#if defined(SCHOLAR_HAVE_X86_KERNELS) && defined(__linux__) && defined(SYS_arch_prctl)
+  static const bool granted = [] {
+    const CpuFeatures& f = features();
+    if (!(f.amx_tile && f.amx_bf16 && f.os_amx)) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
+}
+
+bool amx_from_env() {
+  const char* env = std::getenv("SCHOLAR_AMX");
+  if (env == nullptr || *env == 0) return true;
+  const std::string_view v(env);
+  if (v == "1" || v == "on") return true;
+  if (v == "0" || v == "off") return false;
+  fail<ValueError>("SCHOLAR_AMX='", v, "': expected on, off, 1 or 0");
+}
+
+std::atomic<int> g_amx_enabled{-1};  // -1: not yet read from the environment
+
+bool amx_enabled() {
+  int e = g_amx_enabled.load(std::memory_order_relaxed);
+  if (e < 0) {
+    e = amx_from_env() ? 1 : 0;
+    g_amx_enabled.store(e, std::memory_order_relaxed);
+  }
+  return e == 1;
+}
+
+}  // namespace
+
+bool has_amx_bf16() {
+  return has_bf16_gemm() && amx_enabled() && amx_permitted();
+}
+
+void set_amx_enabled(bool enabled) {
+  g_amx_enabled.store(enabled ? 1 : 0, std::memory_order_relaxed);
+}
+
+std::string_view bf16_gemm_engine() {
+  if (has_amx_bf16()) return "AMX";
+  if (has_bf16_gemm()) return "AVX512_BF16";
+  return "reference";
 }
 
 void softmax_rows(float* out, const float* x, size_t rows, size_t cols) {

@@ -1,5 +1,6 @@
 // GEMM: row-major C = alpha op(A) op(B) + beta C on the BLAS chosen at build time (f32), or on
-// scholar's own bf16 micro-kernel (gemm_bf16_avx512.cpp), split over the process-wide thread pool.
+// scholar's own bf16 kernels (gemm_bf16_amx.cpp on AMX tiles, gemm_bf16_avx512.cpp on vdpbf16ps),
+// split over the process-wide thread pool.
 // The BLAS library itself always runs one thread per call: the pool is the only source of
 // parallelism, so the two never compete for cores.
 #include <algorithm>
@@ -25,6 +26,9 @@
 extern "C" void scholar_gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                          float alpha, const float* A, int64_t lda, const float* B,
                                          int64_t ldb, float beta, float* C, int64_t ldc);
+extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                      float alpha, const float* A, int64_t lda, const float* B,
+                                      int64_t ldb, float beta, float* C, int64_t ldc);
 #endif
 
 namespace scholar::kernels {
@@ -113,6 +117,7 @@ void run_split(SerialGemm serial, bool trans_a, bool trans_b, int64_t M, int64_t
 
 SerialGemm bf16_serial() {
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
+  if (has_amx_bf16()) return scholar_gemm_bf16_amx;
   if (has_bf16_gemm()) return scholar_gemm_bf16_avx512;
 #endif
   return ref::gemm_bf16;

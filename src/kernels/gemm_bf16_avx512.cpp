@@ -23,6 +23,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "kernels/bf16_pack.hpp"
+
 namespace {
 
 constexpr int64_t MR = 14;       // rows of C per micro-tile
@@ -48,94 +50,6 @@ struct Buffers {
   Buffers& operator=(const Buffers&) = delete;
 };
 
-__mmask16 low_mask(int64_t n) {
-  return n >= 16
-             ? static_cast<__mmask16>(0xFFFF)
-             : static_cast<__mmask16>((1u << static_cast<unsigned>(std::max<int64_t>(n, 0))) - 1);
-}
-
-// Transposes a 16 x 16 block of 32-bit words held in 16 registers: word j of r[i] moves to word i
-// of r[j]. Two rounds of unpacks transpose the 4 x 4 blocks inside each 128-bit lane, then two
-// rounds of lane shuffles transpose the 4 x 4 grid of lanes.
-void transpose16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  __m512i u[16];  // u[4g + c], lane L: column 4L + c of rows 4g .. 4g + 3
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i s0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44);
-    const __m512i s1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i s2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
-    const __m512i s3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_i32x4(s0, s2, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
-    r[8 + c] = _mm512_shuffle_i32x4(s1, s3, 0x88);
-    r[12 + c] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
-  }
-}
-
-// Packs R rows of a panel whose k runs contiguously in memory: element (r, k) = src[r * ld + k],
-// r < rows (the rest zero), k < kc. dst receives ceil(kc / 2) words for each of the R rows. Sixteen
-// rows at a time: each row's 32 values become 16 words (pairs), and a 16 x 16 transpose turns them
-// into 16 pair-rows of the panel.
-void pack_k_contiguous(uint32_t* dst, const float* src, int64_t ld, int64_t R, int64_t rows,
-                       int64_t kc) {
-  for (int64_t r0 = 0; r0 < R; r0 += 16) {
-    const int64_t valid = std::clamp<int64_t>(rows - r0, 0, 16);
-    const __mmask16 out_mask = low_mask(R - r0);
-    for (int64_t k = 0; k < kc; k += 32) {
-      const int64_t left = kc - k;
-      const __mmask16 m_lo = low_mask(left), m_hi = low_mask(left - 16);
-      __m512i v[16];
-      for (int64_t i = 0; i < 16; ++i) {
-        if (i < valid) {
-          const float* s = src + (r0 + i) * ld + k;
-          const __m512 lo = _mm512_maskz_loadu_ps(m_lo, s);
-          const __m512 hi = _mm512_maskz_loadu_ps(m_hi, s + 16);
-          v[i] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));  // s[0 .. 31] in order
-        } else {
-          v[i] = _mm512_setzero_si512();
-        }
-      }
-      transpose16(v);
-      const int64_t pairs = std::min<int64_t>(16, (left + 1) / 2);
-      for (int64_t j = 0; j < pairs; ++j)
-        _mm512_mask_storeu_epi32(dst + (k / 2 + j) * R + r0, out_mask, v[j]);
-    }
-  }
-}
-
-// Packs R rows of a panel whose rows run contiguously in memory: element (r, k) = src[k * ld + r],
-// r < rows (the rest zero), k < kc.
-void pack_r_contiguous(uint32_t* dst, const float* src, int64_t ld, int64_t R, int64_t rows,
-                       int64_t kc) {
-  // Interleaves the 16-bit halves: word j = (first[j], second[j]).
-  const __m512i interleave =
-      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const int64_t kp = (kc + 1) / 2;
-  for (int64_t p = 0; p < kp; ++p) {
-    const float* s0 = src + 2 * p * ld;
-    const float* s1 = 2 * p + 1 < kc ? s0 + ld : nullptr;
-    for (int64_t r0 = 0; r0 < R; r0 += 16) {
-      const __mmask16 m = low_mask(rows - r0);
-      const __m512 x0 = _mm512_maskz_loadu_ps(m, s0 + r0);
-      const __m512 x1 = s1 ? _mm512_maskz_loadu_ps(m, s1 + r0) : _mm512_setzero_ps();
-      const __m512i pairs = _mm512_permutexvar_epi16(
-          interleave, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0)));
-      _mm512_mask_storeu_epi32(dst + p * R + r0, low_mask(R - r0), pairs);
-    }
-  }
-}
-
 // C tile (m <= MR rows, n <= NR columns) = alpha * Apanel . Bpanel + (first ? beta * C : C).
 void micro_kernel(int64_t kp, const uint32_t* __restrict a, const uint32_t* __restrict b, float* C,
                   int64_t ldc, int64_t m, int64_t n, float alpha, float beta, bool first) {
@@ -154,20 +68,7 @@ void micro_kernel(int64_t kp, const uint32_t* __restrict a, const uint32_t* __re
     }
   }
   const __mmask16 m0 = low_mask(n), m1 = low_mask(n - 16);
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = C + i * ldc;
-    __m512 y0 = _mm512_mul_ps(va, c0[i]), y1 = _mm512_mul_ps(va, c1[i]);
-    if (!first) {
-      y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(m0, row));
-      y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(m1, row + 16));
-    } else if (beta != 0.0f) {
-      y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), y0);
-      y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), y1);
-    }
-    _mm512_mask_storeu_ps(row, m0, y0);
-    _mm512_mask_storeu_ps(row + 16, m1, y1);
-  }
+  for (int64_t i = 0; i < m; ++i) store_row(C + i * ldc, c0[i], c1[i], m0, m1, alpha, beta, first);
 }
 
 }  // namespace
@@ -176,11 +77,7 @@ extern "C" void scholar_gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N,
                                          float alpha, const float* A, int64_t lda, const float* B,
                                          int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
-  if (K == 0) {  // C = beta C (beta = 0 ignores C's contents, as everywhere)
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-    return;
-  }
+  if (K == 0) return scale_c(M, N, beta, C, ldc);
   static thread_local Buffers buf;
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string_view>
 
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
@@ -181,19 +182,44 @@ void check_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 }  // namespace
 
 TEST_CASE("gemm_bf16 agrees with its scalar twin on every layout and edge", "[matmul][bf16]") {
-  INFO("bf16 in hardware: " << kernels::has_bf16_gemm());
-  for (int threads : {1, 2}) {
-    set_num_threads(threads);
-    for (bool ta : {false, true})
-      for (bool tb : {false, true})
-        for (int64_t M : {1, 13, 14, 29})
-          for (int64_t N : {1, 31, 33})
-            for (int64_t K : {1, 2, 7, 300}) check_bf16(ta, tb, M, N, K, 1.0f, 0.0f);
-    // alpha and beta; a size that crosses the K, M and N blocks and splits over two threads.
-    check_bf16(false, true, 200, 1600, 520, 0.5f, 0.25f);
-    check_bf16(true, false, 300, 70, 600, -2.0f, 1.0f);
+  // Every engine this machine has: AMX tiles and vdpbf16ps where the CPU offers them (the
+  // reference alone elsewhere, which then checks only the plumbing).
+  for (bool amx : {true, false}) {
+    kernels::set_amx_enabled(amx);
+    if (!amx && !kernels::has_bf16_gemm()) break;
+    INFO("engine: " << kernels::bf16_gemm_engine());
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      // Edges of both kernels' blocks: 14 x 32 micro-tiles (vdpbf16ps), 16 x 16 tiles in 32 x 32
+      // blocks and chunks of 32 k (AMX).
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (int64_t M : {1, 13, 14, 16, 17, 29, 33})
+            for (int64_t N : {1, 16, 17, 31, 33})
+              for (int64_t K : {1, 2, 7, 32, 33, 300}) check_bf16(ta, tb, M, N, K, 1.0f, 0.0f);
+      // alpha and beta; sizes that cross the K, M and N blocks and split over two threads.
+      check_bf16(false, true, 200, 1600, 520, 0.5f, 0.25f);
+      check_bf16(true, false, 300, 70, 600, -2.0f, 1.0f);
+      check_bf16(true, true, 130, 1100, 1030, 1.0f, 1.0f);
+    }
   }
+  kernels::set_amx_enabled(true);
   set_num_threads(1);
+}
+
+TEST_CASE("bf16_gemm_engine says what gemm_bf16 runs on", "[matmul][bf16]") {
+  const std::string_view engine = kernels::bf16_gemm_engine();
+  CHECK(engine == (kernels::has_amx_bf16()    ? "AMX"
+                   : kernels::has_bf16_gemm() ? "AVX512_BF16"
+                                              : "reference"));
+  if (kernels::has_amx_bf16()) {
+    kernels::set_amx_enabled(false);
+    CHECK(kernels::bf16_gemm_engine() == "AVX512_BF16");
+    CHECK(!kernels::has_amx_bf16());
+    kernels::set_amx_enabled(true);
+  }
+  // AMX needs AVX512_BF16's kernel table: never AMX without it.
+  CHECK((!kernels::has_amx_bf16() || kernels::has_bf16_gemm()));
 }
 
 TEST_CASE("gemm_bf16 rounds each operand to bf16 once", "[matmul][bf16]") {
@@ -201,8 +227,13 @@ TEST_CASE("gemm_bf16 rounds each operand to bf16 once", "[matmul][bf16]") {
   // in bf16 arithmetic and (1 + 2^-9)^2 in f32.
   const float x = 1.0f + 0x1p-9f;
   float a[4] = {x, x, x, x}, b[4] = {x, x, x, x}, c[4] = {};
-  kernels::gemm_bf16(false, false, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
-  for (float v : c) CHECK(v == 2.0f);
+  for (bool amx : {true, false}) {
+    kernels::set_amx_enabled(amx);
+    INFO("engine: " << kernels::bf16_gemm_engine());
+    kernels::gemm_bf16(false, false, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+    for (float v : c) CHECK(v == 2.0f);
+  }
+  kernels::set_amx_enabled(true);
   CHECK_THROWS_WITH(kernels::gemm_bf16(false, false, 2, 2, 2, 1, a, 1, b, 2, 0, c, 2),
                     Catch::Contains("gemm_bf16") && Catch::Contains("lda=1"));
   // K = 0: C = beta C, and beta = 0 clears it.

@@ -311,9 +311,11 @@ std::string gemm_backend();
 
 /// gemm() with the products in bf16: every element of op(A) and op(B) is rounded to bf16 (round to
 /// nearest even), the products are summed in f32, and C = alpha * sum + beta * C in f32. Where
-/// has_bf16_gemm() is true it runs scholar's own packed micro-kernel on AVX512_BF16's vdpbf16ps,
-/// typically 1.5-2x the f32 gemm()'s speed; elsewhere the scalar reference (exact but slow: for
-/// tests). Subnormal inputs and products may be flushed to zero, as AVX512_BF16 does. Same
+/// has_amx_bf16() is true it runs on AMX tiles (Sapphire Rapids and later: 3-5x the f32 gemm());
+/// else where has_bf16_gemm() is true on AVX512_BF16's vdpbf16ps (1.3-2.6x the f32 gemm() on AMD
+/// Zen 4, which runs it at twice its FMA rate; 0.7x on Intel cores, which run it at half); else on
+/// the scalar reference (exact but slow: for tests). Only the order of the f32 sums differs between
+/// them. Subnormal inputs and products may be flushed to zero, as AVX512_BF16 and AMX do. Same
 /// arguments, checks and threading as gemm().
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
@@ -322,6 +324,19 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 /// True if this CPU multiplies bf16 natively (AVX512_BF16) and the active kernel table is AVX-512,
 /// so that gemm_bf16 runs at full speed.
 bool has_bf16_gemm();
+
+/// True if gemm_bf16 runs on AMX tiles: has_bf16_gemm(), the CPU has AMX_TILE and AMX_BF16, Linux
+/// enables them and granted this process their state (asked once, at the first call), and AMX is
+/// not switched off (SCHOLAR_AMX=off or set_amx_enabled(false)).
+bool has_amx_bf16();
+
+/// Lets gemm_bf16 use AMX tiles where the CPU has them (the default, unless the environment
+/// variable SCHOLAR_AMX is off or 0) or holds it to vdpbf16ps: for benchmarks and tests of both
+/// paths. Not for use while other threads run products.
+void set_amx_enabled(bool enabled);
+
+/// What gemm_bf16 runs on now: "AMX", "AVX512_BF16" or "reference".
+std::string_view bf16_gemm_engine();
 
 /// The arithmetic of f32 matrix products, as PyTorch's torch.set_float32_matmul_precision: f32
 /// (PyTorch's "highest") or bf16 ("medium": operands rounded to bf16, sums in f32). It is mixed
