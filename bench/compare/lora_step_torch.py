@@ -3,8 +3,10 @@
 gpt_torch.py (vocab 8192, context 256, 6 layers, width 384, 6 heads, batch 8) with a hand-written
 LoRA linear (PEFT's math: y = base(x) + (x A^T) B^T * alpha / r, A kaiming-uniform, B zero) on
 c_attn, c_proj, c_fc and the MLP projection, r = 8, alpha 16; every base parameter has
-requires_grad=False; AdamW on the adapters. Prints one JSON line like lora_step.cpp.
-usage: lora_step_torch.py [--threads N] [--steps N] [--warmup N]
+requires_grad=False; AdamW on the adapters. With --autocast bf16 the forward pass and loss run under
+torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's mixed precision on CPUs (as train_step_torch.py).
+Prints one JSON line like lora_step.cpp.
+usage: lora_step_torch.py [--autocast bf16] [--threads N] [--steps N] [--warmup N]
 """
 import argparse
 import json
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from gpt_torch import GPT, kernels
 
 ap = argparse.ArgumentParser()
+ap.add_argument("--autocast", choices=["bf16"])
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--steps", type=int, default=5)
 ap.add_argument("--warmup", type=int, default=2)
@@ -56,7 +59,8 @@ y = torch.randint(0, V, (B, T))
 
 def step():
     opt.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x).view(-1, V), y.view(-1))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16"):
+        loss = F.cross_entropy(model(x).view(-1, V), y.view(-1))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
     opt.step()
@@ -69,7 +73,7 @@ t0 = time.perf_counter()
 for _ in range(args.steps):
     loss = step()
 dt = (time.perf_counter() - t0) / args.steps
-print(json.dumps({"impl": "pytorch", "threads": args.threads, "tokens_per_s": round(B * T / dt, 1),
+print(json.dumps({"impl": "pytorch", "autocast": args.autocast, "threads": args.threads, "tokens_per_s": round(B * T / dt, 1),
                   "s_per_step": round(dt, 4),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   "loss": round(loss, 4), "trainable": sum(p.numel() for p in trainable),
