@@ -13,9 +13,10 @@
 //            word [c * MR * 16 + i * 16 + q] = (A(i, 2p), A(i, 2p + 1)) with p = 16 c + q
 //            (an A tile is 16 rows of one chunk: 1 KiB, rows 64 bytes apart).
 // The micro-kernel holds a 32 x 32 block of C in four tiles (0-3), loads two A tiles (4, 5) and two
-// B tiles (6, 7) per chunk and issues four TDPBF16PS; at the end it stores the tiles to a scratch
-// block and combines them with C under masks. K is padded with zero pairs to whole chunks, M and N
-// with zero rows and columns, so the padding adds exact zeros.
+// B tiles (6, 7) per chunk and issues four TDPBF16PS; at the end the tiles go straight to C (a
+// whole block, alpha 1) or through a scratch block that applies alpha, beta and the edge masks. K
+// is padded with zero pairs to whole chunks, M and N with zero rows and columns, so the padding
+// adds exact zeros.
 //
 // The OS must have granted the process the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM; done
 // once by has_amx_bf16() in dispatch.cpp) before the first call. Each call loads the tile

@@ -311,12 +311,12 @@ std::string gemm_backend();
 
 /// gemm() with the products in bf16: every element of op(A) and op(B) is rounded to bf16 (round to
 /// nearest even), the products are summed in f32, and C = alpha * sum + beta * C in f32. Where
-/// has_amx_bf16() is true it runs on AMX tiles (Sapphire Rapids and later: 3-5x the f32 gemm());
+/// has_amx_bf16() is true it runs on AMX tiles (Sapphire Rapids and later: 3-9x the f32 gemm());
 /// else where has_bf16_gemm() is true on AVX512_BF16's vdpbf16ps (1.3-2.6x the f32 gemm() on AMD
-/// Zen 4, which runs it at twice its FMA rate; 0.7x on Intel cores, which run it at half); else on
-/// the scalar reference (exact but slow: for tests). Only the order of the f32 sums differs between
-/// them. Subnormal inputs and products may be flushed to zero, as AVX512_BF16 and AMX do. Same
-/// arguments, checks and threading as gemm().
+/// Zen 4, which runs it at twice its FMA rate; 0.6-0.9x on Intel cores, which run it at half); else
+/// on the scalar reference (exact but slow: for tests). Only the order of the f32 sums differs
+/// between them. Subnormal inputs and products may be flushed to zero, as AVX512_BF16 and AMX do.
+/// Same arguments, checks and threading as gemm().
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                int64_t ldc);
