@@ -17,6 +17,24 @@ inline __mmask16 low_mask(int64_t n) {
              : static_cast<__mmask16>((1u << static_cast<unsigned>(std::max<int64_t>(n, 0))) - 1);
 }
 
+// 32 consecutive values s[0 .. 31] (masked by m_lo and m_hi, the rest zero) rounded to bf16 as 16
+// pair-words in order: word j = (s[2j], s[2j + 1]).
+inline __m512i pairs_along(const float* s, __mmask16 m_lo, __mmask16 m_hi) {
+  return reinterpret_cast<__m512i>(
+      _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m_hi, s + 16), _mm512_maskz_loadu_ps(m_lo, s)));
+}
+
+// Two rows of 16 values (masked by m; a null row reads as zeros) rounded to bf16 and interleaved:
+// word j = (x0[j], x1[j]).
+inline __m512i pairs_across(const float* x0, const float* x1, __mmask16 m) {
+  const __m512i interleave =
+      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512 a = x0 ? _mm512_maskz_loadu_ps(m, x0) : _mm512_setzero_ps();
+  const __m512 b = x1 ? _mm512_maskz_loadu_ps(m, x1) : _mm512_setzero_ps();
+  return _mm512_permutexvar_epi16(interleave, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a)));
+}
+
 // Transposes a 16 x 16 block of 32-bit words held in 16 registers: word j of r[i] moves to word i
 // of r[j]. Two rounds of unpacks transpose the 4 x 4 blocks inside each 128-bit lane, then two
 // rounds of lane shuffles transpose the 4 x 4 grid of lanes.
@@ -59,14 +77,8 @@ inline void pack_k_contiguous(uint32_t* dst, const float* src, int64_t ld, int64
       const __mmask16 m_lo = low_mask(left), m_hi = low_mask(left - 16);
       __m512i v[16];
       for (int64_t i = 0; i < 16; ++i) {
-        if (i < valid) {
-          const float* s = src + (r0 + i) * ld + k;
-          const __m512 lo = _mm512_maskz_loadu_ps(m_lo, s);
-          const __m512 hi = _mm512_maskz_loadu_ps(m_hi, s + 16);
-          v[i] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));  // s[0 .. 31] in order
-        } else {
-          v[i] = _mm512_setzero_si512();
-        }
+        v[i] =
+            i < valid ? pairs_along(src + (r0 + i) * ld + k, m_lo, m_hi) : _mm512_setzero_si512();
       }
       transpose16(v);
       const int64_t pairs = std::min<int64_t>(16, (left + 1) / 2);
@@ -80,22 +92,13 @@ inline void pack_k_contiguous(uint32_t* dst, const float* src, int64_t ld, int64
 // r < rows (the rest zero), k < kc.
 inline void pack_r_contiguous(uint32_t* dst, const float* src, int64_t ld, int64_t R, int64_t rows,
                               int64_t kc) {
-  // Interleaves the 16-bit halves: word j = (first[j], second[j]).
-  const __m512i interleave =
-      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const int64_t kp = (kc + 1) / 2;
   for (int64_t p = 0; p < kp; ++p) {
     const float* s0 = src + 2 * p * ld;
     const float* s1 = 2 * p + 1 < kc ? s0 + ld : nullptr;
-    for (int64_t r0 = 0; r0 < R; r0 += 16) {
-      const __mmask16 m = low_mask(rows - r0);
-      const __m512 x0 = _mm512_maskz_loadu_ps(m, s0 + r0);
-      const __m512 x1 = s1 ? _mm512_maskz_loadu_ps(m, s1 + r0) : _mm512_setzero_ps();
-      const __m512i pairs = _mm512_permutexvar_epi16(
-          interleave, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0)));
-      _mm512_mask_storeu_epi32(dst + p * R + r0, low_mask(R - r0), pairs);
-    }
+    for (int64_t r0 = 0; r0 < R; r0 += 16)
+      _mm512_mask_storeu_epi32(dst + p * R + r0, low_mask(R - r0),
+                               pairs_across(s0 + r0, s1 ? s1 + r0 : nullptr, low_mask(rows - r0)));
   }
 }
 

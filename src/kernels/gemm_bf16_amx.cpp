@@ -78,12 +78,8 @@ void pack_a(uint32_t* dst, const float* src, int64_t ld, bool k_strided, int64_t
       const int64_t k0 = c * 32, left = kc - k0;
       const __mmask16 m_lo = low_mask(left), m_hi = low_mask(left - 16);
       for (int64_t i = 0; i < MR; ++i) {
-        __m512i v = _mm512_setzero_si512();
-        if (i < rows && left > 0) {
-          const float* s = src + i * ld + k0;
-          v = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m_hi, s + 16),
-                                                            _mm512_maskz_loadu_ps(m_lo, s)));
-        }
+        const __m512i v = i < rows && left > 0 ? pairs_along(src + i * ld + k0, m_lo, m_hi)
+                                               : _mm512_setzero_si512();
         _mm512_store_si512(dst + c * kChunkWords + i * 16, v);
       }
     }
@@ -91,20 +87,14 @@ void pack_a(uint32_t* dst, const float* src, int64_t ld, bool k_strided, int64_t
   }
   // Rows contiguous: build, for 16 rows at a time, the 16 pair-vectors of a chunk (word i = row i's
   // pair), then transpose them into 16 row-vectors (word q = pair q).
-  const __m512i interleave =
-      _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int64_t c = 0; c < kp / 16; ++c) {
     for (int64_t g = 0; g < MR; g += 16) {
       const __mmask16 m = low_mask(rows - g);
       __m512i v[16];
       for (int64_t q = 0; q < 16; ++q) {
         const int64_t k = 2 * (16 * c + q);
-        const __m512 x0 = k < kc ? _mm512_maskz_loadu_ps(m, src + k * ld + g) : _mm512_setzero_ps();
-        const __m512 x1 =
-            k + 1 < kc ? _mm512_maskz_loadu_ps(m, src + (k + 1) * ld + g) : _mm512_setzero_ps();
-        v[q] = _mm512_permutexvar_epi16(interleave,
-                                        reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0)));
+        v[q] = pairs_across(k < kc ? src + k * ld + g : nullptr,
+                            k + 1 < kc ? src + (k + 1) * ld + g : nullptr, m);
       }
       transpose16(v);
       for (int64_t i = 0; i < 16; ++i)
