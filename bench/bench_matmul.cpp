@@ -76,6 +76,23 @@ void BM_gemm_bf16(benchmark::State& state, bool ta, bool tb) {
   set_flops(state, M, N, K);
 }
 
+// gemm in f32 on scholar's own AVX-512 kernel (own) or on the build's BLAS (blas), in the three
+// layouts of a training step.
+void BM_gemm_f32(benchmark::State& state, bool ta, bool tb, bool own) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  scholar::kernels::set_own_f32_gemm(own);
+  if (own && !scholar::kernels::has_own_f32_gemm())
+    return state.SkipWithError("scholar's own f32 kernel needs AVX-512");
+  Operands op(M, N, K);
+  for (auto _ : state) {
+    scholar::kernels::gemm(ta, tb, M, N, K, 1.0f, op.a.data(), ta ? M : K, op.b.data(), tb ? K : N,
+                           0.0f, op.c.data(), N);
+    benchmark::ClobberMemory();
+  }
+  scholar::kernels::set_own_f32_gemm(true);
+  set_flops(state, M, N, K);
+}
+
 #if defined(__x86_64__)
 // 12 independent accumulators in registers (inline assembly, so no compiler can spill them), enough
 // that latency never limits the rate; `instr` is one multiply-add instruction on zmm registers. The
@@ -132,10 +149,35 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "N", "K"});
 }
 
+// The products of a GPT-2 small training step (batch 4 x 256 = 1024 tokens): attention and MLP
+// projections, and the 50,257-word LM head.
+void train_shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t n : {768, 2304, 3072}) b->Args({1024, n, 768});
+  b->Args({1024, 768, 3072});
+  b->Args({1024, 50257, 768});
+  b->ArgNames({"M", "N", "K"});
+}
+
 // Names follow <op>/<implementation>/<args> so bench/compare.py can pair them.
 BENCHMARK(BM_matmul_scholar)->Name("matmul/scholar")->Apply(shapes);
 BENCHMARK(BM_matmul_into_scholar)->Name("matmul/scholar_into")->Apply(shapes);
 BENCHMARK(BM_matmul_cblas)->Name("matmul/cblas")->Apply(shapes);
+BENCHMARK_CAPTURE(BM_gemm_f32, own_nn, false, false, true)->Name("gemm_f32/own_nn")->Apply(shapes);
+BENCHMARK_CAPTURE(BM_gemm_f32, blas_nn, false, false, false)
+    ->Name("gemm_f32/blas_nn")
+    ->Apply(shapes);
+BENCHMARK_CAPTURE(BM_gemm_f32, own_nt, false, true, true)
+    ->Name("gemm_f32/own_nt")
+    ->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_gemm_f32, blas_nt, false, true, false)
+    ->Name("gemm_f32/blas_nt")
+    ->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_gemm_f32, own_tn, true, false, true)
+    ->Name("gemm_f32/own_tn")
+    ->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_gemm_f32, blas_tn, true, false, false)
+    ->Name("gemm_f32/blas_tn")
+    ->Apply(train_shapes);
 BENCHMARK_CAPTURE(BM_gemm_bf16, nn, false, false)->Name("gemm_bf16/nn")->Apply(shapes);
 BENCHMARK_CAPTURE(BM_gemm_bf16, nt, false, true)->Name("gemm_bf16/nt")->Apply(shapes);
 BENCHMARK_CAPTURE(BM_gemm_bf16, tn, true, false)->Name("gemm_bf16/tn")->Apply(shapes);

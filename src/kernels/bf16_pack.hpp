@@ -9,13 +9,9 @@
 #include <algorithm>
 #include <cstdint>
 
-namespace {
+#include "kernels/avx512_gemm_util.hpp"
 
-inline __mmask16 low_mask(int64_t n) {
-  return n >= 16
-             ? static_cast<__mmask16>(0xFFFF)
-             : static_cast<__mmask16>((1u << static_cast<unsigned>(std::max<int64_t>(n, 0))) - 1);
-}
+namespace {
 
 // 32 consecutive values s[0 .. 31] (masked by m_lo and m_hi, the rest zero) rounded to bf16 as 16
 // pair-words in order: word j = (s[2j], s[2j + 1]).
@@ -33,34 +29,6 @@ inline __m512i pairs_across(const float* x0, const float* x1, __mmask16 m) {
   const __m512 a = x0 ? _mm512_maskz_loadu_ps(m, x0) : _mm512_setzero_ps();
   const __m512 b = x1 ? _mm512_maskz_loadu_ps(m, x1) : _mm512_setzero_ps();
   return _mm512_permutexvar_epi16(interleave, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a)));
-}
-
-// Transposes a 16 x 16 block of 32-bit words held in 16 registers: word j of r[i] moves to word i
-// of r[j]. Two rounds of unpacks transpose the 4 x 4 blocks inside each 128-bit lane, then two
-// rounds of lane shuffles transpose the 4 x 4 grid of lanes.
-inline void transpose16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  __m512i u[16];  // u[4g + c], lane L: column 4L + c of rows 4g .. 4g + 3
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i s0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44);
-    const __m512i s1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i s2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
-    const __m512i s3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_i32x4(s0, s2, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
-    r[8 + c] = _mm512_shuffle_i32x4(s1, s3, 0x88);
-    r[12 + c] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
-  }
 }
 
 // Packs R rows of a panel whose k runs contiguously in memory: element (r, k) = src[r * ld + k],
@@ -100,30 +68,6 @@ inline void pack_r_contiguous(uint32_t* dst, const float* src, int64_t ld, int64
       _mm512_mask_storeu_epi32(dst + p * R + r0, low_mask(R - r0),
                                pairs_across(s0 + r0, s1 ? s1 + r0 : nullptr, low_mask(rows - r0)));
   }
-}
-
-// Writes one row of a 32-column block of C: row = alpha * (acc0, acc1) + (first ? beta * row :
-// row), columns masked by m0 and m1. beta = 0 ignores the row's contents.
-inline void store_row(float* row, __m512 acc0, __m512 acc1, __mmask16 m0, __mmask16 m1, float alpha,
-                      float beta, bool first) {
-  const __m512 va = _mm512_set1_ps(alpha);
-  __m512 y0 = _mm512_mul_ps(va, acc0), y1 = _mm512_mul_ps(va, acc1);
-  if (!first) {
-    y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(m0, row));
-    y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(m1, row + 16));
-  } else if (beta != 0.0f) {
-    const __m512 vb = _mm512_set1_ps(beta);
-    y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), y0);
-    y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), y1);
-  }
-  _mm512_mask_storeu_ps(row, m0, y0);
-  _mm512_mask_storeu_ps(row + 16, m1, y1);
-}
-
-// C = beta C for a product with K = 0 (beta = 0 ignores C's contents, as everywhere).
-inline void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
 }  // namespace

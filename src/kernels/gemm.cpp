@@ -1,6 +1,7 @@
-// GEMM: row-major C = alpha op(A) op(B) + beta C on the BLAS chosen at build time (f32), or on
-// scholar's own bf16 kernels (gemm_bf16_amx.cpp on AMX tiles, gemm_bf16_avx512.cpp on vdpbf16ps),
-// split over the process-wide thread pool.
+// GEMM: row-major C = alpha op(A) op(B) + beta C, split over the process-wide thread pool. f32
+// runs on scholar's own AVX-512 kernel (gemm_f32_avx512.cpp) where the CPU has AVX-512, else on the
+// BLAS chosen at build time; bf16 on scholar's own kernels (gemm_bf16_amx.cpp on AMX tiles,
+// gemm_bf16_avx512.cpp on vdpbf16ps).
 // The BLAS library itself always runs one thread per call: the pool is the only source of
 // parallelism, so the two never compete for cores.
 #include <algorithm>
@@ -26,6 +27,9 @@
 extern "C" void scholar_gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                          float alpha, const float* A, int64_t lda, const float* B,
                                          int64_t ldb, float beta, float* C, int64_t ldc);
+extern "C" void scholar_gemm_f32_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                        float alpha, const float* A, int64_t lda, const float* B,
+                                        int64_t ldb, float beta, float* C, int64_t ldc);
 extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                       float alpha, const float* A, int64_t lda, const float* B,
                                       int64_t ldb, float beta, float* C, int64_t ldc);
@@ -115,6 +119,45 @@ void run_split(SerialGemm serial, bool trans_a, bool trans_b, int64_t M, int64_t
   }
 }
 
+bool own_f32_from_env() {
+  const char* env = std::getenv("SCHOLAR_F32_GEMM");
+  if (env == nullptr || *env == 0) return true;
+  const std::string_view v(env);
+  if (v == "own") return true;
+  if (v == "blas") return false;
+  fail<ValueError>("SCHOLAR_F32_GEMM='", v, "': expected own or blas");
+}
+
+std::atomic<int> g_own_f32{-1};  // -1: not yet read from the environment
+
+bool own_f32_enabled() {
+  int e = g_own_f32.load(std::memory_order_relaxed);
+  if (e < 0) {
+    e = own_f32_from_env() ? 1 : 0;
+    g_own_f32.store(e, std::memory_order_relaxed);
+  }
+  return e == 1;
+}
+
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+// scholar's own kernel, except for thin products: below 16 rows or columns most of its 14 x 32
+// tile would be padding (one row runs 5x slower than Eigen's matrix-vector product).
+void own_f32_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M < 16 || N < 16)
+    gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    scholar_gemm_f32_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#endif
+
+SerialGemm f32_serial() {
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+  if (has_own_f32_gemm()) return own_f32_serial;
+#endif
+  return gemm_serial;
+}
+
 SerialGemm bf16_serial() {
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
   if (has_amx_bf16()) return scholar_gemm_bf16_amx;
@@ -129,7 +172,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (!check("gemm", trans_a, trans_b, M, N, K, lda, ldb, ldc)) return;
   const bool bf16 = M > 1 && N > 1 && effective_matmul_precision() == MatmulPrecision::bf16;
-  run_split(bf16 ? bf16_serial() : gemm_serial, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+  run_split(bf16 ? bf16_serial() : f32_serial(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
             beta, C, ldc);
 }
 
@@ -162,7 +205,25 @@ MatmulPrecision effective_matmul_precision() {
                                                                         : MatmulPrecision::f32;
 }
 
+bool has_own_f32_gemm() {
+  bool avx512 = false;
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+  const Isa isa = active().isa;
+  avx512 = isa == Isa::avx512 || isa == Isa::avx512_vnni;
+#endif
+  return avx512 && own_f32_enabled();
+}
+
+void set_own_f32_gemm(bool enabled) {
+  g_own_f32.store(enabled ? 1 : 0, std::memory_order_relaxed);
+}
+
 std::string gemm_backend() {
+  if (has_own_f32_gemm()) return "scholar AVX-512 (14x32 micro-tile)";
+  return blas_name();
+}
+
+std::string blas_name() {
 #if defined(SCHOLAR_BLAS_OPENBLAS)
   std::string s = "OpenBLAS";
   if (const char* cfg = openblas_get_config()) {

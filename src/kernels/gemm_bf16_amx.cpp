@@ -50,23 +50,7 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Thread-local packing buffers, 64-byte aligned, allocated once per thread.
-struct Buffers {
-  uint32_t* a = nullptr;
-  uint32_t* b = nullptr;
-  Buffers() {
-    a = static_cast<uint32_t*>(
-        ::operator new (sizeof(uint32_t) * MC * KPMAX, std::align_val_t{64}));
-    b = static_cast<uint32_t*>(
-        ::operator new (sizeof(uint32_t) * NC * KPMAX, std::align_val_t{64}));
-  }
-  ~Buffers() {
-    ::operator delete (a, std::align_val_t{64});
-    ::operator delete (b, std::align_val_t{64});
-  }
-  Buffers(const Buffers&) = delete;
-  Buffers& operator=(const Buffers&) = delete;
-};
+using Buffers = PackBuffers<uint32_t, MC * KPMAX, NC * KPMAX>;
 
 // Packs an A panel of MR rows (rows < MR valid, the rest zero) and kc values of k into kp pairs
 // (kp a multiple of 16, pairs past kc zero). Element (i, k) is src[i * ld + k] (k contiguous) or,

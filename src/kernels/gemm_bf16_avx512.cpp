@@ -34,21 +34,7 @@ constexpr int64_t MC = MR * 12;  // rows of op(A) per packed block (168 x 256 bf
 constexpr int64_t NC = 1536;     // columns of op(B) per packed block (256 x 1536 bf16: 768 KiB)
 constexpr int64_t KP = KC / 2;   // pairs per block
 
-// Thread-local packing buffers, 64-byte aligned, allocated once per thread.
-struct Buffers {
-  uint32_t* a = nullptr;
-  uint32_t* b = nullptr;
-  Buffers() {
-    a = static_cast<uint32_t*>(::operator new (sizeof(uint32_t) * MC * KP, std::align_val_t{64}));
-    b = static_cast<uint32_t*>(::operator new (sizeof(uint32_t) * NC * KP, std::align_val_t{64}));
-  }
-  ~Buffers() {
-    ::operator delete (a, std::align_val_t{64});
-    ::operator delete (b, std::align_val_t{64});
-  }
-  Buffers(const Buffers&) = delete;
-  Buffers& operator=(const Buffers&) = delete;
-};
+using Buffers = PackBuffers<uint32_t, MC * KP, NC * KP>;
 
 // C tile (m <= MR rows, n <= NR columns) = alpha * Apanel . Bpanel + (first ? beta * C : C).
 void micro_kernel(int64_t kp, const uint32_t* __restrict a, const uint32_t* __restrict b, float* C,

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
@@ -147,36 +149,77 @@ TEST_CASE("gemm checks its arguments", "[matmul]") {
 
 namespace {
 
-// Runs gemm_bf16 and its scalar twin on random operands stored as the flags say, with leading
-// dimensions wider than the rows, and checks that they agree to f32 summation error.
-void check_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
+// Random operands stored as the flags say, with leading dimensions wider than the rows. Where
+// beta = 0, C starts as NaN: a GEMM must not read it.
+struct Operands {
+  int64_t lda, ldb, ldc;
+  std::vector<float> A, B, C;
+};
+
+Operands make_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float beta) {
   std::mt19937 rng(static_cast<unsigned>(M * 131 + N * 17 + K * 7 + ta * 2 + tb));
   std::normal_distribution<float> nd;
-  const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
-  std::vector<float> A(static_cast<size_t>((ta ? K : M) * lda)),
-      B(static_cast<size_t>((tb ? N : K) * ldb));
-  std::vector<float> C(static_cast<size_t>(M * ldc));
-  for (float& x : A) x = nd(rng);
-  for (float& x : B) x = nd(rng);
-  for (float& x : C) x = beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : nd(rng);
-  std::vector<float> want = C;
-  kernels::gemm_bf16(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
-  kernels::ref::gemm_bf16(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, want.data(),
-                          ldc);
+  Operands o{(ta ? M : K) + 3, (tb ? K : N) + 5, N + 2, {}, {}, {}};
+  o.A.resize(static_cast<size_t>((ta ? K : M) * o.lda));
+  o.B.resize(static_cast<size_t>((tb ? N : K) * o.ldb));
+  o.C.resize(static_cast<size_t>(M * o.ldc));
+  for (float& x : o.A) x = nd(rng);
+  for (float& x : o.B) x = nd(rng);
+  for (float& x : o.C) x = beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : nd(rng);
+  return o;
+}
+
+// Checks C (computed) against want to f32 summation error, and that the columns beyond N in each
+// row of C were left alone.
+void check_result(const Operands& o, const std::vector<float>& want, int64_t M, int64_t N,
+                  int64_t K, float beta) {
   double worst = 0;
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
-      const float got = C[static_cast<size_t>(i * ldc + j)];
-      const float ref = want[static_cast<size_t>(i * ldc + j)];
+      const float got = o.C[static_cast<size_t>(i * o.ldc + j)];
+      const float ref = want[static_cast<size_t>(i * o.ldc + j)];
       // f32 sums of K products of size ~1: error ~ K * 2^-24 * sqrt(K), generously bounded.
       worst = std::max(worst, std::abs(double{got} - double{ref}) / (1.0 + std::sqrt(double(K))));
     }
-  INFO("ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K);
   CHECK(worst < 1e-5);
-  // The columns beyond N in each row of C are left alone.
   for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = N; j < ldc; ++j)
-      CHECK(std::isnan(C[static_cast<size_t>(i * ldc + j)]) == (beta == 0.0f));
+    for (int64_t j = N; j < o.ldc; ++j)
+      CHECK(std::isnan(o.C[static_cast<size_t>(i * o.ldc + j)]) == (beta == 0.0f));
+}
+
+// Runs gemm_bf16 and its scalar twin and checks that they agree.
+void check_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
+  Operands o = make_operands(ta, tb, M, N, K, beta);
+  std::vector<float> want = o.C;
+  kernels::gemm_bf16(ta, tb, M, N, K, alpha, o.A.data(), o.lda, o.B.data(), o.ldb, beta, o.C.data(),
+                     o.ldc);
+  kernels::ref::gemm_bf16(ta, tb, M, N, K, alpha, o.A.data(), o.lda, o.B.data(), o.ldb, beta,
+                          want.data(), o.ldc);
+  INFO("ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K);
+  check_result(o, want, M, N, K, beta);
+}
+
+// Runs gemm (f32) and a plain loop summing in double, and checks that they agree.
+void check_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
+  Operands o = make_operands(ta, tb, M, N, K, beta);
+  std::vector<float> want = o.C;
+  kernels::gemm(ta, tb, M, N, K, alpha, o.A.data(), o.lda, o.B.data(), o.ldb, beta, o.C.data(),
+                o.ldc);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double sum = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float a =
+            ta ? o.A[static_cast<size_t>(k * o.lda + i)] : o.A[static_cast<size_t>(i * o.lda + k)];
+        const float b =
+            tb ? o.B[static_cast<size_t>(j * o.ldb + k)] : o.B[static_cast<size_t>(k * o.ldb + j)];
+        sum += double{a} * double{b};
+      }
+      float& w = want[static_cast<size_t>(i * o.ldc + j)];
+      w = static_cast<float>(alpha * sum + (beta == 0.0f ? 0.0 : double{beta} * double{w}));
+    }
+  INFO("ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K);
+  check_result(o, want, M, N, K, beta);
 }
 
 }  // namespace
@@ -201,10 +244,55 @@ TEST_CASE("gemm_bf16 agrees with its scalar twin on every layout and edge", "[ma
       check_bf16(false, true, 200, 1600, 520, 0.5f, 0.25f);
       check_bf16(true, false, 300, 70, 600, -2.0f, 1.0f);
       check_bf16(true, true, 130, 1100, 1030, 1.0f, 1.0f);
+      // One block of rows split over the threads by columns; several column blocks.
+      check_bf16(false, false, 40, 3000, 100, 1.0f, 0.5f);
+      check_bf16(true, true, 300, 2100, 40, 2.0f, 0.0f);
     }
   }
   kernels::set_amx_enabled(true);
   set_num_threads(1);
+}
+
+TEST_CASE("gemm in f32 agrees with a plain loop on every engine, layout and edge", "[matmul]") {
+  // scholar's own AVX-512 kernel where the CPU has it, and the build's BLAS.
+  for (bool own : {true, false}) {
+    kernels::set_own_f32_gemm(own);
+    INFO("engine: " << kernels::gemm_backend());
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      // Edges of the 14 x 32 micro-tile and of the packed blocks (K in blocks of at most 384);
+      // products thinner than 16 rows or columns run on the BLAS.
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (int64_t M : {1, 16, 17, 28, 29})
+            for (int64_t N : {1, 16, 17, 31, 33})
+              for (int64_t K : {1, 7, 16, 17, 385}) check_f32(ta, tb, M, N, K, 1.0f, 0.0f);
+      // alpha and beta; sizes that cross the K, M and N blocks and split over two threads.
+      check_f32(false, true, 250, 1700, 400, 0.5f, 0.25f);
+      check_f32(true, false, 300, 70, 800, -2.0f, 1.0f);
+      check_f32(true, true, 130, 1100, 1030, 1.0f, 1.0f);
+      check_f32(false, false, 60, 1600, 90, 1.0f, -1.0f);
+    }
+  }
+  kernels::set_own_f32_gemm(true);
+  set_num_threads(1);
+  // K = 0: C = beta C, and beta = 0 clears it (even NaN).
+  float a[1] = {}, b[1] = {}, c[4] = {1, 2, std::numeric_limits<float>::quiet_NaN(), 4};
+  kernels::gemm(false, false, 2, 2, 0, 1.0f, a, 1, b, 2, 0.5f, c, 2);
+  CHECK(c[0] == 0.5f);
+  CHECK(c[3] == 2.0f);
+  kernels::gemm(false, false, 2, 2, 0, 1.0f, a, 1, b, 2, 0.0f, c, 2);
+  for (float v : c) CHECK(v == 0.0f);
+}
+
+TEST_CASE("gemm_backend says what gemm runs in f32", "[matmul]") {
+  const std::string backend = kernels::gemm_backend();
+  CHECK(backend == (kernels::has_own_f32_gemm() ? "scholar AVX-512 (14x32 micro-tile)"
+                                                : kernels::blas_name()));
+  kernels::set_own_f32_gemm(false);
+  CHECK(!kernels::has_own_f32_gemm());
+  CHECK(kernels::gemm_backend() == kernels::blas_name());
+  kernels::set_own_f32_gemm(true);
 }
 
 TEST_CASE("bf16_gemm_engine says what gemm_bf16 runs on", "[matmul][bf16]") {

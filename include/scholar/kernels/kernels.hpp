@@ -296,7 +296,7 @@ void log_softmax_rows(float* out, const float* x, size_t rows, size_t cols);
 void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double theta_base,
                  const float* freq_factors = nullptr);
 
-// --- GEMM (row-major, the BLAS chosen at build time)
+// --- GEMM (row-major: scholar's own kernels, or the BLAS chosen at build time)
 // ----------------------------------------------
 
 /// C = alpha * op(A) * op(B) + beta * C, all row-major: op(A) is M x K, op(B) is K x N, C is M x N;
@@ -306,8 +306,24 @@ void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double thet
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-/// "OpenBLAS 0.3.21 (Haswell)" or "Eigen 3.4.0 (avx512)": what gemm() runs in f32.
+/// What gemm() runs in f32: "scholar AVX-512 (14x32 micro-tile)" where has_own_f32_gemm(), else
+/// blas_name().
 std::string gemm_backend();
+
+/// The BLAS chosen at build time, which gemm() runs where has_own_f32_gemm() is false:
+/// "OpenBLAS 0.3.21 (SkylakeX kernels), 1 thread per pool task" or "Eigen 3.4.0 (avx512 build)".
+std::string blas_name();
+
+/// True if gemm() runs f32 products on scholar's own AVX-512 kernel (BLIS-style packing, a 14 x 32
+/// tile of C in registers; 1.1-1.3x Eigen and OpenBLAS on Sapphire Rapids, docs/performance.md):
+/// the active kernel table is AVX-512 and it is not switched off (environment variable
+/// SCHOLAR_F32_GEMM=blas, or set_own_f32_gemm(false)).
+bool has_own_f32_gemm();
+
+/// Lets gemm() use scholar's own f32 kernel where the CPU has AVX-512 (the default, unless
+/// SCHOLAR_F32_GEMM=blas) or holds it to the build's BLAS: for benchmarks and tests of both paths.
+/// Not for use while other threads run products.
+void set_own_f32_gemm(bool enabled);
 
 /// gemm() with the products in bf16: every element of op(A) and op(B) is rounded to bf16 (round to
 /// nearest even), the products are summed in f32, and C = alpha * sum + beta * C in f32. Where

@@ -1,0 +1,95 @@
+// Helpers shared by scholar's AVX-512 GEMMs (gemm_f32_avx512.cpp, gemm_bf16_avx512.cpp,
+// gemm_bf16_amx.cpp): edge masks, a 16 x 16 transpose of 32-bit words and the write-back of a
+// 32-column row of C. Included only by translation units compiled with AVX-512 flags (isolated
+// objects: see CMakeLists.txt).
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <new>
+
+namespace {
+
+// The packing buffers of one thread: a_count and b_count values of T, 64-byte aligned, allocated
+// once (each GEMM keeps one set per thread, thread_local).
+template <class T, int64_t a_count, int64_t b_count>
+struct PackBuffers {
+  T* a = allocate(a_count);
+  T* b = allocate(b_count);
+  PackBuffers() = default;
+  ~PackBuffers() {
+    ::operator delete (a, std::align_val_t{64});
+    ::operator delete (b, std::align_val_t{64});
+  }
+  PackBuffers(const PackBuffers&) = delete;
+  PackBuffers& operator=(const PackBuffers&) = delete;
+
+ private:
+  static T* allocate(int64_t n) {
+    return static_cast<T*>(
+        ::operator new (sizeof(T) * static_cast<size_t>(n), std::align_val_t{64}));
+  }
+};
+
+// The lowest min(max(n, 0), 16) lanes.
+inline __mmask16 low_mask(int64_t n) {
+  return n >= 16
+             ? static_cast<__mmask16>(0xFFFF)
+             : static_cast<__mmask16>((1u << static_cast<unsigned>(std::max<int64_t>(n, 0))) - 1);
+}
+
+// Transposes a 16 x 16 block of 32-bit words held in 16 registers: word j of r[i] moves to word i
+// of r[j]. Two rounds of unpacks transpose the 4 x 4 blocks inside each 128-bit lane, then two
+// rounds of lane shuffles transpose the 4 x 4 grid of lanes.
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  __m512i u[16];  // u[4g + c], lane L: column 4L + c of rows 4g .. 4g + 3
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i s0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44);
+    const __m512i s1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+    const __m512i s2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512i s3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
+  }
+}
+
+// Writes one row of a 32-column block of C: row = alpha * (acc0, acc1) + (first ? beta * row :
+// row), columns masked by m0 and m1. beta = 0 ignores the row's contents.
+inline void store_row(float* row, __m512 acc0, __m512 acc1, __mmask16 m0, __mmask16 m1, float alpha,
+                      float beta, bool first) {
+  const __m512 va = _mm512_set1_ps(alpha);
+  __m512 y0 = _mm512_mul_ps(va, acc0), y1 = _mm512_mul_ps(va, acc1);
+  if (!first) {
+    y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(m0, row));
+    y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(m1, row + 16));
+  } else if (beta != 0.0f) {
+    const __m512 vb = _mm512_set1_ps(beta);
+    y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), y0);
+    y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), y1);
+  }
+  _mm512_mask_storeu_ps(row, m0, y0);
+  _mm512_mask_storeu_ps(row + 16, m1, y1);
+}
+
+// C = beta C for a product with K = 0 (beta = 0 ignores C's contents, as everywhere).
+inline void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+}  // namespace
