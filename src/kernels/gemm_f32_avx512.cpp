@@ -131,7 +131,10 @@ extern "C" void scholar_gemm_f32_avx512(bool ta, bool tb, int64_t M, int64_t N, 
   if (M <= 0 || N <= 0) return;
   if (K == 0) return scale_c(M, N, beta, C, ldc);
   static thread_local Buffers buf;
-  const int64_t NC = block_columns();
+  // N in blocks of about block_columns(), as equal as whole panels allow: a thin last block would
+  // pack all of op(A) again for a few columns (N = 768 would be 736 + 32).
+  const int64_t nblocks = std::max<int64_t>(1, (N + block_columns() / 2) / block_columns());
+  const int64_t NC = std::min(kMaxNC, ((N + nblocks - 1) / nblocks + NR - 1) / NR * NR);
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
     // K in equal blocks of at most KC.
