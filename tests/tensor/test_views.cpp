@@ -116,3 +116,44 @@ TEST_CASE("printing shows dtype, shape and a summary", "[tensor]") {
   CHECK(to_string(Tensor<int32_t>::scalar(3)) == "Tensor<i32>[] 3");
   CHECK(to_string(FloatTensor()) == "Tensor<f32>(undefined)");
 }
+
+TEST_CASE("large storage is recycled by size, within the cache limit", "[tensor]") {
+  // The default: a quarter of physical memory, at least 1 GiB (unless the environment set one).
+  CHECK(scholar::default_storage_cache_limit() >= (size_t{1} << 30));
+  const size_t saved = scholar::storage_cache_limit();
+  scholar::empty_storage_cache();
+  CHECK(scholar::storage_cache_bytes() == 0);
+
+  // A freed 1 MiB block waits in the cache and goes to the next tensor of that size.
+  const float* first = nullptr;
+  {
+    FloatTensor t = FloatTensor::empty({256, 1024});
+    first = t.data();
+  }
+  CHECK(scholar::storage_cache_bytes() == (size_t{1} << 20));
+  {
+    FloatTensor t = FloatTensor::empty({1024, 256});
+    CHECK(t.data() == first);
+    CHECK(scholar::storage_cache_bytes() == 0);
+  }
+  // Small blocks are never cached.
+  { FloatTensor small = FloatTensor::empty({16, 16}); }
+  CHECK(scholar::storage_cache_bytes() == (size_t{1} << 20));
+
+  // A limit below what is cached frees the excess at once, and later frees past it.
+  scholar::set_storage_cache_limit(size_t{1} << 19);
+  CHECK(scholar::storage_cache_limit() == (size_t{1} << 19));
+  CHECK(scholar::storage_cache_bytes() == 0);
+  { FloatTensor t = FloatTensor::empty({256, 1024}); }
+  CHECK(scholar::storage_cache_bytes() == 0);
+  scholar::set_storage_cache_limit(0);
+  { FloatTensor t = FloatTensor::empty({64, 1024}); }
+  CHECK(scholar::storage_cache_bytes() == 0);
+
+  scholar::set_storage_cache_limit(saved);
+  { FloatTensor t = FloatTensor::empty({64, 1024}); }
+  CHECK(scholar::storage_cache_bytes() == (size_t{1} << 18));
+  scholar::empty_storage_cache();
+  CHECK(scholar::storage_cache_bytes() == 0);
+  CHECK(scholar::storage_cache_limit() == saved);
+}
