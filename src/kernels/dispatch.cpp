@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 
+#include "kernels/runtime_switch.hpp"
 #include "scholar/error.hpp"
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
@@ -267,34 +268,16 @@ bool amx_permitted() {
 #endif
 }
 
-bool amx_from_env() {
-  const char* env = std::getenv("SCHOLAR_AMX");
-  if (env == nullptr || *env == 0) return true;
-  const std::string_view v(env);
-  if (v == "1" || v == "on") return true;
-  if (v == "0" || v == "off") return false;
-  fail<ValueError>("SCHOLAR_AMX='", v, "': expected on, off, 1 or 0");
-}
-
-std::atomic<int> g_amx_enabled{-1};  // -1: not yet read from the environment
-
-bool amx_enabled() {
-  int e = g_amx_enabled.load(std::memory_order_relaxed);
-  if (e < 0) {
-    e = amx_from_env() ? 1 : 0;
-    g_amx_enabled.store(e, std::memory_order_relaxed);
-  }
-  return e == 1;
-}
+detail::RuntimeSwitch g_amx("SCHOLAR_AMX", "on", "off");
 
 }  // namespace
 
 bool has_amx_bf16() {
-  return has_bf16_gemm() && amx_enabled() && amx_permitted();
+  return has_bf16_gemm() && g_amx.on() && amx_permitted();
 }
 
 void set_amx_enabled(bool enabled) {
-  g_amx_enabled.store(enabled ? 1 : 0, std::memory_order_relaxed);
+  g_amx.set(enabled);
 }
 
 std::string_view bf16_gemm_engine() {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "kernels/runtime_switch.hpp"
 #include "scholar/error.hpp"
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
@@ -119,25 +120,7 @@ void run_split(SerialGemm serial, bool trans_a, bool trans_b, int64_t M, int64_t
   }
 }
 
-bool own_f32_from_env() {
-  const char* env = std::getenv("SCHOLAR_F32_GEMM");
-  if (env == nullptr || *env == 0) return true;
-  const std::string_view v(env);
-  if (v == "own") return true;
-  if (v == "blas") return false;
-  fail<ValueError>("SCHOLAR_F32_GEMM='", v, "': expected own or blas");
-}
-
-std::atomic<int> g_own_f32{-1};  // -1: not yet read from the environment
-
-bool own_f32_enabled() {
-  int e = g_own_f32.load(std::memory_order_relaxed);
-  if (e < 0) {
-    e = own_f32_from_env() ? 1 : 0;
-    g_own_f32.store(e, std::memory_order_relaxed);
-  }
-  return e == 1;
-}
+detail::RuntimeSwitch g_own_f32("SCHOLAR_F32_GEMM", "own", "blas");
 
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
 // scholar's own kernel, except for thin products: below 16 rows or columns most of its 14 x 32
@@ -211,11 +194,11 @@ bool has_own_f32_gemm() {
   const Isa isa = active().isa;
   avx512 = isa == Isa::avx512 || isa == Isa::avx512_vnni;
 #endif
-  return avx512 && own_f32_enabled();
+  return avx512 && g_own_f32.on();
 }
 
 void set_own_f32_gemm(bool enabled) {
-  g_own_f32.store(enabled ? 1 : 0, std::memory_order_relaxed);
+  g_own_f32.set(enabled);
 }
 
 std::string gemm_backend() {

@@ -2,12 +2,14 @@
 // operands, on one and two threads; and gemm's argument checks.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "kernels/runtime_switch.hpp"
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/kernels/reference.hpp"
 #include "scholar/parallel.hpp"
@@ -283,6 +285,30 @@ TEST_CASE("gemm in f32 agrees with a plain loop on every engine, layout and edge
   CHECK(c[3] == 2.0f);
   kernels::gemm(false, false, 2, 2, 0, 1.0f, a, 1, b, 2, 0.0f, c, 2);
   for (float v : c) CHECK(v == 0.0f);
+}
+
+TEST_CASE("engine switches read their variable once and reject other values", "[matmul]") {
+  // The mechanism behind SCHOLAR_AMX and SCHOLAR_F32_GEMM, on a variable of its own.
+  using kernels::detail::RuntimeSwitch;
+  const char* name = "SCHOLAR_TEST_ENGINE_SWITCH";
+  ::unsetenv(name);
+  CHECK(RuntimeSwitch(name, "own", "blas").on());  // unset: on
+  for (const char* off : {"blas", "0"}) {
+    ::setenv(name, off, 1);
+    RuntimeSwitch s(name, "own", "blas");
+    CHECK(!s.on());
+    ::setenv(name, "own", 1);
+    CHECK(!s.on());  // read once
+    s.set(true);
+    CHECK(s.on());
+  }
+  ::setenv(name, "fast", 1);
+  RuntimeSwitch bad(name, "own", "blas");
+  CHECK_THROWS_WITH(bad.on(), Catch::Contains("SCHOLAR_TEST_ENGINE_SWITCH='fast'") &&
+                                  Catch::Contains("expected own, blas, 1 or 0"));
+  bad.set(false);  // a setting from code needs no variable
+  CHECK(!bad.on());
+  ::unsetenv(name);
 }
 
 TEST_CASE("gemm_backend says what gemm runs in f32", "[matmul]") {
