@@ -121,6 +121,7 @@ TEST_CASE("large storage is recycled by size, within the cache limit", "[tensor]
   // The default: a quarter of physical memory, at least 1 GiB (unless the environment set one).
   CHECK(scholar::default_storage_cache_limit() >= (size_t{1} << 30));
   const size_t saved = scholar::storage_cache_limit();
+  scholar::set_storage_cache_limit(size_t{64} << 20);  // whatever the environment set
   scholar::empty_storage_cache();
   CHECK(scholar::storage_cache_bytes() == 0);
 
@@ -150,10 +151,11 @@ TEST_CASE("large storage is recycled by size, within the cache limit", "[tensor]
   { FloatTensor t = FloatTensor::empty({64, 1024}); }
   CHECK(scholar::storage_cache_bytes() == 0);
 
-  scholar::set_storage_cache_limit(saved);
+  scholar::set_storage_cache_limit(size_t{64} << 20);
   { FloatTensor t = FloatTensor::empty({64, 1024}); }
   CHECK(scholar::storage_cache_bytes() == (size_t{1} << 18));
-  scholar::empty_storage_cache();
+  scholar::empty_storage_cache();  // frees the blocks, keeps the limit
   CHECK(scholar::storage_cache_bytes() == 0);
-  CHECK(scholar::storage_cache_limit() == saved);
+  CHECK(scholar::storage_cache_limit() == (size_t{64} << 20));
+  scholar::set_storage_cache_limit(saved);
 }

@@ -315,9 +315,11 @@ std::string gemm_backend();
 std::string blas_name();
 
 /// True if gemm() runs f32 products on scholar's own AVX-512 kernel (BLIS-style packing, a 14 x 32
-/// tile of C in registers; 1.1-1.3x Eigen and OpenBLAS on Sapphire Rapids, docs/performance.md):
+/// tile of C in registers; on Sapphire Rapids 1.1-1.4x Eigen's GEMM and 1.07-1.11x OpenBLAS's on a
+/// training step's shapes, docs/performance.md):
 /// the active kernel table is AVX-512 and it is not switched off (environment variable
-/// SCHOLAR_F32_GEMM=blas, or set_own_f32_gemm(false)).
+/// SCHOLAR_F32_GEMM=blas or 0, or set_own_f32_gemm(false)). Products thinner than 16 rows or
+/// columns run on the BLAS either way.
 bool has_own_f32_gemm();
 
 /// Lets gemm() use scholar's own f32 kernel where the CPU has AVX-512 (the default, unless
