@@ -1,7 +1,8 @@
 // Helpers shared by scholar's AVX-512 GEMMs (gemm_f32_avx512.cpp, gemm_bf16_avx512.cpp,
 // gemm_bf16_amx.cpp): edge masks, a 16 x 16 transpose of 32-bit words and the write-back of a
-// 32-column row of C. Included only by translation units compiled with AVX-512 flags (isolated
-// objects: see CMakeLists.txt).
+// 32-column row of C; with the packing buffers and the K = 0 case of gemm_f32_driver.hpp.
+// Included only by translation units compiled with AVX-512 flags (isolated objects: see
+// CMakeLists.txt).
 #pragma once
 
 #include <immintrin.h>
@@ -10,28 +11,9 @@
 #include <cstdint>
 #include <new>
 
+#include "kernels/gemm_f32_driver.hpp"
+
 namespace {
-
-// The packing buffers of one thread: a_count and b_count values of T, 64-byte aligned, allocated
-// once (each GEMM keeps one set per thread, thread_local).
-template <class T, int64_t a_count, int64_t b_count>
-struct PackBuffers {
-  T* a = allocate(a_count);
-  T* b = allocate(b_count);
-  PackBuffers() = default;
-  ~PackBuffers() {
-    ::operator delete (a, std::align_val_t{64});
-    ::operator delete (b, std::align_val_t{64});
-  }
-  PackBuffers(const PackBuffers&) = delete;
-  PackBuffers& operator=(const PackBuffers&) = delete;
-
- private:
-  static T* allocate(int64_t n) {
-    return static_cast<T*>(
-        ::operator new (sizeof(T) * static_cast<size_t>(n), std::align_val_t{64}));
-  }
-};
 
 // The lowest min(max(n, 0), 16) lanes.
 inline __mmask16 low_mask(int64_t n) {
@@ -84,12 +66,6 @@ inline void store_row(float* row, __m512 acc0, __m512 acc1, __mmask16 m0, __mmas
   }
   _mm512_mask_storeu_ps(row, m0, y0);
   _mm512_mask_storeu_ps(row + 16, m1, y1);
-}
-
-// C = beta C for a product with K = 0 (beta = 0 ignores C's contents, as everywhere).
-inline void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
 }  // namespace

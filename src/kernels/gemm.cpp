@@ -1,9 +1,9 @@
 // GEMM: row-major C = alpha op(A) op(B) + beta C, split over the process-wide thread pool. f32
-// runs on scholar's own AVX-512 kernel (gemm_f32_avx512.cpp) where the CPU has AVX-512, else on the
-// BLAS chosen at build time; bf16 on scholar's own kernels (gemm_bf16_amx.cpp on AMX tiles,
-// gemm_bf16_avx512.cpp on vdpbf16ps).
-// The BLAS library itself always runs one thread per call: the pool is the only source of
-// parallelism, so the two never compete for cores.
+// runs on scholar's own kernels where the active kernel table is AVX-512 (gemm_f32_avx512.cpp) or
+// AVX2 (gemm_f32_avx2.cpp), else on the BLAS chosen at build time; bf16 on scholar's own kernels
+// (gemm_bf16_amx.cpp on AMX tiles, gemm_bf16_avx512.cpp on vdpbf16ps). The BLAS library itself
+// always runs one thread per call: the pool is the only source of parallelism, so the two never
+// compete for cores.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -31,6 +31,9 @@ extern "C" void scholar_gemm_bf16_avx512(bool ta, bool tb, int64_t M, int64_t N,
 extern "C" void scholar_gemm_f32_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                         float alpha, const float* A, int64_t lda, const float* B,
                                         int64_t ldb, float beta, float* C, int64_t ldc);
+extern "C" void scholar_gemm_f32_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                      float alpha, const float* A, int64_t lda, const float* B,
+                                      int64_t ldb, float beta, float* C, int64_t ldc);
 extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                       float alpha, const float* A, int64_t lda, const float* B,
                                       int64_t ldb, float beta, float* C, int64_t ldc);
@@ -123,20 +126,23 @@ void run_split(SerialGemm serial, bool trans_a, bool trans_b, int64_t M, int64_t
 detail::RuntimeSwitch g_own_f32("SCHOLAR_F32_GEMM", "own", "blas");
 
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
-// scholar's own kernel, except for thin products: below 16 rows or columns most of its 14 x 32
-// tile would be padding (one row runs 5x slower than Eigen's matrix-vector product).
+// scholar's own kernels, except for thin products: below 16 rows or columns most of a micro-tile
+// would be padding (one row runs 5x slower than Eigen's matrix-vector product).
+template <SerialGemm own>
 void own_f32_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M < 16 || N < 16)
     gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
-    scholar_gemm_f32_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 #endif
 
 SerialGemm f32_serial() {
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
-  if (has_own_f32_gemm()) return own_f32_serial;
+  if (has_own_f32_gemm())
+    return active().isa == Isa::avx2 ? own_f32_serial<scholar_gemm_f32_avx2>
+                                     : own_f32_serial<scholar_gemm_f32_avx512>;
 #endif
   return gemm_serial;
 }
@@ -189,12 +195,24 @@ MatmulPrecision effective_matmul_precision() {
 }
 
 bool has_own_f32_gemm() {
-  bool avx512 = false;
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
-  const Isa isa = active().isa;
-  avx512 = isa == Isa::avx512 || isa == Isa::avx512_vnni;
+  switch (active().isa) {
+    case Isa::avx512:
+    case Isa::avx512_vnni:
+      return g_own_f32.on();
+    case Isa::avx2:
+      // On AVX2 the kernel is 1.0-1.26x Eigen's GEMM but 0.93-1.00x OpenBLAS's Haswell kernel
+      // (docs/performance.md): OpenBLAS builds keep OpenBLAS unless asked for it.
+#if defined(SCHOLAR_BLAS_OPENBLAS)
+      return g_own_f32.on_or(false);
+#else
+      return g_own_f32.on();
 #endif
-  return avx512 && g_own_f32.on();
+    case Isa::scalar:
+      return false;
+  }
+#endif
+  return false;
 }
 
 void set_own_f32_gemm(bool enabled) {
@@ -202,7 +220,9 @@ void set_own_f32_gemm(bool enabled) {
 }
 
 std::string gemm_backend() {
-  if (has_own_f32_gemm()) return "scholar AVX-512 (14x32 micro-tile)";
+  if (has_own_f32_gemm())
+    return active().isa == Isa::avx2 ? "scholar AVX2 (6x16 micro-tile)"
+                                     : "scholar AVX-512 (14x32 micro-tile)";
   return blas_name();
 }
 

@@ -376,6 +376,29 @@ void gemv_bf16(float* y, const uint16_t* W, const float* x, size_t rows, size_t 
   }
 }
 
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+              int64_t ldc) {
+  const int64_t blocks = (K + kOwnGemmDepth - 1) / kOwnGemmDepth;
+  const int64_t step = blocks == 0 ? 0 : (K + blocks - 1) / blocks;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float& c = C[i * ldc + j];
+      if (K == 0) c = beta == 0.0f ? 0.0f : beta * c;
+      for (int64_t k0 = 0; k0 < K; k0 += step) {
+        float acc = 0.0f;
+        for (int64_t k = k0; k < std::min(K, k0 + step); ++k)
+          acc = std::fma(trans_a ? A[k * lda + i] : A[i * lda + k],
+                         trans_b ? B[j * ldb + k] : B[k * ldb + j], acc);
+        const float y = alpha * acc;
+        if (k0 > 0)
+          c = y + c;
+        else
+          c = beta == 0.0f ? y : std::fma(beta, c, y);
+      }
+    }
+}
+
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                int64_t ldc) {

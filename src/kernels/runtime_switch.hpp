@@ -17,30 +17,35 @@ class RuntimeSwitch {
       : env_(env), on_word_(on_word), off_word_(off_word) {}
 
   /// The current setting; throws ValueError naming the variable if its value is neither word.
-  bool on() {
+  bool on() { return on_or(true); }
+
+  /// The setting if the variable or set() gave one, else `unset`.
+  bool on_or(bool unset) {
     int s = state_.load(std::memory_order_relaxed);
-    if (s < 0) {
-      s = from_env() ? 1 : 0;
+    if (s == kUnread) {
+      s = from_env();
       state_.store(s, std::memory_order_relaxed);
     }
-    return s == 1;
+    return s == kUnset ? unset : s == kOn;
   }
 
-  void set(bool on) { state_.store(on ? 1 : 0, std::memory_order_relaxed); }
+  void set(bool on) { state_.store(on ? kOn : kOff, std::memory_order_relaxed); }
 
  private:
-  bool from_env() const {
+  static constexpr int kUnread = -1, kOff = 0, kOn = 1, kUnset = 2;
+
+  int from_env() const {
     const char* env = std::getenv(env_);
-    if (env == nullptr || *env == 0) return true;
+    if (env == nullptr || *env == 0) return kUnset;
     const std::string_view v(env);
-    if (v == on_word_ || v == "1") return true;
-    if (v == off_word_ || v == "0") return false;
+    if (v == on_word_ || v == "1") return kOn;
+    if (v == off_word_ || v == "0") return kOff;
     fail<ValueError>(env_, "='", v, "': expected ", on_word_, ", ", off_word_, ", 1 or 0");
   }
 
   const char* env_;
   std::string_view on_word_, off_word_;
-  std::atomic<int> state_{-1};  // -1: not yet read from the environment
+  std::atomic<int> state_{kUnread};
 };
 
 }  // namespace scholar::kernels::detail

@@ -224,6 +224,26 @@ void check_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, f
   check_result(o, want, M, N, K, beta);
 }
 
+// Runs gemm (f32) on scholar's own kernel and its scalar twin, and checks that they agree bit for
+// bit (and that the columns beyond N were left alone).
+void check_f32_twin(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
+  Operands o = make_operands(ta, tb, M, N, K, beta);
+  std::vector<float> want = o.C;
+  kernels::gemm(ta, tb, M, N, K, alpha, o.A.data(), o.lda, o.B.data(), o.ldb, beta, o.C.data(),
+                o.ldc);
+  kernels::ref::gemm_f32(ta, tb, M, N, K, alpha, o.A.data(), o.lda, o.B.data(), o.ldb, beta,
+                         want.data(), o.ldc);
+  INFO("ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K);
+  int64_t differ = 0;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      const size_t at = static_cast<size_t>(i * o.ldc + j);
+      differ += o.C[at] != want[at];
+    }
+  CHECK(differ == 0);
+  check_result(o, want, M, N, K, beta);
+}
+
 }  // namespace
 
 TEST_CASE("gemm_bf16 agrees with its scalar twin on every layout and edge", "[matmul][bf16]") {
@@ -256,14 +276,15 @@ TEST_CASE("gemm_bf16 agrees with its scalar twin on every layout and edge", "[ma
 }
 
 TEST_CASE("gemm in f32 agrees with a plain loop on every engine, layout and edge", "[matmul]") {
-  // scholar's own AVX-512 kernel where the CPU has it, and the build's BLAS.
+  // scholar's own kernel for the active kernel table (AVX-512 or AVX2) where the CPU has it, and
+  // the build's BLAS.
   for (bool own : {true, false}) {
     kernels::set_own_f32_gemm(own);
     INFO("engine: " << kernels::gemm_backend());
     for (int threads : {1, 2}) {
       set_num_threads(threads);
-      // Edges of the 14 x 32 micro-tile and of the packed blocks (K in blocks of at most 384);
-      // products thinner than 16 rows or columns run on the BLAS.
+      // Edges of the micro-tiles (14 x 32, 6 x 16) and of the packed blocks (K in blocks of at most
+      // 384); products thinner than 16 rows or columns run on the BLAS.
       for (bool ta : {false, true})
         for (bool tb : {false, true})
           for (int64_t M : {1, 16, 17, 28, 29})
@@ -287,18 +308,63 @@ TEST_CASE("gemm in f32 agrees with a plain loop on every engine, layout and edge
   for (float v : c) CHECK(v == 0.0f);
 }
 
+TEST_CASE("scholar's own f32 kernels equal their scalar twin bit for bit", "[matmul]") {
+  // Each SIMD engine this CPU can run (AVX2's 6 x 16 tile, AVX-512's 14 x 32), through gemm();
+  // products of at least 16 rows and columns, as thinner ones run on the BLAS.
+  const kernels::Isa before = kernels::active().isa;
+  int engines = 0;
+  for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::avx512}) {
+    if (kernels::table_for(isa) == nullptr) continue;
+    kernels::set_isa(isa);
+    kernels::set_own_f32_gemm(true);
+    if (!kernels::has_own_f32_gemm()) continue;
+    ++engines;
+    INFO("engine: " << kernels::gemm_backend());
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      // Edges of both micro-tiles; K in one block, in two blocks of 193 and in three.
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (int64_t M : {16, 17, 29, 31})
+            for (int64_t N : {16, 17, 33})
+              for (int64_t K : {1, 17, 385, 800}) check_f32_twin(ta, tb, M, N, K, 1.0f, 0.0f);
+      // alpha and beta; sizes that cross the M and N blocks and split over two threads.
+      check_f32_twin(false, true, 250, 1700, 400, 0.5f, 0.25f);
+      check_f32_twin(true, false, 300, 70, 800, -2.0f, 1.0f);
+      check_f32_twin(true, true, 130, 800, 1030, 1.0f, 1.0f);
+      check_f32_twin(false, false, 60, 1600, 90, 1.0f, -1.0f);
+    }
+  }
+  kernels::set_isa(before);
+  set_num_threads(1);
+  // The twin itself: K = 0 scales C.
+  float a[1] = {}, b[1] = {}, c[2] = {2, std::numeric_limits<float>::quiet_NaN()};
+  kernels::ref::gemm_f32(false, false, 1, 1, 0, 1.0f, a, 1, b, 1, 0.5f, c, 2);
+  CHECK(c[0] == 1.0f);
+  kernels::ref::gemm_f32(false, false, 1, 2, 0, 1.0f, a, 1, b, 2, 0.0f, c, 2);
+  CHECK((c[0] == 0.0f && c[1] == 0.0f));
+  if (kernels::best_isa() == kernels::Isa::scalar) CHECK(engines == 0);
+}
+
 TEST_CASE("engine switches read their variable once and reject other values", "[matmul]") {
   // The mechanism behind SCHOLAR_AMX and SCHOLAR_F32_GEMM, on a variable of its own.
   using kernels::detail::RuntimeSwitch;
   const char* name = "SCHOLAR_TEST_ENGINE_SWITCH";
   ::unsetenv(name);
-  CHECK(RuntimeSwitch(name, "own", "blas").on());  // unset: on
+  CHECK(RuntimeSwitch(name, "own", "blas").on());           // unset: on
+  CHECK(!RuntimeSwitch(name, "own", "blas").on_or(false));  // ... or as the caller says
+  {
+    RuntimeSwitch s(name, "own", "blas");
+    s.set(true);
+    CHECK(s.on_or(false));
+  }
   for (const char* off : {"blas", "0"}) {
     ::setenv(name, off, 1);
     RuntimeSwitch s(name, "own", "blas");
     CHECK(!s.on());
     ::setenv(name, "own", 1);
     CHECK(!s.on());  // read once
+    CHECK(!s.on_or(true));
     s.set(true);
     CHECK(s.on());
   }
@@ -313,8 +379,10 @@ TEST_CASE("engine switches read their variable once and reject other values", "[
 
 TEST_CASE("gemm_backend says what gemm runs in f32", "[matmul]") {
   const std::string backend = kernels::gemm_backend();
-  CHECK(backend == (kernels::has_own_f32_gemm() ? "scholar AVX-512 (14x32 micro-tile)"
-                                                : kernels::blas_name()));
+  const bool avx2 = kernels::active().isa == kernels::Isa::avx2;
+  CHECK(backend == (!kernels::has_own_f32_gemm() ? kernels::blas_name()
+                    : avx2                       ? "scholar AVX2 (6x16 micro-tile)"
+                                                 : "scholar AVX-512 (14x32 micro-tile)"));
   kernels::set_own_f32_gemm(false);
   CHECK(!kernels::has_own_f32_gemm());
   CHECK(kernels::gemm_backend() == kernels::blas_name());

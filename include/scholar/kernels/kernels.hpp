@@ -306,24 +306,27 @@ void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double thet
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-/// What gemm() runs in f32: "scholar AVX-512 (14x32 micro-tile)" where has_own_f32_gemm(), else
-/// blas_name().
+/// What gemm() runs in f32: "scholar AVX-512 (14x32 micro-tile)" or "scholar AVX2 (6x16
+/// micro-tile)" where has_own_f32_gemm(), else blas_name().
 std::string gemm_backend();
 
 /// The BLAS chosen at build time, which gemm() runs where has_own_f32_gemm() is false:
 /// "OpenBLAS 0.3.21 (SkylakeX kernels), 1 thread per pool task" or "Eigen 3.4.0 (avx512 build)".
 std::string blas_name();
 
-/// True if gemm() runs f32 products on scholar's own AVX-512 kernel (BLIS-style packing, a 14 x 32
-/// tile of C in registers; on Sapphire Rapids 1.1-1.4x Eigen's GEMM and 1.07-1.11x OpenBLAS's on a
-/// training step's shapes, docs/performance.md):
-/// the active kernel table is AVX-512 and it is not switched off (environment variable
-/// SCHOLAR_F32_GEMM=blas or 0, or set_own_f32_gemm(false)). Products thinner than 16 rows or
-/// columns run on the BLAS either way.
+/// True if gemm() runs f32 products on scholar's own kernels (BLIS-style packing; a 14 x 32 tile
+/// of C in registers on AVX-512, 6 x 16 on AVX2). Measured on Sapphire Rapids
+/// (docs/performance.md): with AVX-512 1.1-1.4x Eigen's GEMM and 1.07-1.11x OpenBLAS's on a
+/// training step's shapes; with AVX2 1.0-1.26x Eigen's and 0.93-1.00x OpenBLAS's. So it runs where
+/// the active kernel table is AVX-512, and AVX2 in Eigen builds (in OpenBLAS builds only when asked
+/// for), unless switched off (environment variable SCHOLAR_F32_GEMM=blas or 0, or
+/// set_own_f32_gemm(false); =own or 1, or set_own_f32_gemm(true), asks for it). Products thinner
+/// than 16 rows or columns run on the BLAS either way. ref::gemm_f32 is their scalar twin.
 bool has_own_f32_gemm();
 
-/// Lets gemm() use scholar's own f32 kernel where the CPU has AVX-512 (the default, unless
-/// SCHOLAR_F32_GEMM=blas) or holds it to the build's BLAS: for benchmarks and tests of both paths.
+/// Lets gemm() use scholar's own f32 kernels where the active kernel table is AVX-512 or AVX2, or
+/// holds it to the build's BLAS (the defaults: has_own_f32_gemm()); for benchmarks and tests of
+/// both paths.
 /// Not for use while other threads run products.
 void set_own_f32_gemm(bool enabled);
 

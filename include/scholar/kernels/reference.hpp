@@ -82,6 +82,16 @@ void gemm_q8_0_x8(float* Y, size_t ldy, const BlockQ8_0x8* W, const BlockQ8_0* X
                   size_t T, size_t n);
 void gemm_q4_0_x8(float* Y, size_t ldy, const BlockQ4_0x8* W, const BlockQ8_0* X, size_t rows,
                   size_t T, size_t n);
+/// Depth of the blocks into which scholar's own f32 GEMMs (and gemm_f32 below) cut K.
+inline constexpr int64_t kOwnGemmDepth = 384;
+/// The twin of scholar's own f32 GEMMs (the AVX-512 and AVX2 micro-kernels behind kernels::gemm):
+/// the same arithmetic in scalar code, so equal to them bit for bit. K is cut into equal blocks of
+/// at most kOwnGemmDepth; each block's products are accumulated in order with fused multiply-adds
+/// from zero, then C = alpha * block + beta * C for the first block (beta = 0 ignores C) and
+/// C = alpha * block + C for the others. K = 0 gives C = beta * C. Slow (std::fma): for tests.
+void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+              int64_t ldc);
 /// kernels::gemm_bf16's twin: each operand rounded to bf16 (nearest even), products summed in
 /// double, then C = alpha * sum + beta * C (beta = 0 ignores C).
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

@@ -1,0 +1,127 @@
+// The BLIS loop nest of scholar's own f32 GEMMs (gemm_f32_avx512.cpp, gemm_f32_avx2.cpp), and the
+// per-thread packing buffers that every own GEMM keeps. ISA-neutral: each engine's translation unit
+// includes it and instantiates the driver with its own packers and micro-kernel, compiled with its
+// own flags (anonymous namespace: one private copy per isolated object).
+//
+// The structure is BLIS's (Van Zee and van de Geijn, "BLIS: A Framework for Rapidly Instantiating
+// BLAS Functionality", 2015): op(B) is packed one KC x NC block at a time into NR-column
+// micro-panels that stay in L2, op(A) one MC x KC block at a time into MR-row micro-panels, and the
+// loop over B's micro-panels runs innermost, so one A micro-panel stays in L1 while B streams from
+// L2 past it.
+//   A panel: [p * MR + i] = op(A)(i, p)
+//   B panel: [p * NR + j] = op(B)(p, j)
+// Every element of C is the sum, over K in equal blocks of at most kOwnGemmDepth, of each block's
+// products accumulated in order with fused multiply-adds from zero, then scaled by alpha and added
+// to C (ref::gemm_f32 is the same arithmetic in scalar code).
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <new>
+
+#include "scholar/kernels/reference.hpp"
+
+namespace {
+
+// The packing buffers of one thread: a_count and b_count values of T, 64-byte aligned, allocated
+// once (each GEMM keeps one set per thread, thread_local), each with 64 bytes of slack past its
+// end for whole-vector stores that overrun a panel's last row (gemm_f32_avx2.cpp).
+template <class T, int64_t a_count, int64_t b_count>
+struct PackBuffers {
+  T* a = allocate(a_count);
+  T* b = allocate(b_count);
+  PackBuffers() = default;
+  ~PackBuffers() {
+    ::operator delete (a, std::align_val_t{64});
+    ::operator delete (b, std::align_val_t{64});
+  }
+  PackBuffers(const PackBuffers&) = delete;
+  PackBuffers& operator=(const PackBuffers&) = delete;
+
+ private:
+  static T* allocate(int64_t n) {
+    return static_cast<T*>(
+        ::operator new (sizeof(T) * static_cast<size_t>(n) + 64, std::align_val_t{64}));
+  }
+};
+
+constexpr int64_t kF32KC = scholar::kernels::ref::kOwnGemmDepth;  // depth of a packed block
+constexpr int64_t kF32MaxNC = 1536;  // columns of op(B) per packed block, at most (2.25 MiB)
+constexpr int64_t kF32MinNC = 256;   // ... and at least
+
+// Columns of op(B) per packed block, a multiple of nr: the KC x NC block fills about 55% of this
+// core's L2, leaving room for C and the A block's stream (2 MiB L2: 736 columns).
+inline int64_t f32_block_columns(int64_t nr) {
+  static const int64_t bytes = [] {
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l2 <= 0) l2 = 1 << 20;  // unknown (some virtual machines): assume 1 MiB
+    return static_cast<int64_t>(0.55 * static_cast<double>(l2));
+  }();
+  const int64_t cols = bytes / (kF32KC * static_cast<int64_t>(sizeof(float)));
+  return std::clamp<int64_t>(cols / nr * nr, kF32MinNC, kF32MaxNC);
+}
+
+// C = alpha op(A) op(B) + beta C (M, N >= 1; K = 0 handled by the caller). Engine provides:
+//   MR, NR, MC (a multiple of MR): the micro-tile and the rows of op(A) per packed block;
+//   pack_k_contiguous(dst, src, ld, R, rows, kc): R-row micro-panel, element (r, k) = src[r * ld
+//     + k] (rows beyond `rows` zero) into dst[k * R + r];
+//   pack_rows(dst, src, ld, R, cols, kc): element (k, c) = src[k * ld + c] into R-column
+//     micro-panels dst[(c / R) * kc * R + k * R + c % R] (the last one zero-padded);
+//   micro_kernel(kc, a, b, C, ldc, m, n, alpha, beta, first): the m x n tile (m <= MR, n <= NR)
+//     = alpha * a . b + (first ? beta * C : C).
+template <class Engine>
+void f32_gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  constexpr int64_t MR = Engine::MR, NR = Engine::NR, MC = Engine::MC;
+  static_assert(MC % MR == 0 && kF32MaxNC % NR == 0);
+  static thread_local PackBuffers<float, MC * kF32KC, kF32MaxNC * kF32KC> buf;
+  // N in blocks of about f32_block_columns(), as equal as whole panels allow: a thin last block
+  // would pack all of op(A) again for a few columns (N = 768 would be 736 + 32).
+  const int64_t bc = f32_block_columns(NR);
+  const int64_t nblocks = std::max<int64_t>(1, (N + bc / 2) / bc);
+  const int64_t NC = std::min(kF32MaxNC, ((N + nblocks - 1) / nblocks + NR - 1) / NR * NR);
+  // K in equal blocks of at most KC.
+  const int64_t kblocks = (K + kF32KC - 1) / kF32KC;
+  const int64_t kstep = (K + kblocks - 1) / kblocks;
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += kstep) {
+      const int64_t kc = std::min(kstep, K - pc);
+      const bool first = pc == 0;
+      // op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when transposed.
+      if (tb) {
+        for (int64_t jr = 0; jr < nc; jr += NR)
+          Engine::pack_k_contiguous(buf.b + (jr / NR) * kc * NR, B + (jc + jr) * ldb + pc, ldb, NR,
+                                    std::min(NR, nc - jr), kc);
+      } else {
+        Engine::pack_rows(buf.b, B + pc * ldb + jc, ldb, NR, nc, kc);
+      }
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        // op(A)(i, k) is A[i * lda + k], or A[k * lda + i] when transposed.
+        if (ta) {
+          Engine::pack_rows(buf.a, A + pc * lda + ic, lda, MR, mc, kc);
+        } else {
+          for (int64_t ir = 0; ir < mc; ir += MR)
+            Engine::pack_k_contiguous(buf.a + (ir / MR) * kc * MR, A + (ic + ir) * lda + pc, lda,
+                                      MR, std::min(MR, mc - ir), kc);
+        }
+        for (int64_t ir = 0; ir < mc; ir += MR)
+          for (int64_t jr = 0; jr < nc; jr += NR)
+            Engine::micro_kernel(kc, buf.a + (ir / MR) * kc * MR, buf.b + (jr / NR) * kc * NR,
+                                 C + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir),
+                                 std::min(NR, nc - jr), alpha, beta, first);
+      }
+    }
+  }
+}
+
+// C = beta C for a product with K = 0 (beta = 0 ignores C's contents, as everywhere).
+inline void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+}  // namespace
