@@ -17,7 +17,7 @@ namespace {
 
 constexpr int64_t kPanelRows = 64;  // f16/bf16 prefill converts weights in panels of this many rows
 constexpr int64_t kGemmAttentionTokens = 16;  // batches this large use matrix-product attention
-constexpr int64_t kAttnChunk = 64;            // tokens per attention product (bounds the scratch)
+constexpr int64_t kAttnChunk = 128;           // tokens per attention product (bounds the scratch)
 
 // Splits [0, n) into `parts` near-equal ranges; returns range p.
 inline std::pair<int64_t, int64_t> split(int64_t n, int64_t parts, int64_t p) {
@@ -332,6 +332,10 @@ struct Session::Impl {
         while (lo < hi && !(cache->seqs(lo) & bits)) ++lo;
         while (hi > lo && !(cache->seqs(hi - 1) & bits)) --hi;
         const int64_t n = hi - lo;
+        // An encoder's chunk of one sequence whose cells all hold it (a batch of whole texts)
+        // needs no mask.
+        bool masked = !bert || (bits & (bits - 1)) != 0;
+        for (int64_t c = lo; c < hi && !masked; ++c) masked = !(cache->seqs(c) & bits);
         kernels::gemm(false, true, tn, n, D, scale, q.data() + t0 * H * D + h * D, H * D,
                       hv.k + lo * hv.ks, hv.ks, 0.0f, S, n);
         for (int64_t i = 0; i < tn; ++i) {
@@ -339,8 +343,10 @@ struct Session::Impl {
           const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];
           const int64_t pos = b.pos[static_cast<size_t>(t)];
           float* row = S + i * n;
-          for (int64_t c = lo; c < hi; ++c)
-            if (!(cache->seqs(c) & bit) || (!bert && cache->pos(c) > pos)) row[c - lo] = -INFINITY;
+          if (masked)
+            for (int64_t c = lo; c < hi; ++c)
+              if (!(cache->seqs(c) & bit) || (!bert && cache->pos(c) > pos))
+                row[c - lo] = -INFINITY;
           k->softmax(row, row, static_cast<size_t>(n));
         }
         kernels::gemm(false, false, tn, D, n, 1.0f, S, n, hv.v + lo * hv.vs, hv.vs, 0.0f,
@@ -427,36 +433,54 @@ struct Session::Impl {
     add_bias(q.data(), T, H * D, lw.bq);
     add_bias(kx.data(), T, kvdim, lw.bk);
     add_bias(vx.data(), T, kvdim, lw.bv);
-    self_attention(l, lw, b, T);
-    residual(T);
-    norm(x.data(), x.data(), T, lw.attn_out_norm, lw.attn_out_norm_b);
+    self_attention(l, lw, b, T, /*bias=*/false);
+    residual_norm(T, lw.bo, lw.attn_out_norm, lw.attn_out_norm_b);
     const BlockQ8_0* xq2 = prepare(x.data(), T, C, {&lw.w_up});
     linear(lw.w_up, x.data(), xq2, T, h1.data(), F, {R::ffn_up, l});
-    add_bias(h1.data(), T, F, lw.b_up);
+    // Bias and GELU token by token, so that the GELU reads the row the bias just wrote from L1
+    // (the whole [T, F] block is far larger than L2).
     per_token(T, [&](int64_t t0, int64_t t1) {
-      k->gelu_erf_forward(h1.data() + t0 * F, h1.data() + t0 * F,
-                          static_cast<size_t>((t1 - t0) * F));
+      for (int64_t t = t0; t < t1; ++t) {
+        float* h = h1.data() + t * F;
+        if (!lw.b_up.empty()) k->add(h, h, lw.b_up.f32(), static_cast<size_t>(F));
+        k->gelu_erf_forward(h, h, static_cast<size_t>(F));
+      }
     });
-    mlp_out(l, lw, T);
-    residual(T);
-    norm(x.data(), x.data(), T, lw.layer_out_norm, lw.layer_out_norm_b);
+    mlp_out(l, lw, T, /*bias=*/false);
+    residual_norm(T, lw.b_down, lw.layer_out_norm, lw.layer_out_norm_b);
+  }
+
+  // Post-norm residual: x = norm(x + xn + bias), token by token, so that each row is read from
+  // memory once for the three steps.
+  void residual_norm(int64_t T, const Weight& bias, const Weight& w, const Weight& b) {
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float* xt = x.data() + t * C;
+        float* nt = xn.data() + t * C;
+        if (!bias.empty()) k->add(nt, nt, bias.f32(), static_cast<size_t>(C));
+        k->add(xt, xt, nt, static_cast<size_t>(C));
+        norm_rows(x.data(), x.data(), t, t + 1, w, b);
+      }
+    });
   }
 
   // Shared by the blocks: q, kx, vx -> the cache, attention over it, the output projection (xn).
-  void self_attention(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T) {
+  // Adds the output projection's bias to xn unless `bias` is false (the caller then adds it).
+  void self_attention(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T,
+                      bool bias = true) {
     for (int64_t t = 0; t < T; ++t)
       cache->store(l, slot[t], kx.data() + t * kvdim, vx.data() + t * kvdim);
     attention(l, b, T);
     const BlockQ8_0* xq1 = prepare(att.data(), T, H * D, {&lw.wo});
     linear(lw.wo, att.data(), xq1, T, xn.data(), C, {nn::TensorRole::attn_out, l});
-    add_bias(xn.data(), T, C, lw.bo);
+    if (bias) add_bias(xn.data(), T, C, lw.bo);
   }
 
-  // The MLP's down projection of h1 into xn.
-  void mlp_out(int64_t l, const LayerWeights& lw, int64_t T) {
+  // The MLP's down projection of h1 into xn, with its bias unless `bias` is false.
+  void mlp_out(int64_t l, const LayerWeights& lw, int64_t T, bool bias = true) {
     const BlockQ8_0* xq3 = prepare(h1.data(), T, F, {&lw.w_down});
     linear(lw.w_down, h1.data(), xq3, T, xn.data(), C, {nn::TensorRole::ffn_down, l});
-    add_bias(xn.data(), T, C, lw.b_down);
+    if (bias) add_bias(xn.data(), T, C, lw.b_down);
   }
 
   // The block function of the model's family (a new family adds one above).

@@ -151,6 +151,7 @@ SentenceEncoder::SentenceEncoder(std::shared_ptr<const infer::Model> model, Pool
       pooling_(pooling),
       normalize_(normalize),
       batch_size_(opt.batch_size),
+      max_batch_tokens_(opt.max_batch_tokens),
       pool_(opt.pool),
       name_(std::move(name)) {
   if (!model_) fail<ValueError>("SentenceEncoder: no model");
@@ -159,6 +160,8 @@ SentenceEncoder::SentenceEncoder(std::shared_ptr<const infer::Model> model, Pool
                       ": a sentence encoder needs the model's tokenizer, and none came with it");
   if (batch_size_ < 1 || batch_size_ > 64)
     fail<ValueError>("SentenceEncoder: batch_size must be in [1, 64], got ", batch_size_);
+  if (max_batch_tokens_ < 0)
+    fail<ValueError>("SentenceEncoder: max_batch_tokens must be >= 0, got ", max_batch_tokens_);
   if (opt.max_length < 0 || opt.max_length == 1 || opt.max_length == 2)
     fail<ValueError>("SentenceEncoder: max_length must be 0 (the model's) or at least 3, got ",
                      opt.max_length);
@@ -252,10 +255,19 @@ std::vector<float> SentenceEncoder::embed(std::span<const std::string> texts) co
     so.pool = pool_;
     session_ = std::make_unique<infer::Session>(model_, so);
   }
+  const int64_t budget =
+      max_batch_tokens_ > 0
+          ? max_batch_tokens_
+          : int64_t{512} * (pool_ != nullptr ? pool_->size() : thread_pool().size());
   infer::Batch batch;
   std::vector<double> acc(C);
-  for (size_t first = 0; first < texts.size(); first += static_cast<size_t>(batch_size_)) {
-    const size_t last = std::min(texts.size(), first + static_cast<size_t>(batch_size_));
+  for (size_t first = 0, last = 0; first < texts.size(); first = last) {
+    // Texts in order, up to batch_size of them and budget tokens (at least one text).
+    int64_t tokens = static_cast<int64_t>(ids[first].size());
+    last = first + 1;
+    while (last < texts.size() && last - first < static_cast<size_t>(batch_size_) &&
+           tokens + static_cast<int64_t>(ids[last].size()) <= budget)
+      tokens += static_cast<int64_t>(ids[last++].size());
     // One sequence per text, all tokens flagged: the session returns every token's state.
     batch.clear();
     for (size_t i = first; i < last; ++i)

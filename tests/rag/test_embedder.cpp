@@ -94,6 +94,13 @@ TEST_CASE("a sentence-transformers BERT embeds as PyTorch does", "[embedder][tor
   four.batch_size = 4;
   const auto got4 = rag::SentenceEncoder::load(kModel, four)->embed(texts);
   test::check_close(got4.data(), got.data(), got.size(), 1e-5, 1e-6, "batches of 4");
+  // Batches cut by tokens: at most 20 (one text each where a text is longer) and 60.
+  for (int64_t tokens : {20, 60}) {
+    rag::SentenceEncoderOptions cut;
+    cut.max_batch_tokens = tokens;
+    const auto v = rag::SentenceEncoder::load(kModel, cut)->embed(texts);
+    test::check_close(v.data(), got.data(), got.size(), 1e-5, 1e-6, "batches cut by tokens");
+  }
   CHECK(enc->fingerprint() == enc1->fingerprint());
   CHECK(enc->fingerprint().size() == 16);
 }
@@ -188,6 +195,10 @@ TEST_CASE("sentence-transformers directories scholar cannot run are clear errors
   rag::SentenceEncoderOptions bad;
   bad.batch_size = 65;
   CHECK_THROWS_AS(rag::SentenceEncoder::load(kModel, bad), ValueError);
+  rag::SentenceEncoderOptions negative;
+  negative.max_batch_tokens = -1;
+  CHECK_THROWS_WITH(rag::SentenceEncoder::load(kModel, negative),
+                    Catch::Contains("max_batch_tokens must be >= 0"));
 }
 
 TEST_CASE("retrieval scores count hits, reciprocal ranks and nDCG", "[embedder]") {

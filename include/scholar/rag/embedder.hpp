@@ -75,8 +75,13 @@ std::string_view pooling_name(Pooling p);
 
 /// Options of SentenceEncoder.
 struct SentenceEncoderOptions {
-  /// Texts per engine batch (at most 64, the session's sequence limit).
+  /// Texts per engine batch, at most (at most 64, the session's sequence limit).
   int batch_size = 32;
+  /// Tokens per engine batch, at most (a batch always takes at least one text); 0: 512 per thread
+  /// of the pool. Small batches keep a layer's activations in the core's L2: on the Sapphire
+  /// Rapids host with bf16 products, 32 texts of 128 tokens ran at 106 texts/s in one batch and at
+  /// 136 in batches of 512 tokens on one thread (179 and 209 with 1,024 on two).
+  int64_t max_batch_tokens = 0;
   /// Tokens a text is cut to, [CLS] and [SEP] included; 0: the model directory's
   /// max_seq_length (sentence_bert_config.json), else the model's context length.
   int64_t max_length = 0;
@@ -129,6 +134,7 @@ class SentenceEncoder : public Embedder {
   bool lowercase_ = false;
   int64_t max_length_;
   int batch_size_;
+  int64_t max_batch_tokens_;
   ThreadPool* pool_;
   std::string name_;
   std::string location_;
