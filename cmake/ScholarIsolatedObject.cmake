@@ -1,7 +1,8 @@
-# scholar_isolated_object(<target> <source> <entry-symbol> [compile options...])
+# scholar_isolated_object(<target> <source> <entry-symbols> [compile options...])
 #
 # Compiles <source> with its own flags (for example -mavx512f) and adds it to <target> as one
-# relocatable object in which every symbol except <entry-symbol> is local. Inline functions and
+# relocatable object in which every symbol except <entry-symbols> (one name, or a list in one
+# quoted argument) is local. Inline functions and
 # template instantiations compiled with wider instruction sets then cannot be merged by the linker
 # with the same functions compiled for the baseline, which would crash older CPUs (or slow down
 # newer ones). Needs the GNU toolchain's ld -r and objcopy.
@@ -23,6 +24,8 @@ function(scholar_isolated_object target source entry)
     $<TARGET_PROPERTY:${target},COMPILE_DEFINITIONS>)
   scholar_set_warnings(${objlib})
 
+  set(keep ${entry})
+  list(TRANSFORM keep PREPEND "--keep-global-symbol=")
   set(dir "${CMAKE_CURRENT_BINARY_DIR}/isolated")
   set(merged "${dir}/${name}.o")
   add_custom_command(
@@ -31,7 +34,7 @@ function(scholar_isolated_object target source entry)
     COMMAND ${CMAKE_LINKER} -r -o "${dir}/${name}.all.o" $<TARGET_OBJECTS:${objlib}>
     # Dropping the COMDAT groups keeps the final link from discarding these copies in favour of
     # same-named groups elsewhere.
-    COMMAND ${CMAKE_OBJCOPY} --keep-global-symbol=${entry} --remove-section=.group
+    COMMAND ${CMAKE_OBJCOPY} ${keep} --remove-section=.group
             "${dir}/${name}.all.o" "${merged}"
     DEPENDS ${objlib} $<TARGET_OBJECTS:${objlib}>
     COMMAND_EXPAND_LISTS VERBATIM

@@ -5,6 +5,7 @@
 // Prints one JSON line: sentences/s and seconds per batch. bench/compare/embed.py runs it beside
 // the same model in PyTorch.
 //   embed_bench [--threads N] [--steps N] [--warmup N] [--type f32|f16|q8_0] [--dir DIR]
+//               [--batch-tokens N]   (SentenceEncoderOptions::max_batch_tokens; default 0: its own)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,7 @@ using namespace scholar;
 int main(int argc, char** argv) {
   int threads = 1, steps = 5, warmup = 2;
   std::string type = "f32", dir = "/tmp/scholar_embed_bench";
+  int64_t batch_tokens = 0;  // SentenceEncoderOptions::max_batch_tokens (0: its default)
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--threads")
@@ -36,9 +38,12 @@ int main(int argc, char** argv) {
       type = v;
     else if (k == "--dir")
       dir = v;
+    else if (k == "--batch-tokens")
+      batch_tokens = std::atoll(v.c_str());
     else {
       std::fprintf(stderr,
-                   "usage: %s [--threads N] [--steps N] [--warmup N] [--type T] [--dir D]\n",
+                   "usage: %s [--threads N] [--steps N] [--warmup N] [--type T] [--dir D] "
+                   "[--batch-tokens N]\n",
                    argv[0]);
       return 2;
     }
@@ -56,6 +61,7 @@ int main(int argc, char** argv) {
   }
   rag::SentenceEncoderOptions o;
   o.batch_size = B;
+  o.max_batch_tokens = batch_tokens;
   o.max_length = T;
   o.weight_type = *parse_weight_type(type);
   const auto enc = rag::SentenceEncoder::load(dir, o);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 
 #include "infer/adapter_checks.hpp"
 #include "infer/kv_cache.hpp"
@@ -17,6 +18,7 @@ namespace {
 
 constexpr int64_t kPanelRows = 64;  // f16/bf16 prefill converts weights in panels of this many rows
 constexpr int64_t kGemmAttentionTokens = 16;  // batches this large use matrix-product attention
+constexpr int64_t kPackedBf16MinRows = 32;    // rows of a product that use packed bf16 weights
 constexpr int64_t kAttnChunk = 128;           // tokens per attention product (bounds the scratch)
 
 // Splits [0, n) into `parts` near-equal ranges; returns range p.
@@ -58,10 +60,12 @@ struct Session::Impl {
   std::vector<float> scores;        // [threads][n_ctx]
   std::vector<float> attn_scratch;  // [threads][kAttnChunk][n_ctx], for matrix-product attention
   std::vector<float> panel;         // [threads][kPanelRows * max cols]
-  std::vector<int64_t> slot;        // batch token -> cell
-  Batch one;                        // decode_one's batch, kept so that its vectors are reused
-  int threads = 1;                  // scratch is sized for this many parts
-  ThreadPool* opt_pool = nullptr;   // SessionOptions::pool
+  // f32 weights packed once for bf16 products on AMX tiles, by weight data (packed_bf16()).
+  std::unordered_map<const void*, kernels::PackedBf16B> packed;
+  std::vector<int64_t> slot;       // batch token -> cell
+  Batch one;                       // decode_one's batch, kept so that its vectors are reused
+  int threads = 1;                 // scratch is sized for this many parts
+  ThreadPool* opt_pool = nullptr;  // SessionOptions::pool
 
   // The pool this call runs on: the session's own, or the caller's current one.
   ThreadPool& pool() const { return opt_pool ? *opt_pool : thread_pool(); }
@@ -180,7 +184,10 @@ struct Session::Impl {
     const auto* base = static_cast<const uint8_t*>(W.data);
     const kernels::WeightKernels& wk = k->weight(W.type);
     if (T > 1 && W.type == WeightType::f32) {
-      kernels::gemm(false, true, T, rows, n, 1.0f, X, n, W.f32(), n, 0.0f, Y, ldy);
+      if (const kernels::PackedBf16B* pb = packed_bf16(W, T))
+        kernels::gemm_bf16_packed(false, T, 1.0f, X, n, *pb, 0.0f, Y, ldy);
+      else
+        kernels::gemm(false, true, T, rows, n, 1.0f, X, n, W.f32(), n, 0.0f, Y, ldy);
       return;
     }
     // Work in row bands (multiples of 16 rows, so of the 8-row interleave); for T == 1 each band
@@ -210,6 +217,22 @@ struct Session::Impl {
         }
       }
     });
+  }
+
+  // The f32 weight W packed for bf16 products on AMX tiles, when a product of T rows runs in bf16
+  // there (effective_matmul_precision()) and T is large enough for packing once to pay: packing
+  // costs about as much as an AMX product of 512 rows, and batches of texts or prompts reuse every
+  // weight. Packed at first use and kept for the session (half the weight's size); null otherwise.
+  const kernels::PackedBf16B* packed_bf16(const Weight& W, int64_t T) {
+    if (T < kPackedBf16MinRows ||
+        kernels::effective_matmul_precision() != kernels::MatmulPrecision::bf16 ||
+        !kernels::has_amx_bf16())
+      return nullptr;
+    auto it = packed.find(W.data);
+    if (it == packed.end())
+      it =
+          packed.emplace(W.data, kernels::pack_bf16_b(true, W.cols, W.rows, W.f32(), W.cols)).first;
+    return &it->second;
   }
 
   // Quantizes T rows of n floats into xq when any of the weights that read them is quantized.
@@ -336,8 +359,12 @@ struct Session::Impl {
         // needs no mask.
         bool masked = !bert || (bits & (bits - 1)) != 0;
         for (int64_t c = lo; c < hi && !masked; ++c) masked = !(cache->seqs(c) & bits);
-        kernels::gemm(false, true, tn, n, D, scale, q.data() + t0 * H * D + h * D, H * D,
-                      hv.k + lo * hv.ks, hv.ks, 0.0f, S, n);
+        // The scale goes into the queries (each head's slice of a chunk is this task's alone):
+        // a product with alpha = 1 writes AMX tiles straight to S.
+        float* qh = q.data() + t0 * H * D + h * D;
+        for (int64_t i = 0; i < tn; ++i)
+          k->scale(qh + i * H * D, qh + i * H * D, scale, static_cast<size_t>(D));
+        kernels::gemm(false, true, tn, n, D, 1.0f, qh, H * D, hv.k + lo * hv.ks, hv.ks, 0.0f, S, n);
         for (int64_t i = 0; i < tn; ++i) {
           const int64_t t = t0 + i;
           const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <new>
 #include <string>
 
 #include "kernels/runtime_switch.hpp"
@@ -34,6 +35,12 @@ extern "C" void scholar_gemm_f32_avx512(bool ta, bool tb, int64_t M, int64_t N, 
 extern "C" void scholar_gemm_f32_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                       float alpha, const float* A, int64_t lda, const float* B,
                                       int64_t ldb, float beta, float* C, int64_t ldc);
+extern "C" int64_t scholar_amx_packed_b_words(int64_t N, int64_t K);
+extern "C" void scholar_amx_pack_b(bool tb, int64_t N, int64_t K, const float* B, int64_t ldb,
+                                   uint32_t* out);
+extern "C" void scholar_gemm_bf16_amx_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha,
+                                             const float* A, int64_t lda, const uint32_t* Bp,
+                                             float beta, float* C, int64_t ldc);
 extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                                       float alpha, const float* A, int64_t lda, const float* B,
                                       int64_t ldb, float beta, float* C, int64_t ldc);
@@ -170,6 +177,58 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
                int64_t ldc) {
   if (!check("gemm_bf16", trans_a, trans_b, M, N, K, lda, ldb, ldc)) return;
   run_split(bf16_serial(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void PackedBf16B::Free::operator()(uint32_t* p) const {
+  ::operator delete (p, std::align_val_t{64});
+}
+
+PackedBf16B pack_bf16_b(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) {
+  if (K < 0 || N < 0) fail<ShapeError>("pack_bf16_b: negative size (K=", K, ", N=", N, ")");
+  if (ldb < std::max<int64_t>(1, trans_b ? K : N))
+    fail<ShapeError>("pack_bf16_b: leading dimension ", ldb, " too small for ", trans_b ? K : N,
+                     " columns");
+  if (!has_amx_bf16()) fail<ValueError>("pack_bf16_b: this CPU or process has no AMX bf16 tiles");
+  PackedBf16B p;
+  p.K_ = K;
+  p.N_ = N;
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+  p.words_count_ = scholar_amx_packed_b_words(N, K);
+  p.words_.reset(static_cast<uint32_t*>(
+      ::operator new (sizeof(uint32_t) * static_cast<size_t>(std::max<int64_t>(p.words_count_, 16)),
+                      std::align_val_t{64})));
+  scholar_amx_pack_b(trans_b, N, K, B, ldb, p.words_.get());
+#endif
+  return p;
+}
+
+void gemm_bf16_packed(bool trans_a, int64_t M, float alpha, const float* A, int64_t lda,
+                      const PackedBf16B& B, float beta, float* C, int64_t ldc) {
+  const int64_t K = B.rows(), N = B.cols();
+  if (B.empty()) fail<ValueError>("gemm_bf16_packed: empty packed operand");
+  if (!check("gemm_bf16_packed", trans_a, false, M, N, K, lda, std::max<int64_t>(1, N), ldc))
+    return;
+  if (!has_amx_bf16())
+    fail<ValueError>(
+        "gemm_bf16_packed: AMX bf16 tiles are not available (SCHOLAR_AMX or "
+        "set_amx_enabled switched them off after packing)");
+#if defined(SCHOLAR_HAVE_X86_KERNELS)
+  const uint32_t* words = B.words_.get();
+  ThreadPool& pool = thread_pool();
+  const int threads = pool.size();
+  if (threads == 1 || M * N * K < kMinParallelMacs || M < 64) {
+    scholar_gemm_bf16_amx_packed(trans_a, M, N, K, alpha, A, lda, words, beta, C, ldc);
+    return;
+  }
+  // Blocks of rows, multiples of 32 (the micro-block's height).
+  const int64_t step = (M / threads + 31) / 32 * 32;
+  const int64_t chunks = (M + step - 1) / step;
+  pool.run(chunks, [&](int64_t c) {
+    const int64_t m0 = c * step, mc = std::min(step, M - m0);
+    const float* a = trans_a ? A + m0 : A + m0 * lda;
+    scholar_gemm_bf16_amx_packed(trans_a, mc, N, K, alpha, a, lda, words, beta, C + m0 * ldc, ldc);
+  });
+#endif
 }
 
 std::string_view matmul_precision_name(MatmulPrecision p) {

@@ -170,13 +170,37 @@ void run_micro(int64_t kp, const uint32_t* a, const uint32_t* b, float* C, int64
     micro_kernel<false, false>(kp, a, b, C, ldc, m, n, alpha, beta, first);
 }
 
-}  // namespace
+// K in equal blocks of at most KC, each a multiple of 32 but the last.
+int64_t k_step(int64_t K) {
+  const int64_t kblocks = (K + KC - 1) / KC;
+  return ((K + kblocks - 1) / kblocks + 31) / 32 * 32;
+}
 
-extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                                      float alpha, const float* A, int64_t lda, const float* B,
-                                      int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K == 0) return scale_c(M, N, beta, C, ldc);
+// Pairs of k a block of kc values takes: whole chunks of 16.
+int64_t k_pairs(int64_t kc) {
+  return (kc + 31) / 32 * 16;
+}
+
+// Packs the op(B) block (jc, pc) of nc columns and kc values of k into dst (its panels in order).
+void pack_b_block(uint32_t* dst, bool tb, const float* B, int64_t ldb, int64_t jc, int64_t pc,
+                  int64_t nc, int64_t kc) {
+  const int64_t kp = k_pairs(kc);
+  // op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when transposed.
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const float* s = tb ? B + (jc + jr) * ldb + pc : B + pc * ldb + jc + jr;
+    pack_b(dst + (jr / NR) * kp * NR, s, ldb, tb, std::min(NR, nc - jr), kc, kp);
+  }
+}
+
+// The words one block of nc columns and kc values of k takes once packed.
+int64_t block_words(int64_t nc, int64_t kc) {
+  return (nc + NR - 1) / NR * NR * k_pairs(kc);
+}
+
+// The BLIS loop nest; b_block(jc, pc, nc, kc) gives the packed op(B) block.
+template <class BBlock>
+void amx_gemm(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+              BBlock&& b_block, float beta, float* C, int64_t ldc) {
   static thread_local Buffers buf;
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
@@ -184,19 +208,13 @@ extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, in
     cfg.rows[t] = 16;
   }
   _tile_loadconfig(&cfg);
-  // K in equal blocks of at most KC, each a multiple of 32 but the last.
-  const int64_t kblocks = (K + KC - 1) / KC;
-  const int64_t kstep = ((K + kblocks - 1) / kblocks + 31) / 32 * 32;
+  const int64_t kstep = k_step(K);
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
     for (int64_t pc = 0; pc < K; pc += kstep) {
-      const int64_t kc = std::min(kstep, K - pc), kp = (kc + 31) / 32 * 16;
+      const int64_t kc = std::min(kstep, K - pc), kp = k_pairs(kc);
       const bool first = pc == 0;
-      // op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when transposed.
-      for (int64_t jr = 0; jr < nc; jr += NR) {
-        const float* s = tb ? B + (jc + jr) * ldb + pc : B + pc * ldb + jc + jr;
-        pack_b(buf.b + (jr / NR) * kp * NR, s, ldb, tb, std::min(NR, nc - jr), kc, kp);
-      }
+      const uint32_t* bp = b_block(buf.b, jc, pc, nc, kc);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
         // op(A)(i, k) is A[i * lda + k], or A[k * lda + i] when transposed.
@@ -206,11 +224,66 @@ extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, in
         }
         for (int64_t jr = 0; jr < nc; jr += NR)
           for (int64_t ir = 0; ir < mc; ir += MR)
-            run_micro(kp, buf.a + (ir / MR) * kp * MR, buf.b + (jr / NR) * kp * NR,
+            run_micro(kp, buf.a + (ir / MR) * kp * MR, bp + (jr / NR) * kp * NR,
                       C + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir),
                       std::min(NR, nc - jr), alpha, beta, first);
       }
     }
   }
   _tile_release();
+}
+
+}  // namespace
+
+extern "C" void scholar_gemm_bf16_amx(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                                      float alpha, const float* A, int64_t lda, const float* B,
+                                      int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) return scale_c(M, N, beta, C, ldc);
+  amx_gemm(
+      ta, M, N, K, alpha, A, lda,
+      [&](uint32_t* scratch, int64_t jc, int64_t pc, int64_t nc, int64_t kc) {
+        pack_b_block(scratch, tb, B, ldb, jc, pc, nc, kc);
+        return static_cast<const uint32_t*>(scratch);
+      },
+      beta, C, ldc);
+}
+
+// op(B) packed once, block by block in the order the loop nest takes them (scholar_gemm_bf16_amx's
+// panels, so the products equal its bit for bit). Words needed for K x N:
+extern "C" int64_t scholar_amx_packed_b_words(int64_t N, int64_t K) {
+  int64_t words = 0;
+  const int64_t kstep = K > 0 ? k_step(K) : 1;
+  for (int64_t jc = 0; jc < N; jc += NC)
+    for (int64_t pc = 0; pc < K; pc += kstep)
+      words += block_words(std::min(NC, N - jc), std::min(kstep, K - pc));
+  return words;
+}
+
+extern "C" void scholar_amx_pack_b(bool tb, int64_t N, int64_t K, const float* B, int64_t ldb,
+                                   uint32_t* out) {
+  const int64_t kstep = K > 0 ? k_step(K) : 1;
+  for (int64_t jc = 0; jc < N; jc += NC)
+    for (int64_t pc = 0; pc < K; pc += kstep) {
+      const int64_t nc = std::min(NC, N - jc), kc = std::min(kstep, K - pc);
+      pack_b_block(out, tb, B, ldb, jc, pc, nc, kc);
+      out += block_words(nc, kc);
+    }
+}
+
+// scholar_gemm_bf16_amx with op(B) packed by scholar_amx_pack_b.
+extern "C" void scholar_gemm_bf16_amx_packed(bool ta, int64_t M, int64_t N, int64_t K, float alpha,
+                                             const float* A, int64_t lda, const uint32_t* Bp,
+                                             float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) return scale_c(M, N, beta, C, ldc);
+  const uint32_t* next = Bp;
+  amx_gemm(
+      ta, M, N, K, alpha, A, lda,
+      [&](uint32_t*, int64_t, int64_t, int64_t nc, int64_t kc) {
+        const uint32_t* p = next;
+        next += block_words(nc, kc);
+        return p;
+      },
+      beta, C, ldc);
 }

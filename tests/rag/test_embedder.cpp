@@ -12,6 +12,7 @@
 #include "scholar/io/gguf.hpp"
 #include "scholar/io/json.hpp"
 #include "scholar/io/safetensors.hpp"
+#include "scholar/kernels/kernels.hpp"
 #include "scholar/rag/embedder.hpp"
 #include "scholar/rag/embedder_training.hpp"
 #include "support.hpp"
@@ -94,6 +95,12 @@ TEST_CASE("a sentence-transformers BERT embeds as PyTorch does", "[embedder][tor
   four.batch_size = 4;
   const auto got4 = rag::SentenceEncoder::load(kModel, four)->embed(texts);
   test::check_close(got4.data(), got.data(), got.size(), 1e-5, 1e-6, "batches of 4");
+  // bf16 products (on AMX tiles with the weights packed once per session, where the CPU has
+  // them) stay within cosine 0.999 of f32.
+  kernels::set_matmul_precision(kernels::MatmulPrecision::bf16);
+  const auto bf = rag::SentenceEncoder::load(kModel)->embed(texts);
+  kernels::set_matmul_precision(kernels::MatmulPrecision::f32);
+  CHECK(min_cosine(bf, want, 32) >= 0.999);
   // Batches cut by tokens: at most 20 (one text each where a text is longer) and 60.
   for (int64_t tokens : {20, 60}) {
     rag::SentenceEncoderOptions cut;

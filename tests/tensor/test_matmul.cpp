@@ -1,5 +1,6 @@
 // matmul against a triple loop in double, over plain, transposed, strided, batched and broadcast
 // operands, on one and two threads; and gemm's argument checks.
+#include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -387,6 +388,47 @@ TEST_CASE("gemm_backend says what gemm runs in f32", "[matmul]") {
   CHECK(!kernels::has_own_f32_gemm());
   CHECK(kernels::gemm_backend() == kernels::blas_name());
   kernels::set_own_f32_gemm(true);
+}
+
+TEST_CASE("gemm_bf16_packed equals gemm_bf16 on AMX bit for bit", "[matmul][bf16]") {
+  if (!kernels::has_amx_bf16()) {
+    CHECK_THROWS_WITH(kernels::pack_bf16_b(false, 2, 2, nullptr, 2), Catch::Contains("no AMX"));
+    return;
+  }
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    // K in one and in two blocks (of at most 512), N in one and two column blocks (1,024), edges of
+    // the 32 x 32 micro-block; op(A) plain and transposed; op(B) from W (trans_b) and from B.
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (auto [M, N, K] : {std::array<int64_t, 3>{1, 1, 1},
+                               {33, 17, 31},
+                               {200, 70, 520},
+                               {64, 1100, 384},
+                               {300, 48, 1030}}) {
+          Operands o = make_operands(ta, tb, M, N, K, 0.5f);
+          std::vector<float> want = o.C;
+          kernels::gemm_bf16(ta, tb, M, N, K, 0.75f, o.A.data(), o.lda, o.B.data(), o.ldb, 0.5f,
+                             want.data(), o.ldc);
+          const kernels::PackedBf16B p = kernels::pack_bf16_b(tb, K, N, o.B.data(), o.ldb);
+          CHECK((p.rows() == K && p.cols() == N && !p.empty() && p.bytes() >= size_t(K * N * 2)));
+          kernels::gemm_bf16_packed(ta, M, 0.75f, o.A.data(), o.lda, p, 0.5f, o.C.data(), o.ldc);
+          INFO("ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K);
+          CHECK(o.C == want);
+        }
+  }
+  set_num_threads(1);
+  float x[4] = {};
+  CHECK_THROWS_AS(kernels::pack_bf16_b(false, -1, 2, x, 2), ShapeError);
+  CHECK_THROWS_AS(kernels::pack_bf16_b(false, 2, 2, x, 1), ShapeError);
+  CHECK_THROWS_AS(
+      kernels::gemm_bf16_packed(false, 2, 1.0f, x, 2, kernels::PackedBf16B(), 0.0f, x, 2),
+      ValueError);
+  const kernels::PackedBf16B p = kernels::pack_bf16_b(false, 2, 2, x, 2);
+  kernels::set_amx_enabled(false);
+  CHECK_THROWS_WITH(kernels::gemm_bf16_packed(false, 2, 1.0f, x, 2, p, 0.0f, x, 2),
+                    Catch::Contains("AMX bf16 tiles are not available"));
+  kernels::set_amx_enabled(true);
 }
 
 TEST_CASE("bf16_gemm_engine says what gemm_bf16 runs on", "[matmul][bf16]") {

@@ -20,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -358,6 +359,42 @@ void set_amx_enabled(bool enabled);
 
 /// What gemm_bf16 runs on now: "AMX", "AVX512_BF16" or "reference".
 std::string_view bf16_gemm_engine();
+
+/// op(B) of a bf16 product packed once into AMX tiles' layout, for products that reuse it (a
+/// model's weights during prompts or batches of texts: packing costs about as much as an AMX
+/// product of 512 rows). Built by pack_bf16_b; owns its memory (K x N bf16 values, padded);
+/// movable; read-only once built, so any number of threads may multiply with it at once.
+class PackedBf16B {
+ public:
+  PackedBf16B() = default;
+  /// Depth (rows of op(B)) and columns.
+  int64_t rows() const { return K_; }
+  int64_t cols() const { return N_; }
+  bool empty() const { return words_ == nullptr; }
+  /// Bytes held.
+  size_t bytes() const { return static_cast<size_t>(words_count_) * sizeof(uint32_t); }
+
+ private:
+  friend PackedBf16B pack_bf16_b(bool, int64_t, int64_t, const float*, int64_t);
+  friend void gemm_bf16_packed(bool, int64_t, float, const float*, int64_t, const PackedBf16B&,
+                               float, float*, int64_t);
+  struct Free {
+    void operator()(uint32_t* p) const;
+  };
+  std::unique_ptr<uint32_t[], Free> words_;
+  int64_t K_ = 0, N_ = 0, words_count_ = 0;
+};
+
+/// Packs op(B), K x N (B[k * ldb + j], or B[j * ldb + k] when trans_b), rounded to bf16, for
+/// gemm_bf16_packed. Only where has_amx_bf16() (a ValueError elsewhere: callers fall back to
+/// gemm()); ShapeError for negative sizes or a small ldb.
+PackedBf16B pack_bf16_b(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb);
+
+/// C = alpha op(A) B + beta C (op(A) M x K, C M x N row-major) with B packed by pack_bf16_b: equal
+/// bit for bit to gemm_bf16 on AMX tiles with the unpacked operand. Large products are split over
+/// the thread pool by rows. Needs has_amx_bf16() still true (ValueError otherwise).
+void gemm_bf16_packed(bool trans_a, int64_t M, float alpha, const float* A, int64_t lda,
+                      const PackedBf16B& B, float beta, float* C, int64_t ldc);
 
 /// The arithmetic of f32 matrix products, as PyTorch's torch.set_float32_matmul_precision: f32
 /// (PyTorch's "highest") or bf16 ("medium": operands rounded to bf16, sums in f32). It is mixed
