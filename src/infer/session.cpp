@@ -495,8 +495,10 @@ struct Session::Impl {
   // Adds the output projection's bias to xn unless `bias` is false (the caller then adds it).
   void self_attention(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T,
                       bool bias = true) {
-    for (int64_t t = 0; t < T; ++t)
-      cache->store(l, slot[t], kx.data() + t * kvdim, vx.data() + t * kvdim);
+    per_token(T, [&](int64_t t0, int64_t t1) {  // each token its own cell
+      for (int64_t t = t0; t < t1; ++t)
+        cache->store(l, slot[t], kx.data() + t * kvdim, vx.data() + t * kvdim);
+    });
     attention(l, b, T);
     const BlockQ8_0* xq1 = prepare(att.data(), T, H * D, {&lw.wo});
     linear(lw.wo, att.data(), xq1, T, xn.data(), C, {nn::TensorRole::attn_out, l});

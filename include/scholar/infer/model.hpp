@@ -325,7 +325,10 @@ struct Batch {
   size_t size() const noexcept { return tokens.size(); }
 };
 
-/// The mutable state of inference: KV cache, scratch buffers, logits.
+/// The mutable state of inference: KV cache, scratch buffers, logits. Under bf16 matrix precision
+/// (kernels::set_matmul_precision) on a CPU with AMX tiles, a session also keeps each f32 weight
+/// packed in bf16 once it has served a product of 32 or more tokens (half the weight's size), so
+/// that prompts and batches of texts do not pack it again.
 ///
 /// Thread-safety: one thread at a time per Session (each call spreads its work over the pool).
 class Session {
