@@ -183,11 +183,14 @@ struct Session::Impl {
     const size_t rb = row_bytes(W.type, n);
     const auto* base = static_cast<const uint8_t*>(W.data);
     const kernels::WeightKernels& wk = k->weight(W.type);
-    if (T > 1 && W.type == WeightType::f32) {
-      if (const kernels::PackedBf16B* pb = packed_bf16(W, T))
+    if (T > 1 && (W.type == WeightType::f32 || !wk.gemm)) {
+      if (const kernels::PackedBf16B* pb = packed_bf16(W, T)) {
         kernels::gemm_bf16_packed(false, T, 1.0f, X, n, *pb, 0.0f, Y, ldy);
-      else
-        kernels::gemm(false, true, T, rows, n, 1.0f, X, n, W.f32(), n, 0.0f, Y, ldy);
+        return;
+      }
+    }
+    if (T > 1 && W.type == WeightType::f32) {
+      kernels::gemm(false, true, T, rows, n, 1.0f, X, n, W.f32(), n, 0.0f, Y, ldy);
       return;
     }
     // Work in row bands (multiples of 16 rows, so of the 8-row interleave); for T == 1 each band
@@ -219,19 +222,29 @@ struct Session::Impl {
     });
   }
 
-  // The f32 weight W packed for bf16 products on AMX tiles, when a product of T rows runs in bf16
-  // there (effective_matmul_precision()) and T is large enough for packing once to pay: packing
-  // costs about as much as an AMX product of 512 rows, and batches of texts or prompts reuse every
-  // weight. Packed at first use and kept for the session (half the weight's size); null otherwise.
+  // The weight W (f32, or a type without a product of its own: f16, bf16) packed for bf16 products
+  // on AMX tiles, when a product of T rows runs in bf16 there (effective_matmul_precision()) and T
+  // is large enough for packing once to pay: packing costs about as much as an AMX product of 512
+  // rows, and batches of texts or prompts reuse every weight. Packed at first use and kept for the
+  // session (half an f32 weight's size); null otherwise.
   const kernels::PackedBf16B* packed_bf16(const Weight& W, int64_t T) {
     if (T < kPackedBf16MinRows ||
         kernels::effective_matmul_precision() != kernels::MatmulPrecision::bf16 ||
         !kernels::has_amx_bf16())
       return nullptr;
     auto it = packed.find(W.data);
-    if (it == packed.end())
-      it =
-          packed.emplace(W.data, kernels::pack_bf16_b(true, W.cols, W.rows, W.f32(), W.cols)).first;
+    if (it == packed.end()) {
+      const float* src = nullptr;
+      std::vector<float> wide;
+      if (W.type == WeightType::f32) {
+        src = W.f32();
+      } else {
+        wide.resize(static_cast<size_t>(W.rows * W.cols));
+        k->weight(W.type).to_f32(wide.data(), W.data, wide.size());
+        src = wide.data();
+      }
+      it = packed.emplace(W.data, kernels::pack_bf16_b(true, W.cols, W.rows, src, W.cols)).first;
+    }
     return &it->second;
   }
 
