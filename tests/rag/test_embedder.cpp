@@ -153,6 +153,11 @@ TEST_CASE("a BERT encoder survives f16, Q8_0 and GGUF export", "[embedder]") {
     o.weight_type = t;
     const auto enc = rag::SentenceEncoder::load(kModel, o);
     CHECK(min_cosine(enc->embed(texts), want, 32) >= (t == WeightType::f16 ? 0.9999 : 0.999));
+    // With bf16 products (f16 weights widened and packed once for AMX where the CPU has it).
+    kernels::set_matmul_precision(kernels::MatmulPrecision::bf16);
+    const auto bf = enc->embed(texts);
+    kernels::set_matmul_precision(kernels::MatmulPrecision::f32);
+    CHECK(min_cosine(bf, want, 32) >= 0.999);
   }
   // GGUF: the weights, the WordPiece vocabulary and the pooling come back.
   const std::string dir = test::temp_dir("test_rag", "bert_gguf");
