@@ -60,7 +60,7 @@ struct Session::Impl {
   std::vector<float> scores;        // [threads][n_ctx]
   std::vector<float> attn_scratch;  // [threads][kAttnChunk][n_ctx], for matrix-product attention
   std::vector<float> panel;         // [threads][kPanelRows * max cols]
-  // f32 weights packed once for bf16 products on AMX tiles, by weight data (packed_bf16()).
+  // Weights packed once for bf16 products on AMX tiles, by weight data (packed_bf16()).
   std::unordered_map<const void*, kernels::PackedBf16B> packed;
   std::vector<int64_t> slot;       // batch token -> cell
   Batch one;                       // decode_one's batch, kept so that its vectors are reused
