@@ -198,6 +198,8 @@ PackedBf16B pack_bf16_b(bool trans_b, int64_t K, int64_t N, const float* B, int6
       ::operator new (sizeof(uint32_t) * static_cast<size_t>(std::max<int64_t>(p.words_count_, 16)),
                       std::align_val_t{64})));
   scholar_amx_pack_b(trans_b, N, K, B, ldb, p.words_.get());
+#else
+  static_cast<void>(B);  // unreachable: has_amx_bf16() is false without the x86 kernels
 #endif
   return p;
 }
@@ -228,6 +230,8 @@ void gemm_bf16_packed(bool trans_a, int64_t M, float alpha, const float* A, int6
     const float* a = trans_a ? A + m0 : A + m0 * lda;
     scholar_gemm_bf16_amx_packed(trans_a, mc, N, K, alpha, a, lda, words, beta, C + m0 * ldc, ldc);
   });
+#else
+  static_cast<void>(alpha), static_cast<void>(A), static_cast<void>(beta), static_cast<void>(C);
 #endif
 }
 
