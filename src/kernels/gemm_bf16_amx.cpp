@@ -22,8 +22,12 @@
 // once by has_amx_bf16() in dispatch.cpp) before the first call. Each call loads the tile
 // configuration on its own thread and releases the tiles when it returns.
 //
+// Also op(B) packed once for products that reuse it (scholar_amx_pack_b and
+// scholar_gemm_bf16_amx_packed, behind kernels::pack_bf16_b): the same panels in the order the loop
+// nest takes them, so the products are equal bit for bit.
+//
 // Compiled with AVX-512, AVX512_BF16 and AMX flags as an isolated object (see CMakeLists.txt); only
-// the entry point scholar_gemm_bf16_amx is global.
+// the four scholar_* entry points are global.
 #include <immintrin.h>
 
 #include <algorithm>

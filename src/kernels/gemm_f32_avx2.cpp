@@ -113,8 +113,10 @@ struct Avx2 {
                            bool first) {
     __m256 c0[MR], c1[MR];
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
-      // Two steps per iteration: 4-6% faster than one (loop overhead beside 12 FMAs), as fast as 4.
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = c1[i] = _mm256_setzero_ps();
+    }
+    // Two steps per iteration: 4-6% faster than one (loop overhead beside 12 FMAs), as fast as 4.
 #pragma GCC unroll 2
     for (int64_t p = 0; p < kc; ++p) {
       _mm_prefetch(reinterpret_cast<const char*>(b + (p + kPrefetch) * NR), _MM_HINT_T0);

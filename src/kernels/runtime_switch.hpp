@@ -12,7 +12,8 @@ namespace scholar::kernels::detail {
 
 class RuntimeSwitch {
  public:
-  /// `env` holds on_word or 1 (on), off_word or 0 (off); unset or empty means on.
+  /// `env` holds on_word or 1 (on), off_word or 0 (off); unset or empty leaves the choice to the
+  /// caller: on() is then true, on_or(d) is d.
   constexpr RuntimeSwitch(const char* env, std::string_view on_word, std::string_view off_word)
       : env_(env), on_word_(on_word), off_word_(off_word) {}
 

@@ -75,7 +75,7 @@ std::string_view pooling_name(Pooling p);
 
 /// Options of SentenceEncoder.
 struct SentenceEncoderOptions {
-  /// Texts per engine batch, at most (at most 64, the session's sequence limit).
+  /// Texts per engine batch, at most; 1 to 64 (the session's sequence limit).
   int batch_size = 32;
   /// Tokens per engine batch, at most (a batch always takes at least one text); 0: 512 per thread
   /// of the pool. Small batches keep a layer's activations in the core's L2: on the Sapphire
