@@ -45,12 +45,13 @@ int64_t KvCache::free_cells(int64_t enough) const {
 }
 
 int64_t KvCache::take(int32_t seq, int64_t position) {
-  int64_t c = 0;
+  int64_t c = free_hint_;
   while (seq_[static_cast<size_t>(c)] != 0) ++c;  // the caller checked that one is free
   SCHOLAR_DEBUG_ASSERT(c < n_, "no free cell");
   seq_[static_cast<size_t>(c)] = uint64_t{1} << seq;
   pos_[static_cast<size_t>(c)] = position;
   hi_ = std::max(hi_, c + 1);
+  free_hint_ = c + 1;
   return c;
 }
 
@@ -72,6 +73,7 @@ void KvCache::clear() {
   std::fill(seq_.begin(), seq_.end(), 0);
   std::fill(pos_.begin(), pos_.end(), -1);
   hi_ = 0;
+  free_hint_ = 0;
 }
 
 void KvCache::shrink() {
@@ -83,7 +85,10 @@ void KvCache::remove(uint64_t mask, int64_t p0, int64_t p1) {
     const auto i = static_cast<size_t>(c);
     if (pos_[i] >= p0 && pos_[i] < p1) {
       seq_[i] &= ~mask;
-      if (seq_[i] == 0) pos_[i] = -1;
+      if (seq_[i] == 0) {
+        pos_[i] = -1;
+        free_hint_ = std::min(free_hint_, c);
+      }
     }
   }
   shrink();
@@ -103,7 +108,10 @@ void KvCache::keep_only(int32_t seq) {
   for (int64_t c = 0; c < hi_; ++c) {
     const auto i = static_cast<size_t>(c);
     seq_[i] &= bit;
-    if (seq_[i] == 0) pos_[i] = -1;
+    if (seq_[i] == 0) {
+      pos_[i] = -1;
+      free_hint_ = std::min(free_hint_, c);
+    }
   }
   shrink();
 }

@@ -79,6 +79,7 @@ class KvCache {
   std::vector<int64_t> pos_;
   std::vector<uint64_t> seq_;
   int64_t hi_ = 0;
+  int64_t free_hint_ = 0;  // every cell below it is in use: take() searches from here
 };
 
 }  // namespace scholar::infer::detail

@@ -565,17 +565,19 @@ struct Session::Impl {
     const ModelWeights& w = m->weights();
     // Cells for the new tokens.
     for (int64_t t = 0; t < T; ++t) slot[t] = cache->take(b.seq[t], b.pos[t]);
-    // Embeddings.
-    for (int64_t t = 0; t < T; ++t) {
-      float* xt = x.data() + t * C;
-      w.tok_embd.row_to_f32(b.tokens[t], xt);
-      if (gpt2 || bert) {
-        float* tmp = xn.data();
-        w.pos_embd.row_to_f32(b.pos[t], tmp);
-        k->add(xt, xt, tmp, static_cast<size_t>(C));
+    // Embeddings (row t of xn is token t's scratch).
+    per_token(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float* xt = x.data() + t * C;
+        w.tok_embd.row_to_f32(b.tokens[t], xt);
+        if (gpt2 || bert) {
+          float* tmp = xn.data() + t * C;
+          w.pos_embd.row_to_f32(b.pos[t], tmp);
+          k->add(xt, xt, tmp, static_cast<size_t>(C));
+        }
+        if (bert) k->add(xt, xt, w.tok_types.f32(), static_cast<size_t>(C));  // token type 0
       }
-      if (bert) k->add(xt, xt, w.tok_types.f32(), static_cast<size_t>(C));  // token type 0
-    }
+    });
     if (bert) norm(x.data(), x.data(), T, w.embd_norm, w.embd_norm_b);
     if (!gpt2 && !bert)  // rotary positions (Llama family)
       for (int64_t t = 0; t < T; ++t)

@@ -270,6 +270,20 @@ TEST_CASE("KV cache: prefill in pieces, sequences, remove, copy, keep, state", "
   s.prefill(std::span(prompt).first(prompt.size() - 1));
   CHECK(rel_err(s.decode_one(prompt.back()), last, uV) < 1e-4);
 
+  // Cells freed below the last one taken are found again: fill the context with two sequences,
+  // drop the first and prefill it again: the same logits as the first time.
+  infer::Session f(m, {.n_ctx = 16, .max_sequences = 2});
+  std::vector<int32_t> eight(8);
+  for (size_t i = 0; i < eight.size(); ++i) eight[i] = static_cast<int32_t>((3 + 5 * i) % uV);
+  const auto first = f.prefill(eight, 0);
+  const std::vector<float> first_copy(first.begin(), first.end());
+  f.prefill(eight, 1);
+  CHECK(f.used_cells() == 16);
+  f.remove(0);
+  CHECK(f.used_cells() == 8);
+  CHECK(rel_err(f.prefill(eight, 0), first_copy.data(), uV) < 1e-5);
+  CHECK(f.used_cells() == 16);
+
   // Bad state bytes.
   CHECK_THROWS_AS(s.load_state("nonsense"), FormatError);
   CHECK_THROWS_AS(s.load_state(state.substr(0, state.size() - 1)), FormatError);
