@@ -11,10 +11,12 @@
 //   { PoolScope use(indexing); hnsw.add_batch(...); }   // builds on `indexing`
 //
 // The calling thread takes part in the work, so a pool of n threads starts n - 1 workers. After a
-// loop, workers watch for the next one for at most 50 microseconds (set_spin_microseconds,
-// SCHOLAR_SPIN_US; 0 never spins), then sleep on a condition variable: token-by-token inference,
-// which dispatches a small loop every few tens of microseconds, never pays for a wake-up, and an
-// idle pool gives its cores back almost at once. OpenBLAS is held to one thread and called from
+// loop, workers watch for the next one for at most 500 microseconds (set_spin_microseconds,
+// SCHOLAR_SPIN_US; 0 never spins), then sleep on a condition variable: token-by-token inference
+// and prompt or encoder batches, which dispatch a loop every few tens to hundreds of microseconds,
+// never pay for a wake-up, and an idle pool gives its cores back half a millisecond after its last
+// loop. A caller whose loop's last tasks still run on workers waits four times as long before it
+// sleeps. OpenBLAS is held to one thread and called from
 // inside the pools' tasks, so BLAS and scholar never oversubscribe the cores.
 #pragma once
 
@@ -104,11 +106,12 @@ void set_num_threads(int n);
 int num_threads();
 
 /// How long (microseconds, in [0, 1000000]) pool threads keep checking for the next loop before
-/// they sleep, and a caller for the end of its loop; default 50, or SCHOLAR_SPIN_US. 0 never spins:
-/// every loop then wakes sleeping threads, which costs decoding speed (two-thread decoding of the
-/// 124M benchmark model measured F32 77 against 86 tokens/s with 50 us, Q8_0 152 against 245) but
-/// never takes a core another busy thread of the application wants. Applies to every pool at once;
-/// safe to call from any thread at any time.
+/// they sleep (a caller waits four times as long for the end of its loop); default 500, or
+/// SCHOLAR_SPIN_US. 0 never spins: every loop then wakes sleeping threads, which costs speed
+/// (two-thread decoding of the 124M benchmark model measured F32 77 against 86 tokens/s with
+/// 50 us, Q8_0 152 against 245; two-thread bf16 sentence embedding 169 against 190-200 with 50 us
+/// and 226-233 with 500 us) but never takes a core another busy thread of the application wants.
+/// Applies to every pool at once; safe to call from any thread at any time.
 void set_spin_microseconds(int us);
 int spin_microseconds();
 
