@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <unsupported/Eigen/SpecialFunctions>  // Eigen arrays' erfc
 #include <vector>
 
 #include "scholar/kernels/kernels.hpp"
@@ -259,6 +260,12 @@ void register_all() {
         };
       },
       [](Data& D) { O = 0.5f * A * (1.0f + (kGeluK * (A + kGeluC * A.cube())).tanh()); });
+  add(
+      "gelu_erf_forward", 2, [](Data& D) { active().gelu_erf_forward(D.o.data(), D.a.data(), N); },
+      [](Data& D) {
+        for (size_t i = 0; i < N; ++i) D.o[i] = D.a[i] * 0.5f * std::erfc(-0.70710678f * D.a[i]);
+      },
+      [](Data& D) { O = A * 0.5f * (-0.70710678f * A).erfc(); });
   add(
       "gelu_backward", 3,
       [](Data& D) { active().gelu_backward(D.o.data(), D.c.data(), D.a.data(), N); },
