@@ -859,10 +859,9 @@ void gelu_backward(float* dx, const float* dout, const float* x, size_t n) {
 // (the divider had been a quarter of the time).
 template <class V>
 SCHOLAR_INLINE V normal_cdf(V x) {
-  constexpr float c[10] = {-1.265447974e+00f, 9.986327887e-01f,  3.866403997e-01f,
-                           3.460279852e-02f,  1.267586369e-03f,  -8.028043061e-02f,
-                           -6.962518692e-01f, 1.156733751e+00f,  -6.808272004e-01f,
-                           1.449302137e-01f};
+  constexpr float c[10] = {
+      -1.265447974e+00f, 9.986327887e-01f,  3.866403997e-01f, 3.460279852e-02f,  1.267586369e-03f,
+      -8.028043061e-02f, -6.962518692e-01f, 1.156733751e+00f, -6.808272004e-01f, 1.449302137e-01f};
   // (z is capped so that infinities keep t and P finite; erfc(10^4) is 0 all the same.)
   const V z = vmin(vabs(x) * splat(x, 0.70710678118654752f), splat(x, 1e4f));
   const V t = recip_fast(vfma(z, splat(x, 0.5f), splat(x, 1.0f)));  // in (0, 1]
