@@ -174,8 +174,9 @@ SCHOLAR_INLINE V recip(V d) {
   return splat(d, 1.0f) / d;
 }
 
-// 1 / d to about 2^-22 relative: the hardware estimate and one Newton step, for d >= 1 (no zeros,
-// infinities or subnormals to care about), where the divider's throughput is the bottleneck.
+// 1 / d to about 2^-22 relative: the hardware estimate and one Newton step, for finite d >= 1 (no
+// zeros, infinities or subnormals to care about). A little cheaper than recip() where the divider
+// is not hidden behind other work (normal_cdf: 4%).
 SCHOLAR_INLINE B recip_fast(B d) {
 #if SCHOLAR_KERNEL_AVX512
   const B r = _mm512_rcp14_ps(d);
