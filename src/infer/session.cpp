@@ -90,7 +90,9 @@ struct Session::Impl {
       fail<ValueError>("Session: ", model.source(),
                        " is an encoder (BERT family) with no LM head; open the session with "
                        "SessionOptions::embeddings to get its hidden states");
-    cache = std::make_unique<detail::KvCache>(L, n_ctx, kvdim, D, opt.cache_type);
+    // An encoder's attention reads its batch's own K and V rows (keys_of()): its cache keeps only
+    // the cells' bookkeeping.
+    cache = std::make_unique<detail::KvCache>(bert ? 0 : L, n_ctx, kvdim, D, opt.cache_type);
     embeddings = opt.embeddings;
     const auto B = static_cast<size_t>(max_batch);
     x.resize(B * C);
@@ -114,7 +116,7 @@ struct Session::Impl {
     if (max_batch >= kGemmAttentionTokens)
       attn_scratch.resize(static_cast<size_t>(threads * kAttnChunk * n_ctx));
     panel.resize(static_cast<size_t>(threads * kPanelRows * std::max(C, F)));
-    if (opt.cache_type != WeightType::f32) {
+    if (opt.cache_type != WeightType::f32 && !bert) {
       kconv.resize(static_cast<size_t>(threads * n_ctx * D));
       vconv.resize(static_cast<size_t>(threads * n_ctx * D));
     }
@@ -135,6 +137,23 @@ struct Session::Impl {
     const float *k, *v;
     int64_t ks, vs;
   };
+  // The keys attention runs over: the cache's cells [0, count), or for an encoder the batch's own
+  // tokens (each text runs whole in one decode() call, so its keys are exactly its batch rows, in
+  // f32 and in place; nothing is stored between calls).
+  struct Keys {
+    int64_t count;
+    const int32_t* seq;  // encoder: the batch's sequence ids; null: the cache's cells
+    const detail::KvCache* cache;
+    uint64_t seqs(int64_t c) const { return seq ? uint64_t{1} << seq[c] : cache->seqs(c); }
+  };
+  Keys keys_of(const Batch& b, int64_t T) const {
+    return bert ? Keys{T, b.seq.data(), nullptr} : Keys{cache->hi(), nullptr, cache.get()};
+  }
+  HeadView view(int64_t layer, int64_t g, int64_t cells, int64_t p) {
+    if (bert) return {kx.data() + g * D, vx.data() + g * D, kvdim, kvdim};
+    return head_view(layer, g, cells, p);
+  }
+
   HeadView head_view(int64_t layer, int64_t g, int64_t cells, int64_t p) {
     HeadView h{};
     float* ksc = kconv.empty() ? nullptr : kconv.data() + p * n_ctx * D;
@@ -299,7 +318,8 @@ struct Session::Impl {
     if (T >= kGemmAttentionTokens) return attention_gemm(layer, b, T);
     const int64_t group = H / KVH;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    const int64_t cells = cache->hi();
+    const Keys keys = keys_of(b, T);
+    const int64_t cells = keys.count;
     on_threads([&](int64_t p, int64_t parts) {
       auto [w0, w1] = split(T * H, parts, p);
       float* s = scores.data() + p * n_ctx;
@@ -307,7 +327,7 @@ struct Session::Impl {
       HeadView hv{};
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t t = w / H, h = w % H, g = h / group;
-        if (g != have) hv = head_view(layer, g, cells, p), have = g;
+        if (g != have) hv = view(layer, g, cells, p), have = g;
         const uint64_t bit = uint64_t{1} << b.seq[static_cast<size_t>(t)];
         const int64_t pos = b.pos[static_cast<size_t>(t)];
         const float* qv = q.data() + t * H * D + h * D;
@@ -315,12 +335,12 @@ struct Session::Impl {
         // axpy_rows call per run.
         auto for_runs = [&](auto&& f) {
           for (int64_t c = 0; c < cells;) {
-            if (!(cache->seqs(c) & bit) || (!bert && cache->pos(c) > pos)) {
+            if (!(keys.seqs(c) & bit) || (!bert && cache->pos(c) > pos)) {
               ++c;
               continue;
             }
             int64_t e = c + 1;
-            while (e < cells && (cache->seqs(e) & bit) && (bert || cache->pos(e) <= pos)) ++e;
+            while (e < cells && (keys.seqs(e) & bit) && (bert || cache->pos(e) <= pos)) ++e;
             f(c, e);
             c = e;
           }
@@ -349,7 +369,8 @@ struct Session::Impl {
   void attention_gemm(int64_t layer, const Batch& b, int64_t T) {
     const int64_t group = H / KVH;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    const int64_t cells = cache->hi();
+    const Keys keys = keys_of(b, T);
+    const int64_t cells = keys.count;
     const int64_t chunks = (T + kAttnChunk - 1) / kAttnChunk;
     on_threads([&](int64_t p, int64_t parts) {
       auto [w0, w1] = split(chunks * H, parts, p);
@@ -359,19 +380,19 @@ struct Session::Impl {
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t h = w % H, g = h / group, t0 = (w / H) * kAttnChunk;
         const int64_t tn = std::min(kAttnChunk, T - t0);
-        if (g != have) hv = head_view(layer, g, cells, p), have = g;
+        if (g != have) hv = view(layer, g, cells, p), have = g;
         // Only the cells [lo, hi) that hold any of the chunk's sequences take part: a batch of
         // several sequences (a teacher's windows) then costs what each costs alone.
         uint64_t bits = 0;
         for (int64_t i = 0; i < tn; ++i) bits |= uint64_t{1} << b.seq[static_cast<size_t>(t0 + i)];
         int64_t lo = 0, hi = cells;
-        while (lo < hi && !(cache->seqs(lo) & bits)) ++lo;
-        while (hi > lo && !(cache->seqs(hi - 1) & bits)) --hi;
+        while (lo < hi && !(keys.seqs(lo) & bits)) ++lo;
+        while (hi > lo && !(keys.seqs(hi - 1) & bits)) --hi;
         const int64_t n = hi - lo;
         // An encoder's chunk of one sequence whose cells all hold it (a batch of whole texts)
         // needs no mask.
         bool masked = !bert || (bits & (bits - 1)) != 0;
-        for (int64_t c = lo; c < hi && !masked; ++c) masked = !(cache->seqs(c) & bits);
+        for (int64_t c = lo; c < hi && !masked; ++c) masked = !(keys.seqs(c) & bits);
         // The scale goes into the queries (each head's slice of a chunk is this task's alone):
         // a product with alpha = 1 writes AMX tiles straight to S.
         float* qh = q.data() + t0 * H * D + h * D;
@@ -385,8 +406,7 @@ struct Session::Impl {
           float* row = S + i * n;
           if (masked)
             for (int64_t c = lo; c < hi; ++c)
-              if (!(cache->seqs(c) & bit) || (!bert && cache->pos(c) > pos))
-                row[c - lo] = -INFINITY;
+              if (!(keys.seqs(c) & bit) || (!bert && cache->pos(c) > pos)) row[c - lo] = -INFINITY;
           k->softmax(row, row, static_cast<size_t>(n));
         }
         kernels::gemm(false, false, tn, D, n, 1.0f, S, n, hv.v + lo * hv.vs, hv.vs, 0.0f,
@@ -508,10 +528,11 @@ struct Session::Impl {
   // Adds the output projection's bias to xn unless `bias` is false (the caller then adds it).
   void self_attention(int64_t l, const LayerWeights& lw, const Batch& b, int64_t T,
                       bool bias = true) {
-    per_token(T, [&](int64_t t0, int64_t t1) {  // each token its own cell
-      for (int64_t t = t0; t < t1; ++t)
-        cache->store(l, slot[t], kx.data() + t * kvdim, vx.data() + t * kvdim);
-    });
+    if (!bert)  // an encoder reads its batch's rows in place (keys_of())
+      per_token(T, [&](int64_t t0, int64_t t1) {  // each token its own cell
+        for (int64_t t = t0; t < t1; ++t)
+          cache->store(l, slot[t], kx.data() + t * kvdim, vx.data() + t * kvdim);
+      });
     attention(l, b, T);
     const BlockQ8_0* xq1 = prepare(att.data(), T, H * D, {&lw.wo});
     linear(lw.wo, att.data(), xq1, T, xn.data(), C, {nn::TensorRole::attn_out, l});

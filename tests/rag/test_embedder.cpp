@@ -131,6 +131,22 @@ TEST_CASE("BERT token states, CLS and max pooling match PyTorch", "[embedder][to
     test::check_close(states.data(), hidden.data() + i * T * 32, ids.size() * 32, 1e-4, 1e-5,
                       "hidden states");
   }
+  // An encoder keeps no K and V rows: each call attends over its own tokens only, so texts
+  // decoded one after the other under new sequence ids, without clear(), give the same states.
+  CHECK(s.cache_bytes() == 0);
+  so.n_ctx = 80;  // room for two texts
+  infer::Session two(model, so);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto ids = expected().ids(i);
+    infer::Batch b;
+    for (size_t t = 0; t < ids.size(); ++t)
+      b.add(ids[t], static_cast<int64_t>(t), static_cast<int32_t>(i), true);
+    const auto states = two.decode(b);
+    test::check_close(states.data(), hidden.data() + i * T * 32, ids.size() * 32, 1e-4, 1e-5,
+                      "hidden states, one call per sequence");
+  }
+  CHECK(two.used_cells() ==
+        static_cast<int64_t>(expected().ids(0).size() + expected().ids(1).size()));
   for (auto [pooling, key] :
        {std::pair{rag::Pooling::cls, "embed.cls"}, std::pair{rag::Pooling::max, "embed.max"}}) {
     rag::SentenceEncoderOptions o;

@@ -293,8 +293,10 @@ struct SessionOptions {
   WeightType cache_type = WeightType::f32;
   /// Return, for each flagged token, the final norm's output (n_embd values: the hidden state
   /// embedding models pool) instead of its logits. Required for an encoder (the BERT family),
-  /// whose attention is bidirectional over its sequence's cells in the cache: run each text in
-  /// one decode() call, and clear() (or remove its sequence) before reusing its sequence id.
+  /// whose attention is bidirectional over the tokens of its own sequence in the same decode()
+  /// call: run each text whole in one call. An encoder's session keeps no K and V rows between
+  /// calls (its cache_bytes() is 0), only the cells' bookkeeping, so clear() (or remove a
+  /// sequence) to free its cells.
   bool embeddings = false;
   /// The pool the session's work runs on (not owned; it must outlive the session). Null: the
   /// calling thread's current pool (scholar::thread_pool(): the default pool unless a PoolScope
@@ -372,7 +374,7 @@ class Session {
   int64_t next_pos(int32_t seq = 0) const;
   /// Cells in use.
   int64_t used_cells() const;
-  /// Bytes of the KV cache's K and V storage.
+  /// Bytes of the KV cache's K and V storage (0 for an encoder: see SessionOptions::embeddings).
   size_t cache_bytes() const noexcept;
 
   /// Applies adapters' low-rank updates, each times its scale (unmerged: the model's weights stay
