@@ -10,7 +10,8 @@ This script fits P by least squares on Chebyshev nodes of [1/6, 1], with erfc fr
 digits), then evaluates the formula in float32 arithmetic, as the kernels do, and prints the
 coefficients and the worst relative error of erfc and the worst absolute error of x * Phi(x).
 
-  /usr/bin/python3 scripts/fit_erfc.py [degree]    (needs python3-numpy and python3-mpmath)
+  /usr/bin/python3 scripts/fit_erfc.py [degree [zmax]]   (needs python3-numpy and python3-mpmath;
+  zmax, default 10, bounds the z over which the relative error of erfc is reported)
 """
 import sys
 
@@ -65,5 +66,5 @@ print("degree", DEG)
 print("coefficients (t^0 first):")
 for c in c32:
     print(f"  {float(c):.9e}f,")
-print(f"worst relative error of erfc(z), z in [0, 10] (float32 evaluation): {worst_rel:.3g}")
+print(f"worst relative error of erfc(z), z in [0, {ZMAX:g}] (float32 evaluation): {worst_rel:.3g}")
 print(f"worst error of x Phi(x), x in [-14, 14] (absolute below 1, relative above): {worst_gelu:.3g}")
