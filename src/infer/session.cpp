@@ -91,8 +91,9 @@ struct Session::Impl {
                        " is an encoder (BERT family) with no LM head; open the session with "
                        "SessionOptions::embeddings to get its hidden states");
     // An encoder's attention reads its batch's own K and V rows (keys_of()): its cache keeps only
-    // the cells' bookkeeping.
-    cache = std::make_unique<detail::KvCache>(bert ? 0 : L, n_ctx, kvdim, D, opt.cache_type);
+    // the cells' bookkeeping, and cache_type does not apply.
+    cache = std::make_unique<detail::KvCache>(bert ? 0 : L, n_ctx, kvdim, D,
+                                              bert ? WeightType::f32 : opt.cache_type);
     embeddings = opt.embeddings;
     const auto B = static_cast<size_t>(max_batch);
     x.resize(B * C);

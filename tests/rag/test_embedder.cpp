@@ -147,6 +147,17 @@ TEST_CASE("BERT token states, CLS and max pooling match PyTorch", "[embedder][to
   }
   CHECK(two.used_cells() ==
         static_cast<int64_t>(expected().ids(0).size() + expected().ids(1).size()));
+  // cache_type does not apply to an encoder (whatever its head dimension): the same states.
+  so.cache_type = WeightType::q4_0;
+  infer::Session q4(model, so);
+  {
+    const auto ids = expected().ids(0);
+    infer::Batch b;
+    for (size_t t = 0; t < ids.size(); ++t) b.add(ids[t], static_cast<int64_t>(t), 0, true);
+    const auto states = q4.decode(b);
+    test::check_close(states.data(), hidden.data(), ids.size() * 32, 1e-4, 1e-5,
+                      "hidden states, q4_0 cache type");
+  }
   for (auto [pooling, key] :
        {std::pair{rag::Pooling::cls, "embed.cls"}, std::pair{rag::Pooling::max, "embed.max"}}) {
     rag::SentenceEncoderOptions o;

@@ -289,7 +289,8 @@ struct SessionOptions {
   int max_sequences = 16;   ///< sequence ids 0 .. max_sequences - 1 (at most 64)
   /// How the KV cache stores K and V, as llama.cpp's -ctk/-ctv: f32 (exact), f16 or bf16 (half the
   /// memory), q8_0 (about a quarter), q4_0 (about an eighth); the block types need a head
-  /// dimension that is a multiple of 32. Attention converts the rows back to f32.
+  /// dimension that is a multiple of 32. Attention converts the rows back to f32. An encoder's
+  /// session stores no K and V rows (see embeddings), so this does not apply to it.
   WeightType cache_type = WeightType::f32;
   /// Return, for each flagged token, the final norm's output (n_embd values: the hidden state
   /// embedding models pool) instead of its logits. Required for an encoder (the BERT family),
