@@ -50,6 +50,14 @@ inline void transpose16(__m512i r[16]) {
   }
 }
 
+// Prefetches the cache line at byte_offset from base into L1. The address is formed in integer
+// arithmetic: it may lie past the end of base's array (a prefetch never faults).
+inline void prefetch_l1(const void* base, int64_t byte_offset) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(base) +
+                                             static_cast<uintptr_t>(byte_offset)),
+               _MM_HINT_T0);
+}
+
 // Writes one row of a 32-column block of C: row = alpha * (acc0, acc1) + (first ? beta * row :
 // row), columns masked by m0 and m1. beta = 0 ignores the row's contents.
 inline void store_row(float* row, __m512 acc0, __m512 acc1, __mmask16 m0, __mmask16 m1, float alpha,

@@ -51,7 +51,7 @@ inline void transpose8(__m256 r[8]) {
 struct Avx2 {
   static constexpr int64_t MR = 6;         // rows of C per micro-tile
   static constexpr int64_t NR = 16;        // columns of C per micro-tile: two vectors of 8 floats
-  static constexpr int64_t MC = MR * 40;   // rows of op(A) per packed block (240 x 384: 360 KiB)
+  static constexpr int64_t MC = MR * 40;   // rows of op(A) packed in one pass
   static constexpr int64_t kPrefetch = 8;  // B rows ahead that the micro-kernel prefetches into L1
 
   // Packs one micro-panel of R rows whose k runs contiguously in memory: element (r, k) =

@@ -5,9 +5,12 @@
 //
 // The structure is BLIS's (Van Zee and van de Geijn, "BLIS: A Framework for Rapidly Instantiating
 // BLAS Functionality", 2015): op(B) is packed one KC x NC block at a time into NR-column
-// micro-panels that stay in L2, op(A) one MC x KC block at a time into MR-row micro-panels, and the
-// loop over B's micro-panels runs innermost, so one A micro-panel stays in L1 while B streams from
-// L2 past it.
+// micro-panels that stay in L2, op(A) into MR-row micro-panels, and the loop over B's micro-panels
+// runs innermost, so one A micro-panel stays in L1 while B streams from L2 past it. Unlike BLIS,
+// op(A) is packed for up to kF32MaxPackedA values at once (all of a 1,024-row product's rows for
+// one K block) and reused by every column block. Packing it again for each block of NC columns
+// read its unpacked rows from memory once per block: 1,024-row products with N = 3,072 ran 1-6%
+// slower that way on the Sapphire Rapids host.
 //   A panel: [p * MR + i] = op(A)(i, p)
 //   B panel: [p * NR + j] = op(B)(p, j)
 // Every element of C is the sum, over K in equal blocks of at most kOwnGemmDepth, of each block's
@@ -47,7 +50,38 @@ struct PackBuffers {
   }
 };
 
+// A 64-byte aligned buffer of T that grows on demand and keeps its largest size (one per thread:
+// thread_local), with 64 bytes of slack past its end like PackBuffers.
+template <class T>
+class GrowBuffer {
+ public:
+  GrowBuffer() = default;
+  ~GrowBuffer() { release(); }
+  GrowBuffer(const GrowBuffer&) = delete;
+  GrowBuffer& operator=(const GrowBuffer&) = delete;
+  // At least n values; earlier contents are not kept.
+  T* get(int64_t n) {
+    if (n > size_) {
+      release();
+      data_ = static_cast<T*>(
+          ::operator new (sizeof(T) * static_cast<size_t>(n) + 64, std::align_val_t{64}));
+      size_ = n;
+    }
+    return data_;
+  }
+
+ private:
+  void release() {
+    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{64});
+    data_ = nullptr, size_ = 0;
+  }
+  T* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
 constexpr int64_t kF32KC = scholar::kernels::ref::kOwnGemmDepth;  // depth of a packed block
+// Values of op(A) packed at once, at most (4 MiB per thread, kept for the thread's life).
+constexpr int64_t kF32MaxPackedA = int64_t{1} << 20;
 constexpr int64_t kF32MaxNC = 1536;  // columns of op(B) per packed block, at most (2.25 MiB)
 constexpr int64_t kF32MinNC = 256;   // ... and at least
 
@@ -64,7 +98,7 @@ inline int64_t f32_block_columns(int64_t nr) {
 }
 
 // C = alpha op(A) op(B) + beta C (M, N >= 1; K = 0 handled by the caller). Engine provides:
-//   MR, NR, MC (a multiple of MR): the micro-tile and the rows of op(A) per packed block;
+//   MR, NR, MC (a multiple of MR): the micro-tile and the rows of op(A) packed in one pass;
 //   pack_k_contiguous(dst, src, ld, R, rows, kc): R-row micro-panel, element (r, k) = src[r * ld
 //     + k] (rows beyond `rows` zero) into dst[k * R + r];
 //   pack_rows(dst, src, ld, R, cols, kc): element (k, c) = src[k * ld + c] into R-column
@@ -76,42 +110,50 @@ void f32_gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   constexpr int64_t MR = Engine::MR, NR = Engine::NR, MC = Engine::MC;
   static_assert(MC % MR == 0 && kF32MaxNC % NR == 0);
-  static thread_local PackBuffers<float, MC * kF32KC, kF32MaxNC * kF32KC> buf;
-  // N in blocks of about f32_block_columns(), as equal as whole panels allow: a thin last block
-  // would pack all of op(A) again for a few columns (N = 768 would be 736 + 32).
+  static thread_local PackBuffers<float, 0, kF32MaxNC * kF32KC> buf;
+  static thread_local GrowBuffer<float> packed_a;
+  // N in blocks of about f32_block_columns(), as equal as whole panels allow (N = 768 would
+  // otherwise be 736 + 32).
   const int64_t bc = f32_block_columns(NR);
   const int64_t nblocks = std::max<int64_t>(1, (N + bc / 2) / bc);
   const int64_t NC = std::min(kF32MaxNC, ((N + nblocks - 1) / nblocks + NR - 1) / NR * NR);
   // K in equal blocks of at most KC.
   const int64_t kblocks = (K + kF32KC - 1) / kF32KC;
   const int64_t kstep = (K + kblocks - 1) / kblocks;
-  for (int64_t jc = 0; jc < N; jc += NC) {
-    const int64_t nc = std::min(NC, N - jc);
+  // M in chunks of whole micro-panels whose packed K block holds at most kF32MaxPackedA values.
+  const int64_t MH = std::max(MC, kF32MaxPackedA / kstep / MR * MR);
+  float* const pa = packed_a.get(((std::min(MH, M) + MR - 1) / MR) * MR * kstep);
+  for (int64_t i0 = 0; i0 < M; i0 += MH) {
+    const int64_t mh = std::min(MH, M - i0);
     for (int64_t pc = 0; pc < K; pc += kstep) {
       const int64_t kc = std::min(kstep, K - pc);
       const bool first = pc == 0;
-      // op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when transposed.
-      if (tb) {
-        for (int64_t jr = 0; jr < nc; jr += NR)
-          Engine::pack_k_contiguous(buf.b + (jr / NR) * kc * NR, B + (jc + jr) * ldb + pc, ldb, NR,
-                                    std::min(NR, nc - jr), kc);
-      } else {
-        Engine::pack_rows(buf.b, B + pc * ldb + jc, ldb, NR, nc, kc);
-      }
-      for (int64_t ic = 0; ic < M; ic += MC) {
-        const int64_t mc = std::min(MC, M - ic);
-        // op(A)(i, k) is A[i * lda + k], or A[k * lda + i] when transposed.
+      // op(A)(i, k) is A[i * lda + k], or A[k * lda + i] when transposed; MC rows per pass.
+      for (int64_t ic = 0; ic < mh; ic += MC) {
+        const int64_t mc = std::min(MC, mh - ic);
+        float* dst = pa + (ic / MR) * kc * MR;
         if (ta) {
-          Engine::pack_rows(buf.a, A + pc * lda + ic, lda, MR, mc, kc);
+          Engine::pack_rows(dst, A + pc * lda + i0 + ic, lda, MR, mc, kc);
         } else {
           for (int64_t ir = 0; ir < mc; ir += MR)
-            Engine::pack_k_contiguous(buf.a + (ir / MR) * kc * MR, A + (ic + ir) * lda + pc, lda,
+            Engine::pack_k_contiguous(dst + (ir / MR) * kc * MR, A + (i0 + ic + ir) * lda + pc, lda,
                                       MR, std::min(MR, mc - ir), kc);
         }
-        for (int64_t ir = 0; ir < mc; ir += MR)
+      }
+      for (int64_t jc = 0; jc < N; jc += NC) {
+        const int64_t nc = std::min(NC, N - jc);
+        // op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when transposed.
+        if (tb) {
           for (int64_t jr = 0; jr < nc; jr += NR)
-            Engine::micro_kernel(kc, buf.a + (ir / MR) * kc * MR, buf.b + (jr / NR) * kc * NR,
-                                 C + (ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir),
+            Engine::pack_k_contiguous(buf.b + (jr / NR) * kc * NR, B + (jc + jr) * ldb + pc, ldb,
+                                      NR, std::min(NR, nc - jr), kc);
+        } else {
+          Engine::pack_rows(buf.b, B + pc * ldb + jc, ldb, NR, nc, kc);
+        }
+        for (int64_t ir = 0; ir < mh; ir += MR)
+          for (int64_t jr = 0; jr < nc; jr += NR)
+            Engine::micro_kernel(kc, pa + (ir / MR) * kc * MR, buf.b + (jr / NR) * kc * NR,
+                                 C + (i0 + ir) * ldc + jc + jr, ldc, std::min(MR, mh - ir),
                                  std::min(NR, nc - jr), alpha, beta, first);
       }
     }

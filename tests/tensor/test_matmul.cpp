@@ -334,6 +334,12 @@ TEST_CASE("scholar's own f32 kernels equal their scalar twin bit for bit", "[mat
       check_f32_twin(true, false, 300, 70, 800, -2.0f, 1.0f);
       check_f32_twin(true, true, 130, 800, 1030, 1.0f, 1.0f);
       check_f32_twin(false, false, 60, 1600, 90, 1.0f, -1.0f);
+      // More rows than one packed op(A) holds (2^20 values: 2,730 rows at depth 384), on one
+      // thread, so that op(A) is packed in two chunks.
+      if (threads == 1) {
+        check_f32_twin(false, true, 2800, 40, 384, 1.0f, 0.5f);
+        check_f32_twin(true, false, 2800, 17, 384, 1.0f, 0.0f);
+      }
     }
   }
   kernels::set_isa(before);
