@@ -4,6 +4,7 @@
 
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/parallel.hpp"
+#include "scholar/tensor/tensor.hpp"
 #include "scholar/version.hpp"
 
 namespace scholar {
@@ -34,6 +35,8 @@ std::string system_info() {
   }
   if (kernels::matmul_precision() != kernels::effective_matmul_precision())
     s += " (bf16 asked for; this CPU or kernel table has no AVX512_BF16)";
+  s += " | huge pages: ";
+  s += huge_pages() ? "on" : "off";
   return s;
 }
 

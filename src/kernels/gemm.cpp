@@ -11,6 +11,7 @@
 #include <new>
 #include <string>
 
+#include "core/memory.hpp"
 #include "kernels/runtime_switch.hpp"
 #include "scholar/error.hpp"
 #include "scholar/kernels/kernels.hpp"
@@ -180,7 +181,7 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 }
 
 void PackedBf16B::Free::operator()(uint32_t* p) const {
-  ::operator delete (p, std::align_val_t{64});
+  scholar::detail::free_large(p, bytes);
 }
 
 PackedBf16B pack_bf16_b(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) {
@@ -194,9 +195,10 @@ PackedBf16B pack_bf16_b(bool trans_b, int64_t K, int64_t N, const float* B, int6
   p.N_ = N;
 #if defined(SCHOLAR_HAVE_X86_KERNELS)
   p.words_count_ = scholar_amx_packed_b_words(N, K);
-  p.words_.reset(static_cast<uint32_t*>(
-      ::operator new (sizeof(uint32_t) * static_cast<size_t>(std::max<int64_t>(p.words_count_, 16)),
-                      std::align_val_t{64})));
+  const size_t bytes =
+      sizeof(uint32_t) * static_cast<size_t>(std::max<int64_t>(p.words_count_, 16));
+  p.words_ = std::unique_ptr<uint32_t[], PackedBf16B::Free>(
+      static_cast<uint32_t*>(scholar::detail::allocate_large(bytes)), PackedBf16B::Free{bytes});
   scholar_amx_pack_b(trans_b, N, K, B, ldb, p.words_.get());
 #else
   static_cast<void>(B);  // unreachable: has_amx_bf16() is false without the x86 kernels

@@ -11,6 +11,7 @@
 #include <new>
 #include <vector>
 
+#include "core/memory.hpp"
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/tensor/quant.hpp"
 #include "tensor/strided.hpp"
@@ -59,7 +60,7 @@ class StorageCache {
         return p;
       }
     }
-    return ::operator new (bytes, std::align_val_t{kAlign});
+    return allocate_large(bytes);
   }
 
   void give(void* p, size_t bytes) {
@@ -71,7 +72,7 @@ class StorageCache {
         return;
       }
     }
-    ::operator delete (p, std::align_val_t{kAlign});
+    free_large(p, bytes);
   }
 
   void set_limit(size_t bytes) {
@@ -100,7 +101,7 @@ class StorageCache {
   void trim_locked() {
     for (auto it = free_.begin(); it != free_.end() && cached_ > limit_;) {
       while (!it->second.empty() && cached_ > limit_) {
-        ::operator delete (it->second.back(), std::align_val_t{kAlign});
+        free_large(it->second.back(), it->first);
         it->second.pop_back();
         cached_ -= it->first;
       }

@@ -5,6 +5,7 @@
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/system.hpp"
+#include "scholar/tensor/tensor.hpp"
 
 using namespace scholar;
 
@@ -17,6 +18,7 @@ TEST_CASE("system_info names the ISA, threads and GEMM backend", "[system]") {
   CHECK(s.find("threads: " + std::to_string(num_threads())) != std::string::npos);
   CHECK(s.find("GEMM: ") != std::string::npos);
   CHECK(s.find("CPU: ") != std::string::npos);
+  CHECK(s.find(huge_pages() ? "huge pages: on" : "huge pages: off") != std::string::npos);
 }
 
 TEST_CASE("set_isa switches the active table and system_info says so", "[system]") {

@@ -379,6 +379,7 @@ class PackedBf16B {
   friend void gemm_bf16_packed(bool, int64_t, float, const float*, int64_t, const PackedBf16B&,
                                float, float*, int64_t);
   struct Free {
+    size_t bytes;  // as allocated
     void operator()(uint32_t* p) const;
   };
   std::unique_ptr<uint32_t[], Free> words_;

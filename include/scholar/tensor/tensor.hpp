@@ -62,6 +62,17 @@ size_t storage_cache_bytes();
 /// Frees every cached block (the limit stays).
 void empty_storage_cache();
 
+/// Tensor storage and GEMM packing buffers of 2 MiB and more are mapped on 2 MiB boundaries and,
+/// while this is on, advised to Linux for transparent huge pages (madvise MADV_HUGEPAGE; the
+/// kernel must allow it: /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise").
+/// Fewer TLB misses make large products up to 1.7x faster on virtual machines, where each miss
+/// walks two page tables. On by default; SCHOLAR_HUGE_PAGES=off (or 0) turns it off at start-up.
+/// Applies to blocks allocated afterwards. Thread-safe.
+void set_huge_pages(bool enabled);
+/// Whether new large blocks are advised for huge pages: the setting, and the OS offers them.
+/// Throws ValueError if SCHOLAR_HUGE_PAGES holds another value than on, off, 1 or 0.
+bool huge_pages();
+
 /// An n-dimensional strided view (rank 0 to kMaxDims) of elements of type T.
 template <Element T>
 class Tensor {

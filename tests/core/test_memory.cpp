@@ -1,0 +1,88 @@
+// Large blocks: 2 MiB boundaries and the huge-page advice (src/core/memory.cpp).
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "core/memory.hpp"
+#include "scholar/tensor/ops.hpp"
+#include "scholar/tensor/tensor.hpp"
+
+using namespace scholar;
+
+namespace {
+
+// The bracketed word of /sys/kernel/mm/transparent_hugepage/enabled ("" if there is none).
+std::string thp_mode() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(f, line);
+  const size_t open = line.find('['), close = line.find(']');
+  return open == std::string::npos || close == std::string::npos
+             ? ""
+             : line.substr(open + 1, close - open - 1);
+}
+
+// The THPeligible flag of the mapping that holds p in /proc/self/smaps (-1 if not found).
+int thp_eligible(const void* p) {
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  std::ifstream f("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(f, line)) {
+    uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream range(line);
+    if (range >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
+      inside = lo <= at && at < hi;
+    } else if (inside && line.rfind("THPeligible:", 0) == 0) {
+      return std::stoi(line.substr(12));
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("large blocks sit on 2 MiB boundaries and read as zero, small ones on 64 bytes",
+          "[memory]") {
+  const size_t big = (size_t{3} << 20) + 100;
+  auto* p = static_cast<unsigned char*>(detail::allocate_large(big));
+  CHECK(reinterpret_cast<uintptr_t>(p) % detail::kLargeBlockBytes == 0);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < big; ++i) nonzero += p[i] != 0;
+  CHECK(nonzero == 0);
+  std::memset(p, 0x5a, big);  // every byte is writable
+  CHECK(p[big - 1] == 0x5a);
+  detail::free_large(p, big);
+
+  void* q = detail::allocate_large(100);
+  CHECK(reinterpret_cast<uintptr_t>(q) % 64 == 0);
+  detail::free_large(q, 100);
+  detail::free_large(nullptr, big);  // nothing to free
+
+  // Tensor storage of 2 MiB and more comes from the same allocator.
+  FloatTensor t = FloatTensor::zeros({1024, 1024});
+  CHECK(reinterpret_cast<uintptr_t>(t.data()) % detail::kLargeBlockBytes == 0);
+}
+
+TEST_CASE("large blocks are advised for huge pages while set_huge_pages is on", "[memory]") {
+  const std::string mode = thp_mode();
+  INFO("transparent_hugepage/enabled: " << mode);
+  const bool offered = mode == "always" || mode == "madvise";
+  const bool before = huge_pages();
+  set_huge_pages(true);
+  CHECK(huge_pages() == offered);
+  const size_t bytes = size_t{4} << 20;
+  void* on = detail::allocate_large(bytes);
+  if (offered) CHECK(thp_eligible(on) == 1);
+  set_huge_pages(false);
+  CHECK(!huge_pages());
+  void* off = detail::allocate_large(bytes);
+  if (mode == "madvise") CHECK(thp_eligible(off) == 0);  // "always" makes every mapping eligible
+  detail::free_large(on, bytes);
+  detail::free_large(off, bytes);
+  set_huge_pages(before);
+}
