@@ -1,10 +1,14 @@
 // Large blocks on 2 MiB boundaries, advised for transparent huge pages.
 //
-// Why: on a virtual machine a TLB miss walks two page tables (the guest's and the host's), and a
-// GEMM whose operands span tens of megabytes in 4 KiB pages misses the TLB on nearly every row of
-// C and every packed row of its operands. On the Sapphire Rapids host of docs/performance.md, a
-// 1,024 x 3,072 x 768 product ran at 105 GFLOP/s in 4 KiB pages and 144 in 2 MiB pages; the
-// 1,024 x 50,257 x 768 LM head at 81 and 141.
+// Why: on a virtual machine a TLB miss walks two page tables (the guest's and the host's). On the
+// Sapphire Rapids virtual machine of docs/performance.md, f32 GEMMs with operands of tens of
+// megabytes ran 2-4% faster in 2 MiB pages while the host's page walks were cheap, and 1.2-1.7x
+// faster in the hours when they were not (a 1,024 x 50,257 x 768 LM head: 81 -> 141 GFLOP/s). The
+// price there was the first touch: huge pages the host had not backed yet made a GPT-2 small
+// training process start 10-25 s slower. So tensor storage takes huge pages only when asked
+// (set_huge_pages, SCHOLAR_HUGE_PAGES), as PyTorch (THP_MEM_ALLOC_ENABLE), glibc
+// (glibc.malloc.hugetlb) and jemalloc do; the GEMMs' few megabytes of packing buffers, touched once
+// per thread and then by every product, always do.
 #include "core/memory.hpp"
 
 #include <sys/mman.h>
@@ -24,9 +28,20 @@ namespace {
 
 constexpr size_t kPage = 4096;
 
-// Whether Linux offers transparent huge pages to madvise: the bracketed word of
-// /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise" (not "never", and the file
-// exists). Read once.
+kernels::detail::RuntimeSwitch g_huge("SCHOLAR_HUGE_PAGES", "on", "off");
+
+}  // namespace
+
+void set_huge_pages(bool enabled) {
+  g_huge.set(enabled);
+}
+
+bool huge_pages() {
+  return g_huge.on_or(false) && detail::os_offers_huge_pages();
+}
+
+namespace detail {
+
 bool os_offers_huge_pages() {
   static const bool offers = [] {
 #if defined(MADV_HUGEPAGE)
@@ -42,23 +57,9 @@ bool os_offers_huge_pages() {
   return offers;
 }
 
-kernels::detail::RuntimeSwitch g_huge("SCHOLAR_HUGE_PAGES", "on", "off");
-
-}  // namespace
-
-void set_huge_pages(bool enabled) {
-  g_huge.set(enabled);
-}
-
-bool huge_pages() {
-  return g_huge.on() && os_offers_huge_pages();
-}
-
-namespace detail {
-
-void* allocate_large(size_t bytes) {
+void* allocate_large(size_t bytes, bool huge) {
   if (bytes < kLargeBlockBytes) return ::operator new (bytes, std::align_val_t{64});
-  const bool advise = huge_pages();  // first: a bad SCHOLAR_HUGE_PAGES throws before mapping
+  const bool advise = huge && os_offers_huge_pages();
   const size_t length = (bytes + kPage - 1) / kPage * kPage;
   // Map one boundary's worth more than needed, then unmap the ends outside the aligned block.
   const size_t span = length + kLargeBlockBytes;

@@ -198,7 +198,8 @@ PackedBf16B pack_bf16_b(bool trans_b, int64_t K, int64_t N, const float* B, int6
   const size_t bytes =
       sizeof(uint32_t) * static_cast<size_t>(std::max<int64_t>(p.words_count_, 16));
   p.words_ = std::unique_ptr<uint32_t[], PackedBf16B::Free>(
-      static_cast<uint32_t*>(scholar::detail::allocate_large(bytes)), PackedBf16B::Free{bytes});
+      static_cast<uint32_t*>(scholar::detail::allocate_large(bytes, true)),
+      PackedBf16B::Free{bytes});
   scholar_amx_pack_b(trans_b, N, K, B, ldb, p.words_.get());
 #else
   static_cast<void>(B);  // unreachable: has_amx_bf16() is false without the x86 kernels

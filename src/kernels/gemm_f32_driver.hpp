@@ -30,10 +30,12 @@ namespace {
 
 // n values of T and 64 bytes of slack past their end, for whole-vector stores that overrun a
 // panel's last row (gemm_f32_avx2.cpp): from scholar's large-block allocator, so that buffers of
-// 2 MiB and more sit in huge pages (src/core/memory.cpp).
+// 2 MiB and more sit in huge pages wherever the OS offers them (src/core/memory.cpp). They are
+// allocated once per thread and used by every product, so their first touch costs little.
 template <class T>
 T* allocate_pack(int64_t n) {
-  return static_cast<T*>(scholar::detail::allocate_large(sizeof(T) * static_cast<size_t>(n) + 64));
+  return static_cast<T*>(
+      scholar::detail::allocate_large(sizeof(T) * static_cast<size_t>(n) + 64, true));
 }
 template <class T>
 void free_pack(T* p, int64_t n) {

@@ -60,7 +60,7 @@ class StorageCache {
         return p;
       }
     }
-    return allocate_large(bytes);
+    return allocate_large(bytes, bytes >= kLargeBlockBytes && huge_pages());
   }
 
   void give(void* p, size_t bytes) {

@@ -49,7 +49,7 @@ int thp_eligible(const void* p) {
 TEST_CASE("large blocks sit on 2 MiB boundaries and read as zero, small ones on 64 bytes",
           "[memory]") {
   const size_t big = (size_t{3} << 20) + 100;
-  auto* p = static_cast<unsigned char*>(detail::allocate_large(big));
+  auto* p = static_cast<unsigned char*>(detail::allocate_large(big, false));
   CHECK(reinterpret_cast<uintptr_t>(p) % detail::kLargeBlockBytes == 0);
   size_t nonzero = 0;
   for (size_t i = 0; i < big; ++i) nonzero += p[i] != 0;
@@ -58,7 +58,7 @@ TEST_CASE("large blocks sit on 2 MiB boundaries and read as zero, small ones on 
   CHECK(p[big - 1] == 0x5a);
   detail::free_large(p, big);
 
-  void* q = detail::allocate_large(100);
+  void* q = detail::allocate_large(100, true);
   CHECK(reinterpret_cast<uintptr_t>(q) % 64 == 0);
   detail::free_large(q, 100);
   detail::free_large(nullptr, big);  // nothing to free
@@ -68,21 +68,33 @@ TEST_CASE("large blocks sit on 2 MiB boundaries and read as zero, small ones on 
   CHECK(reinterpret_cast<uintptr_t>(t.data()) % detail::kLargeBlockBytes == 0);
 }
 
-TEST_CASE("large blocks are advised for huge pages while set_huge_pages is on", "[memory]") {
+TEST_CASE("large blocks are advised for huge pages when asked, tensors while set_huge_pages is on",
+          "[memory]") {
   const std::string mode = thp_mode();
   INFO("transparent_hugepage/enabled: " << mode);
   const bool offered = mode == "always" || mode == "madvise";
+  CHECK(detail::os_offers_huge_pages() == offered);
+  const size_t bytes = size_t{4} << 20;
+  void* huge = detail::allocate_large(bytes, true);
+  void* plain = detail::allocate_large(bytes, false);
+  if (offered) CHECK(thp_eligible(huge) == 1);
+  if (mode == "madvise") CHECK(thp_eligible(plain) == 0);  // "always" makes every mapping eligible
+  detail::free_large(huge, bytes);
+  detail::free_large(plain, bytes);
+
+  // Tensor storage follows set_huge_pages (a fresh size, so that the cache has no block of it).
   const bool before = huge_pages();
   set_huge_pages(true);
   CHECK(huge_pages() == offered);
-  const size_t bytes = size_t{4} << 20;
-  void* on = detail::allocate_large(bytes);
-  if (offered) CHECK(thp_eligible(on) == 1);
+  {
+    FloatTensor t = FloatTensor::zeros({1031, 1024});
+    if (offered) CHECK(thp_eligible(t.data()) == 1);
+  }
   set_huge_pages(false);
   CHECK(!huge_pages());
-  void* off = detail::allocate_large(bytes);
-  if (mode == "madvise") CHECK(thp_eligible(off) == 0);  // "always" makes every mapping eligible
-  detail::free_large(on, bytes);
-  detail::free_large(off, bytes);
+  {
+    FloatTensor t = FloatTensor::zeros({1033, 1024});
+    if (mode == "madvise") CHECK(thp_eligible(t.data()) == 0);
+  }
   set_huge_pages(before);
 }

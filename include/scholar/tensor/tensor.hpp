@@ -62,12 +62,15 @@ size_t storage_cache_bytes();
 /// Frees every cached block (the limit stays).
 void empty_storage_cache();
 
-/// Tensor storage and GEMM packing buffers of 2 MiB and more are mapped on 2 MiB boundaries and,
-/// while this is on, advised to Linux for transparent huge pages (madvise MADV_HUGEPAGE; the
-/// kernel must allow it: /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise").
-/// Fewer TLB misses make large products up to 1.7x faster on virtual machines, where each miss
-/// walks two page tables. On by default; SCHOLAR_HUGE_PAGES=off (or 0) turns it off at start-up.
-/// Applies to blocks allocated afterwards. Thread-safe.
+/// Tensor storage of 2 MiB and more is mapped on 2 MiB boundaries and, while this is on, advised
+/// to Linux for transparent huge pages (madvise MADV_HUGEPAGE; the kernel must allow it:
+/// /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise"). Fewer TLB misses make
+/// large products faster, most on virtual machines, where each miss walks two page tables (2-4%,
+/// and up to 1.7x while the host's page walks are slow, on the machine of docs/performance.md);
+/// the first touch of fresh huge pages can cost more there (a GPT-2 small training process
+/// started 10-25 s slower). Off by default, as in PyTorch; SCHOLAR_HUGE_PAGES=on (or 1) turns it
+/// on at start-up. The GEMMs' packing buffers use huge pages wherever the OS offers them. Applies
+/// to blocks allocated afterwards. Thread-safe.
 void set_huge_pages(bool enabled);
 /// Whether new large blocks are advised for huge pages: the setting, and the OS offers them.
 /// Throws ValueError if SCHOLAR_HUGE_PAGES holds another value than on, off, 1 or 0.
