@@ -8,6 +8,9 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "scholar/kernels/kernels.hpp"
 #include "scholar/parallel.hpp"
 #include "scholar/tensor/ops.hpp"
@@ -91,6 +94,128 @@ void BM_gemm_f32(benchmark::State& state, bool ta, bool tb, bool own) {
   }
   scholar::kernels::set_own_f32_gemm(true);
   set_flops(state, M, N, K);
+}
+
+// The f32 products of one whole training step, in the order and with the strides train_step gives
+// kernels::gemm (recorded from its calls; counts per step): each linear layer's forward (X W),
+// input gradient (dY W^T) and weight gradient (X^T dY), the LM head's three, and attention's
+// products per sequence, head and 64-row chunk of causal queries (scores, P V, and their
+// gradients, some accumulating into C). "own" is scholar's kernel, "blas" the build's BLAS through
+// the same gemm(), "cblas" a raw cblas_sgemm per call (the anchors' OpenBLAS). GFLOP/s over the
+// whole list: the rate of "the GEMMs of the step".
+struct StepCall {
+  bool ta, tb;
+  int64_t M, N, K, lda, ldb, ldc;
+  int beta, count;
+};
+// GPT-2 small, batch 4 x 256 (train_step --config gpt2-small).
+const std::vector<StepCall> kGpt2SmallStep = {
+    {false, false, 1024, 2304, 768, 768, 2304, 2304, 0, 12},
+    {false, true, 64, 64, 64, 768, 768, 256, 0, 1152},
+    {false, false, 64, 64, 64, 256, 768, 768, 0, 1152},
+    {false, true, 64, 128, 64, 768, 768, 256, 0, 1152},
+    {false, false, 64, 64, 128, 256, 768, 768, 0, 1152},
+    {false, true, 64, 192, 64, 768, 768, 256, 0, 1152},
+    {false, false, 64, 64, 192, 256, 768, 768, 0, 1152},
+    {false, true, 64, 256, 64, 768, 768, 256, 0, 1152},
+    {false, false, 64, 64, 256, 256, 768, 768, 0, 1152},
+    {false, false, 1024, 768, 768, 768, 768, 768, 0, 12},
+    {false, false, 1024, 3072, 768, 768, 3072, 3072, 0, 12},
+    {false, false, 1024, 768, 3072, 3072, 768, 768, 0, 12},
+    {false, true, 1024, 50257, 768, 768, 768, 50257, 0, 1},
+    {false, false, 1024, 768, 50257, 50257, 768, 768, 0, 1},
+    {true, false, 50257, 768, 1024, 50257, 768, 768, 0, 1},
+    {false, true, 1024, 3072, 768, 768, 768, 3072, 0, 12},
+    {true, false, 3072, 768, 1024, 3072, 768, 768, 0, 12},
+    {false, true, 1024, 768, 3072, 3072, 3072, 768, 0, 12},
+    {true, false, 768, 3072, 1024, 768, 3072, 3072, 0, 12},
+    {false, true, 1024, 768, 768, 768, 768, 768, 0, 12},
+    {true, false, 768, 768, 1024, 768, 768, 768, 0, 12},
+    {true, false, 64, 64, 64, 256, 768, 768, 1, 1152},
+    {true, false, 128, 64, 64, 256, 768, 768, 1, 1152},
+    {true, false, 192, 64, 64, 256, 768, 768, 1, 1152},
+    {true, false, 256, 64, 64, 256, 768, 768, 1, 1152},
+    {false, true, 1024, 768, 2304, 2304, 2304, 768, 0, 12},
+    {true, false, 768, 2304, 1024, 768, 2304, 2304, 0, 12},
+};
+// The Llama-style model, batch 4 x 512 (train_step --config llama).
+const std::vector<StepCall> kLlamaStep = {
+    {false, true, 2048, 256, 512, 512, 512, 256, 0, 16},
+    {false, true, 2048, 512, 512, 512, 512, 512, 0, 16},
+    {false, true, 64, 64, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 64, 512, 256, 512, 0, 512},
+    {false, true, 64, 128, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 128, 512, 256, 512, 0, 512},
+    {false, true, 64, 192, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 192, 512, 256, 512, 0, 512},
+    {false, true, 64, 256, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 256, 512, 256, 512, 0, 512},
+    {false, true, 64, 320, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 320, 512, 256, 512, 0, 512},
+    {false, true, 64, 384, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 384, 512, 256, 512, 0, 512},
+    {false, true, 64, 448, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 448, 512, 256, 512, 0, 512},
+    {false, true, 64, 512, 64, 512, 256, 512, 0, 512},
+    {false, false, 64, 64, 512, 512, 256, 512, 0, 512},
+    {false, true, 2048, 1408, 512, 512, 512, 1408, 0, 16},
+    {false, true, 2048, 512, 1408, 1408, 1408, 512, 0, 8},
+    {false, true, 2048, 32000, 512, 512, 512, 32000, 0, 1},
+    {false, false, 2048, 512, 32000, 32000, 512, 512, 0, 1},
+    {true, false, 32000, 512, 2048, 32000, 512, 512, 0, 1},
+    {false, false, 2048, 1408, 512, 512, 1408, 1408, 0, 8},
+    {true, false, 512, 1408, 2048, 512, 1408, 1408, 0, 8},
+    {false, false, 2048, 512, 1408, 1408, 512, 512, 0, 16},
+    {true, false, 1408, 512, 2048, 1408, 512, 512, 0, 16},
+    {false, false, 2048, 512, 512, 512, 512, 512, 0, 16},
+    {true, false, 512, 512, 2048, 512, 512, 512, 0, 16},
+    {true, false, 64, 64, 64, 512, 512, 256, 1, 512},
+    {true, false, 128, 64, 64, 512, 512, 256, 1, 512},
+    {true, false, 192, 64, 64, 512, 512, 256, 1, 512},
+    {true, false, 256, 64, 64, 512, 512, 256, 1, 512},
+    {true, false, 320, 64, 64, 512, 512, 256, 1, 512},
+    {true, false, 384, 64, 64, 512, 512, 256, 1, 512},
+    {true, false, 448, 64, 64, 512, 512, 256, 1, 512},
+    {true, false, 512, 64, 64, 512, 512, 256, 1, 512},
+    {false, false, 2048, 512, 256, 256, 512, 512, 0, 16},
+    {true, false, 256, 512, 2048, 256, 512, 512, 0, 16},
+};
+
+enum class StepEngine { own, blas, cblas };
+
+void BM_step_gemms(benchmark::State& state, const std::vector<StepCall>* calls, StepEngine engine) {
+  scholar::kernels::set_own_f32_gemm(engine == StepEngine::own);
+  if (engine == StepEngine::own && !scholar::kernels::has_own_f32_gemm())
+    return state.SkipWithError("scholar's own f32 kernel needs AVX-512");
+  int64_t a_size = 0, b_size = 0, c_size = 0;
+  double flops = 0;
+  for (const StepCall& c : *calls) {
+    a_size = std::max(a_size, (c.ta ? c.K : c.M) * c.lda);
+    b_size = std::max(b_size, (c.tb ? c.N : c.K) * c.ldb);
+    c_size = std::max(c_size, c.M * c.ldc);
+    flops += 2.0 * static_cast<double>(c.M * c.N * c.K) * c.count;
+  }
+  scholar::Generator g(1);
+  FloatTensor a = scholar::randn({a_size}, g), b = scholar::randn({b_size}, g);
+  FloatTensor c = FloatTensor::zeros({c_size});
+  for (auto _ : state) {
+    for (const StepCall& k : *calls)
+      for (int i = 0; i < k.count; ++i) {
+        if (engine == StepEngine::cblas)
+          cblas_sgemm(CblasRowMajor, k.ta ? CblasTrans : CblasNoTrans,
+                      k.tb ? CblasTrans : CblasNoTrans, static_cast<int>(k.M),
+                      static_cast<int>(k.N), static_cast<int>(k.K), 1.0f, a.data(),
+                      static_cast<int>(k.lda), b.data(), static_cast<int>(k.ldb),
+                      static_cast<float>(k.beta), c.data(), static_cast<int>(k.ldc));
+        else
+          scholar::kernels::gemm(k.ta, k.tb, k.M, k.N, k.K, 1.0f, a.data(), k.lda, b.data(), k.ldb,
+                                 static_cast<float>(k.beta), c.data(), k.ldc);
+      }
+    benchmark::ClobberMemory();
+  }
+  scholar::kernels::set_own_f32_gemm(true);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops * static_cast<double>(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
 
 #if defined(__x86_64__)
@@ -219,6 +344,24 @@ BENCHMARK_CAPTURE(BM_gemm_f32, own_tn, true, false, true)
 BENCHMARK_CAPTURE(BM_gemm_f32, blas_tn, true, false, false)
     ->Name("gemm_f32/blas_tn")
     ->Apply(train_shapes);
+BENCHMARK_CAPTURE(BM_step_gemms, gpt2_small_own, &kGpt2SmallStep, StepEngine::own)
+    ->Name("step/gpt2_small/own")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_step_gemms, gpt2_small_blas, &kGpt2SmallStep, StepEngine::blas)
+    ->Name("step/gpt2_small/blas")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_step_gemms, gpt2_small_cblas, &kGpt2SmallStep, StepEngine::cblas)
+    ->Name("step/gpt2_small/cblas")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_step_gemms, llama_own, &kLlamaStep, StepEngine::own)
+    ->Name("step/llama/own")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_step_gemms, llama_blas, &kLlamaStep, StepEngine::blas)
+    ->Name("step/llama/blas")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_step_gemms, llama_cblas, &kLlamaStep, StepEngine::cblas)
+    ->Name("step/llama/cblas")
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_gemm_bf16, nn, false, false)->Name("gemm_bf16/nn")->Apply(shapes);
 BENCHMARK_CAPTURE(BM_gemm_bf16, nt, false, true)->Name("gemm_bf16/nt")->Apply(shapes);
 BENCHMARK_CAPTURE(BM_gemm_bf16, tn, true, false)->Name("gemm_bf16/tn")->Apply(shapes);

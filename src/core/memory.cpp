@@ -57,9 +57,17 @@ bool os_offers_huge_pages() {
   return offers;
 }
 
+namespace {
+
+// Whether allocate_large maps the block itself.
+bool mapped(size_t bytes, bool huge) {
+  return huge && bytes >= kLargeBlockBytes && os_offers_huge_pages();
+}
+
+}  // namespace
+
 void* allocate_large(size_t bytes, bool huge) {
-  if (bytes < kLargeBlockBytes) return ::operator new (bytes, std::align_val_t{64});
-  const bool advise = huge && os_offers_huge_pages();
+  if (!mapped(bytes, huge)) return ::operator new (bytes, std::align_val_t{64});
   const size_t length = (bytes + kPage - 1) / kPage * kPage;
   // Map one boundary's worth more than needed, then unmap the ends outside the aligned block.
   const size_t span = length + kLargeBlockBytes;
@@ -72,16 +80,14 @@ void* allocate_large(size_t bytes, bool huge) {
   if (end > block_end) ::munmap(reinterpret_cast<void*>(block_end), end - block_end);
   void* p = reinterpret_cast<void*>(aligned);
 #if defined(MADV_HUGEPAGE)
-  if (advise) ::madvise(p, length, MADV_HUGEPAGE);  // advice only: failure changes nothing
-#else
-  static_cast<void>(advise);
+  ::madvise(p, length, MADV_HUGEPAGE);  // advice only: failure changes nothing
 #endif
   return p;
 }
 
-void free_large(void* p, size_t bytes) noexcept {
+void free_large(void* p, size_t bytes, bool huge) noexcept {
   if (p == nullptr) return;
-  if (bytes < kLargeBlockBytes) return ::operator delete (p, std::align_val_t{64});
+  if (!mapped(bytes, huge)) return ::operator delete (p, std::align_val_t{64});
   ::munmap(p, (bytes + kPage - 1) / kPage * kPage);
 }
 

@@ -181,7 +181,7 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 }
 
 void PackedBf16B::Free::operator()(uint32_t* p) const {
-  scholar::detail::free_large(p, bytes);
+  scholar::detail::free_large(p, bytes, true);
 }
 
 PackedBf16B pack_bf16_b(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) {

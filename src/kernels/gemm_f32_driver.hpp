@@ -39,7 +39,7 @@ T* allocate_pack(int64_t n) {
 }
 template <class T>
 void free_pack(T* p, int64_t n) {
-  scholar::detail::free_large(p, sizeof(T) * static_cast<size_t>(n) + 64);
+  scholar::detail::free_large(p, sizeof(T) * static_cast<size_t>(n) + 64, true);
 }
 
 // The packing buffers of one thread: a_count and b_count values of T (allocate_pack), allocated

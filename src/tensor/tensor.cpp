@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "core/memory.hpp"
@@ -49,10 +50,12 @@ class StorageCache {
     return *cache;
   }
 
-  void* take(size_t bytes) {
+  // A block of `bytes`, in huge pages if `huge` (allocate_large); the cache keeps the two kinds
+  // apart.
+  void* take(size_t bytes, bool huge) {
     if (bytes >= kMinCached) {
       std::lock_guard lock(mutex_);
-      auto it = free_.find(bytes);
+      auto it = free_.find({bytes, huge});
       if (it != free_.end() && !it->second.empty()) {
         void* p = it->second.back();
         it->second.pop_back();
@@ -60,19 +63,19 @@ class StorageCache {
         return p;
       }
     }
-    return allocate_large(bytes, bytes >= kLargeBlockBytes && huge_pages());
+    return allocate_large(bytes, huge);
   }
 
-  void give(void* p, size_t bytes) {
+  void give(void* p, size_t bytes, bool huge) {
     if (bytes >= kMinCached) {
       std::lock_guard lock(mutex_);
       if (cached_ + bytes <= limit_) {
-        free_[bytes].push_back(p);
+        free_[{bytes, huge}].push_back(p);
         cached_ += bytes;
         return;
       }
     }
-    free_large(p, bytes);
+    free_large(p, bytes, huge);
   }
 
   void set_limit(size_t bytes) {
@@ -101,9 +104,9 @@ class StorageCache {
   void trim_locked() {
     for (auto it = free_.begin(); it != free_.end() && cached_ > limit_;) {
       while (!it->second.empty() && cached_ > limit_) {
-        free_large(it->second.back(), it->first);
+        free_large(it->second.back(), it->first.first, it->first.second);
         it->second.pop_back();
-        cached_ -= it->first;
+        cached_ -= it->first.first;
       }
       it = it->second.empty() ? free_.erase(it) : std::next(it);
     }
@@ -117,7 +120,7 @@ class StorageCache {
   }
 
   std::mutex mutex_;
-  std::map<size_t, std::vector<void*>> free_;
+  std::map<std::pair<size_t, bool>, std::vector<void*>> free_;  // by (bytes, huge)
   size_t cached_ = 0;
   size_t limit_;
 };
@@ -132,9 +135,10 @@ std::shared_ptr<void> allocate_aligned(size_t bytes) {
                  : (bytes + StorageCache::kAlign - 1) / StorageCache::kAlign * StorageCache::kAlign;
   if (rounded >= StorageCache::kMinCached)
     rounded = (rounded + StorageCache::kPage - 1) / StorageCache::kPage * StorageCache::kPage;
-  void* p = StorageCache::instance().take(rounded);
-  return std::shared_ptr<void>(p,
-                               [rounded](void* q) { StorageCache::instance().give(q, rounded); });
+  const bool huge = rounded >= kLargeBlockBytes && huge_pages();
+  void* p = StorageCache::instance().take(rounded, huge);
+  return std::shared_ptr<void>(
+      p, [rounded, huge](void* q) { StorageCache::instance().give(q, rounded, huge); });
 }
 
 }  // namespace detail

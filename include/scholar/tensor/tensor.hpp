@@ -62,7 +62,7 @@ size_t storage_cache_bytes();
 /// Frees every cached block (the limit stays).
 void empty_storage_cache();
 
-/// Tensor storage of 2 MiB and more is mapped on 2 MiB boundaries and, while this is on, advised
+/// While this is on, tensor storage of 2 MiB and more is mapped on 2 MiB boundaries and advised
 /// to Linux for transparent huge pages (madvise MADV_HUGEPAGE; the kernel must allow it:
 /// /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise"). Fewer TLB misses make
 /// large products faster, most on virtual machines, where each miss walks two page tables (2-4%,
