@@ -2,7 +2,7 @@
 //
 // Why: on a virtual machine a TLB miss walks two page tables (the guest's and the host's). On the
 // Sapphire Rapids virtual machine of docs/performance.md, f32 GEMMs with operands of tens of
-// megabytes ran 2-4% faster in 2 MiB pages while the host's page walks were cheap, and 1.2-1.7x
+// megabytes ran 0-4% faster in 2 MiB pages while the host's page walks were cheap, and 1.2-1.7x
 // faster in the hours when they were not (a 1,024 x 50,257 x 768 LM head: 81 -> 141 GFLOP/s). The
 // price there was the first touch: huge pages the host had not backed yet made a GPT-2 small
 // training process start 10-25 s slower. So tensor storage takes huge pages only when asked

@@ -65,7 +65,7 @@ void empty_storage_cache();
 /// While this is on, tensor storage of 2 MiB and more is mapped on 2 MiB boundaries and advised
 /// to Linux for transparent huge pages (madvise MADV_HUGEPAGE; the kernel must allow it:
 /// /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise"). Fewer TLB misses make
-/// large products faster, most on virtual machines, where each miss walks two page tables (2-4%,
+/// large products faster, most on virtual machines, where each miss walks two page tables (0-4%,
 /// and up to 1.7x while the host's page walks are slow, on the machine of docs/performance.md);
 /// the first touch of fresh huge pages can cost more there (a GPT-2 small training process
 /// started 10-25 s slower). Off by default, as in PyTorch; SCHOLAR_HUGE_PAGES=on (or 1) turns it
