@@ -5,8 +5,8 @@
 // megabytes ran 0-4% faster in 2 MiB pages while the host's page walks were cheap, and 1.2-1.7x
 // faster in the hours when they were not (a 1,024 x 50,257 x 768 LM head: 81 -> 141 GFLOP/s). The
 // price there was the first touch: huge pages the host had not backed yet made a GPT-2 small
-// training process start 10-25 s slower. So tensor storage takes huge pages only when asked
-// (set_huge_pages, SCHOLAR_HUGE_PAGES), as PyTorch (THP_MEM_ALLOC_ENABLE), glibc
+// training process take 10-23 s longer to end its first step. So tensor storage takes huge pages
+// only when asked (set_huge_pages, SCHOLAR_HUGE_PAGES), as PyTorch (THP_MEM_ALLOC_ENABLE), glibc
 // (glibc.malloc.hugetlb) and jemalloc do; the GEMMs' few megabytes of packing buffers, touched once
 // per thread and then by every product, always do.
 #include "core/memory.hpp"
