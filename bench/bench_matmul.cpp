@@ -7,8 +7,10 @@
 // registers, the denominators of "% of peak".
 #include <benchmark/benchmark.h>
 #include <cblas.h>
+#include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <vector>
 
 #include "scholar/kernels/kernels.hpp"
@@ -101,8 +103,9 @@ void BM_gemm_f32(benchmark::State& state, bool ta, bool tb, bool own) {
 // input gradient (dY W^T) and weight gradient (X^T dY), the LM head's three, and attention's
 // products per sequence, head and 64-row chunk of causal queries (scores, P V, and their
 // gradients, some accumulating into C). "own" is scholar's kernel, "blas" the build's BLAS through
-// the same gemm(), "cblas" a raw cblas_sgemm per call (the anchors' OpenBLAS). GFLOP/s over the
-// whole list: the rate of "the GEMMs of the step".
+// the same gemm(), "cblas" a raw cblas_sgemm per call (the anchors' OpenBLAS), "mkl" Intel MKL's
+// (where libmkl_rt.so is installed; skipped otherwise). GFLOP/s over the whole list: the rate of
+// "the GEMMs of the step".
 struct StepCall {
   bool ta, tb;
   int64_t M, N, K, lda, ldb, ldc;
@@ -181,12 +184,35 @@ const std::vector<StepCall> kLlamaStep = {
     {true, false, 256, 512, 2048, 256, 512, 512, 0, 16},
 };
 
-enum class StepEngine { own, blas, cblas };
+enum class StepEngine { own, blas, cblas, mkl };
+
+// Intel MKL's cblas_sgemm, loaded at run time from libmkl_rt.so where it is installed (Debian's
+// non-free libmkl-rt; MKL_NUM_THREADS=1 for one thread): the vendor's own GEMM as a second anchor.
+// Null where it is not. Prints MKL's version once.
+using MklSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int,
+                          float, float*, int);
+MklSgemm mkl_sgemm() {
+  static const MklSgemm f = [] {
+    void* lib = dlopen("libmkl_rt.so", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return MklSgemm{nullptr};
+    if (auto version =
+            reinterpret_cast<void (*)(char*, int)>(dlsym(lib, "MKL_Get_Version_String"))) {
+      char text[256] = {};
+      version(text, sizeof text - 1);
+      std::fprintf(stderr, "anchor: %s\n", text);
+    }
+    return reinterpret_cast<MklSgemm>(dlsym(lib, "cblas_sgemm"));
+  }();
+  return f;
+}
 
 void BM_step_gemms(benchmark::State& state, const std::vector<StepCall>* calls, StepEngine engine) {
   scholar::kernels::set_own_f32_gemm(engine == StepEngine::own);
   if (engine == StepEngine::own && !scholar::kernels::has_own_f32_gemm())
     return state.SkipWithError("scholar's own f32 kernel needs AVX-512");
+  const MklSgemm mkl = engine == StepEngine::mkl ? mkl_sgemm() : nullptr;
+  if (engine == StepEngine::mkl && mkl == nullptr)
+    return state.SkipWithError("libmkl_rt.so is not installed (Debian non-free: libmkl-rt)");
   int64_t a_size = 0, b_size = 0, c_size = 0;
   double flops = 0;
   for (const StepCall& c : *calls) {
@@ -201,7 +227,12 @@ void BM_step_gemms(benchmark::State& state, const std::vector<StepCall>* calls, 
   for (auto _ : state) {
     for (const StepCall& k : *calls)
       for (int i = 0; i < k.count; ++i) {
-        if (engine == StepEngine::cblas)
+        if (engine == StepEngine::mkl)
+          mkl(CblasRowMajor, k.ta ? CblasTrans : CblasNoTrans, k.tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(k.M), static_cast<int>(k.N), static_cast<int>(k.K), 1.0f, a.data(),
+              static_cast<int>(k.lda), b.data(), static_cast<int>(k.ldb),
+              static_cast<float>(k.beta), c.data(), static_cast<int>(k.ldc));
+        else if (engine == StepEngine::cblas)
           cblas_sgemm(CblasRowMajor, k.ta ? CblasTrans : CblasNoTrans,
                       k.tb ? CblasTrans : CblasNoTrans, static_cast<int>(k.M),
                       static_cast<int>(k.N), static_cast<int>(k.K), 1.0f, a.data(),
@@ -353,6 +384,9 @@ BENCHMARK_CAPTURE(BM_step_gemms, gpt2_small_blas, &kGpt2SmallStep, StepEngine::b
 BENCHMARK_CAPTURE(BM_step_gemms, gpt2_small_cblas, &kGpt2SmallStep, StepEngine::cblas)
     ->Name("step/gpt2_small/cblas")
     ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_step_gemms, gpt2_small_mkl, &kGpt2SmallStep, StepEngine::mkl)
+    ->Name("step/gpt2_small/mkl")
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_step_gemms, llama_own, &kLlamaStep, StepEngine::own)
     ->Name("step/llama/own")
     ->Unit(benchmark::kMillisecond);
@@ -361,6 +395,9 @@ BENCHMARK_CAPTURE(BM_step_gemms, llama_blas, &kLlamaStep, StepEngine::blas)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_step_gemms, llama_cblas, &kLlamaStep, StepEngine::cblas)
     ->Name("step/llama/cblas")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_step_gemms, llama_mkl, &kLlamaStep, StepEngine::mkl)
+    ->Name("step/llama/mkl")
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_gemm_bf16, nn, false, false)->Name("gemm_bf16/nn")->Apply(shapes);
 BENCHMARK_CAPTURE(BM_gemm_bf16, nt, false, true)->Name("gemm_bf16/nt")->Apply(shapes);

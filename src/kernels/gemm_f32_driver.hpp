@@ -103,6 +103,17 @@ inline int64_t f32_block_columns(int64_t nr) {
   return std::clamp<int64_t>(cols / nr * nr, kF32MinNC, kF32MaxNC);
 }
 
+// The packing buffers of one thread, shared by every engine of the translation unit: a block of
+// op(B) and op(A)'s packed rows (which grow to at most kF32MaxPackedA values).
+struct F32PackState {
+  PackBuffers<float, 0, kF32MaxNC * kF32KC> buf;
+  GrowBuffer<float> packed_a;
+};
+inline F32PackState& f32_pack_state() {
+  static thread_local F32PackState state;
+  return state;
+}
+
 // C = alpha op(A) op(B) + beta C (M, N >= 1; K = 0 handled by the caller). Engine provides:
 //   MR, NR, MC (a multiple of MR): the micro-tile and the rows of op(A) packed in one pass;
 //   pack_k_contiguous(dst, src, ld, R, rows, kc): R-row micro-panel, element (r, k) = src[r * ld
@@ -116,8 +127,9 @@ void f32_gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   constexpr int64_t MR = Engine::MR, NR = Engine::NR, MC = Engine::MC;
   static_assert(MC % MR == 0 && kF32MaxNC % NR == 0);
-  static thread_local PackBuffers<float, 0, kF32MaxNC * kF32KC> buf;
-  static thread_local GrowBuffer<float> packed_a;
+  F32PackState& state = f32_pack_state();
+  auto& buf = state.buf;
+  auto& packed_a = state.packed_a;
   // N in blocks of about f32_block_columns(), as equal as whole panels allow (N = 768 would
   // otherwise be 736 + 32).
   const int64_t bc = f32_block_columns(NR);

@@ -284,12 +284,13 @@ TEST_CASE("gemm in f32 agrees with a plain loop on every engine, layout and edge
     INFO("engine: " << kernels::gemm_backend());
     for (int threads : {1, 2}) {
       set_num_threads(threads);
-      // Edges of the micro-tiles (14 x 32, 6 x 16) and of the packed blocks (K in blocks of at most
-      // 384); products thinner than 16 rows or columns run on the BLAS.
+      // Edges of the micro-tiles (8 x 48 and 6 x 64 with AVX-512, 6 x 16 with AVX2) and of the
+      // packed blocks (K in blocks of at most 384); products thinner than 16 rows or columns run
+      // on the BLAS.
       for (bool ta : {false, true})
         for (bool tb : {false, true})
           for (int64_t M : {1, 16, 17, 28, 29})
-            for (int64_t N : {1, 16, 17, 31, 33})
+            for (int64_t N : {1, 16, 17, 31, 33, 47, 49, 64})
               for (int64_t K : {1, 7, 16, 17, 385}) check_f32(ta, tb, M, N, K, 1.0f, 0.0f);
       // alpha and beta; sizes that cross the K, M and N blocks and split over two threads.
       check_f32(false, true, 250, 1700, 400, 0.5f, 0.25f);
@@ -310,7 +311,8 @@ TEST_CASE("gemm in f32 agrees with a plain loop on every engine, layout and edge
 }
 
 TEST_CASE("scholar's own f32 kernels equal their scalar twin bit for bit", "[matmul]") {
-  // Each SIMD engine this CPU can run (AVX2's 6 x 16 tile, AVX-512's 14 x 32), through gemm();
+  // Each SIMD engine this CPU can run (AVX2's 6 x 16 tile; AVX-512's 8 x 48 tile, and its 6 x 64
+  // one, which runs where it pads less: N = 63, 64 and, from 17 rows, 127), through gemm();
   // products of at least 16 rows and columns, as thinner ones run on the BLAS.
   const kernels::Isa before = kernels::active().isa;
   int engines = 0;
@@ -327,14 +329,14 @@ TEST_CASE("scholar's own f32 kernels equal their scalar twin bit for bit", "[mat
       for (bool ta : {false, true})
         for (bool tb : {false, true})
           for (int64_t M : {16, 17, 29, 31})
-            for (int64_t N : {16, 17, 33})
+            for (int64_t N : {16, 17, 33, 47, 49, 63, 64, 96, 127})
               for (int64_t K : {1, 17, 385, 800}) check_f32_twin(ta, tb, M, N, K, 1.0f, 0.0f);
       // alpha and beta; sizes that cross the M and N blocks and split over two threads.
       check_f32_twin(false, true, 250, 1700, 400, 0.5f, 0.25f);
       check_f32_twin(true, false, 300, 70, 800, -2.0f, 1.0f);
       check_f32_twin(true, true, 130, 800, 1030, 1.0f, 1.0f);
       check_f32_twin(false, false, 60, 1600, 90, 1.0f, -1.0f);
-      // More rows than one packed op(A) holds (2^20 values: 2,730 rows at depth 384), on one
+      // More rows than one packed op(A) holds (2^20 values: about 2,730 rows at depth 384), on one
       // thread, so that op(A) is packed in two chunks.
       if (threads == 1) {
         check_f32_twin(false, true, 2800, 40, 384, 1.0f, 0.5f);
@@ -389,7 +391,7 @@ TEST_CASE("gemm_backend says what gemm runs in f32", "[matmul]") {
   const bool avx2 = kernels::active().isa == kernels::Isa::avx2;
   CHECK(backend == (!kernels::has_own_f32_gemm() ? kernels::blas_name()
                     : avx2                       ? "scholar AVX2 (6x16 micro-tile)"
-                                                 : "scholar AVX-512 (14x32 micro-tile)"));
+                                                 : "scholar AVX-512 (8x48 micro-tile)"));
   kernels::set_own_f32_gemm(false);
   CHECK(!kernels::has_own_f32_gemm());
   CHECK(kernels::gemm_backend() == kernels::blas_name());
