@@ -114,10 +114,25 @@ inline F32PackState& f32_pack_state() {
   return state;
 }
 
+// Packs `rows` rows whose k runs contiguously (element (r, k) = src[r * ld + k]) into consecutive
+// R-row micro-panels of kc * R values, the last zero-padded: the engine's pack_k_panels where it
+// has one, else its pack_k_contiguous a panel at a time.
+template <class Engine>
+void pack_k_panels(float* dst, const float* src, int64_t ld, int64_t R, int64_t rows, int64_t kc) {
+  if constexpr (requires { Engine::pack_k_panels(dst, src, ld, R, rows, kc); }) {
+    Engine::pack_k_panels(dst, src, ld, R, rows, kc);
+  } else {
+    for (int64_t r = 0; r < rows; r += R)
+      Engine::pack_k_contiguous(dst + (r / R) * kc * R, src + r * ld, ld, R, std::min(R, rows - r),
+                                kc);
+  }
+}
+
 // C = alpha op(A) op(B) + beta C (M, N >= 1; K = 0 handled by the caller). Engine provides:
 //   MR, NR, MC (a multiple of MR): the micro-tile and the rows of op(A) packed in one pass;
 //   pack_k_contiguous(dst, src, ld, R, rows, kc): R-row micro-panel, element (r, k) = src[r * ld
-//     + k] (rows beyond `rows` zero) into dst[k * R + r];
+//     + k] (rows beyond `rows` zero) into dst[k * R + r]; or pack_k_panels (see above), which packs
+//     several;
 //   pack_rows(dst, src, ld, R, cols, kc): element (k, c) = src[k * ld + c] into R-column
 //     micro-panels dst[(c / R) * kc * R + k * R + c % R] (the last one zero-padded);
 //   micro_kernel(kc, a, b, C, ldc, m, n, alpha, beta, first): the m x n tile (m <= MR, n <= NR)
@@ -153,18 +168,14 @@ void f32_gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
         if (ta) {
           Engine::pack_rows(dst, A + pc * lda + i0 + ic, lda, MR, mc, kc);
         } else {
-          for (int64_t ir = 0; ir < mc; ir += MR)
-            Engine::pack_k_contiguous(dst + (ir / MR) * kc * MR, A + (i0 + ic + ir) * lda + pc, lda,
-                                      MR, std::min(MR, mc - ir), kc);
+          pack_k_panels<Engine>(dst, A + (i0 + ic) * lda + pc, lda, MR, mc, kc);
         }
       }
       for (int64_t jc = 0; jc < N; jc += NC) {
         const int64_t nc = std::min(NC, N - jc);
         // op(B)(k, j) is B[k * ldb + j], or B[j * ldb + k] when transposed.
         if (tb) {
-          for (int64_t jr = 0; jr < nc; jr += NR)
-            Engine::pack_k_contiguous(buf.b + (jr / NR) * kc * NR, B + (jc + jr) * ldb + pc, ldb,
-                                      NR, std::min(NR, nc - jr), kc);
+          pack_k_panels<Engine>(buf.b, B + jc * ldb + pc, ldb, NR, nc, kc);
         } else {
           Engine::pack_rows(buf.b, B + pc * ldb + jc, ldb, NR, nc, kc);
         }
