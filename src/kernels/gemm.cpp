@@ -288,7 +288,7 @@ void set_own_f32_gemm(bool enabled) {
 std::string gemm_backend() {
   if (has_own_f32_gemm())
     return active().isa == Isa::avx2 ? "scholar AVX2 (6x16 micro-tile)"
-                                     : "scholar AVX-512 (8x48 micro-tile)";
+                                     : "scholar AVX-512 (8x48, 6x64 micro-tiles)";
   return blas_name();
 }
 

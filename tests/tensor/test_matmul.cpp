@@ -391,7 +391,7 @@ TEST_CASE("gemm_backend says what gemm runs in f32", "[matmul]") {
   const bool avx2 = kernels::active().isa == kernels::Isa::avx2;
   CHECK(backend == (!kernels::has_own_f32_gemm() ? kernels::blas_name()
                     : avx2                       ? "scholar AVX2 (6x16 micro-tile)"
-                                                 : "scholar AVX-512 (8x48 micro-tile)"));
+                                                 : "scholar AVX-512 (8x48, 6x64 micro-tiles)"));
   kernels::set_own_f32_gemm(false);
   CHECK(!kernels::has_own_f32_gemm());
   CHECK(kernels::gemm_backend() == kernels::blas_name());

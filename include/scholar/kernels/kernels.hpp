@@ -307,7 +307,7 @@ void rope_angles(float* cos, float* sin, double pos, size_t n_pairs, double thet
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-/// What gemm() runs in f32: "scholar AVX-512 (8x48 micro-tile)" or "scholar AVX2 (6x16
+/// What gemm() runs in f32: "scholar AVX-512 (8x48, 6x64 micro-tiles)" or "scholar AVX2 (6x16
 /// micro-tile)" where has_own_f32_gemm(), else blas_name().
 std::string gemm_backend();
 
@@ -315,10 +315,11 @@ std::string gemm_backend();
 /// "OpenBLAS 0.3.21 (SkylakeX kernels), 1 thread per pool task" or "Eigen 3.4.0 (avx512 build)".
 std::string blas_name();
 
-/// True if gemm() runs f32 products on scholar's own kernels (BLIS-style packing; an 8 x 48 tile
-/// of C in registers on AVX-512, 6 x 16 on AVX2). Measured on Sapphire Rapids
-/// (docs/performance.md): with AVX-512 1.1-1.4x Eigen's GEMM and 1.07-1.11x OpenBLAS's on a
-/// training step's shapes; with AVX2 1.0-1.26x Eigen's and 0.93-1.00x OpenBLAS's. So it runs where
+/// True if gemm() runs f32 products on scholar's own kernels (BLIS-style packing; an 8 x 48 or 6 x
+/// 64 tile of C in registers on AVX-512, 6 x 16 on AVX2). Measured on Sapphire Rapids
+/// (docs/performance.md): with AVX-512 1.1-1.4x Eigen's GEMM, 1.07-1.13x OpenBLAS's and 0.99-1.04x
+/// Intel MKL's on a training step's products; with AVX2 1.0-1.26x Eigen's and 0.93-1.00x
+/// OpenBLAS's. So it runs where
 /// the active kernel table is AVX-512, and AVX2 in Eigen builds (in OpenBLAS builds only when asked
 /// for), unless switched off (environment variable SCHOLAR_F32_GEMM=blas or 0, or
 /// set_own_f32_gemm(false); =own or 1, or set_own_f32_gemm(true), asks for it). Products thinner
