@@ -11,9 +11,9 @@
 // broadcasts). Loads, not multiply-adds, bound such a loop on the Sapphire Rapids host: a loop of
 // 24 FMAs runs at the full rate with 8 loads beside it but about 9% slower with 11 (measured on
 // registers alone), so a tile needs few loads per FMA: the 14 x 32 tile this file had before
-// (16 loads per 28 FMAs) ran whole products 3-6% slower than the 8 x 48. Wide is 2% faster on
-// large products (its A panels pack with less waste); Narrow pads less where N is small or a
-// multiple of 64 but not of 48 (attention's 64-column blocks: 1.2-1.4x), so the entry point
+// (14 broadcasts, 2 loads and 2 prefetches per 28 FMAs) ran a step's large products 0.96-0.99x as
+// fast as the 8 x 48 in a fast hour, about as fast in a slow one. Narrow pads less where N is small
+// or a multiple of 64 but not of 48 (attention's 64-column blocks: 1.17-1.34x), so the entry point
 // picks whichever pads the product less (pick_narrow). Edges are zero-padded in the panels and
 // written through masks; full tiles are written from the registers.
 //
@@ -21,7 +21,8 @@
 // costs 250-300 ns: the packers fetch the rows they will read next (a whole micro-panel ahead for
 // op(A) and transposed op(B), kRowsAhead rows ahead otherwise), and a tile fetches its rows of C,
 // with intent to write, kCLate steps before it writes them. B's micro-panels are not prefetched:
-// they stream from L2 in order, and prefetch instructions took load slots from the loop (3.5%).
+// they stream from L2 in order, and three prefetches per step took load slots from the loop (its
+// rate with all operands in L1: 0.84 of the peak with them, 0.88 without).
 //
 // Compiled with AVX-512 flags as an isolated object (see CMakeLists.txt); only the entry point
 // scholar_gemm_f32_avx512 is global. Called only on CPUs with AVX-512 F/BW/DQ/VL.
@@ -349,9 +350,10 @@ struct Avx512Narrow : Avx512Tile<Avx512Narrow, 6, 4> {
 #undef SCHOLAR_LOOP
 #undef SCHOLAR_ZERO
 
-// True if the 6 x 64 tile pads the product less than the 8 x 48 one, counting the Wide kernel's
-// 3% edge on whole tiles (measured on the step's large products): C's elements computed, padded
-// to whole tiles, times the tile's cost.
+// True if the 6 x 64 tile pads the product less than the 8 x 48 one: C's elements computed, padded
+// to whole tiles, with a 3% margin for the 8 x 48 tile (its edge on large products when op(A) was
+// packed a panel per transpose; since op(A) packs 16 rows per transpose the two run within 1-2% of
+// each other there, and the margin only keeps large products on the tile measured most).
 bool pick_narrow(int64_t M, int64_t N) {
   auto padded = [](int64_t n, int64_t r) { return static_cast<double>((n + r - 1) / r * r); };
   return 1.03 * padded(M, 6) * padded(N, 64) < padded(M, 8) * padded(N, 48);
