@@ -104,8 +104,8 @@ void BM_gemm_f32(benchmark::State& state, bool ta, bool tb, bool own) {
 // products per sequence, head and 64-row chunk of causal queries (scores, P V, and their
 // gradients, some accumulating into C). "own" is scholar's kernel, "blas" the build's BLAS through
 // the same gemm(), "cblas" a raw cblas_sgemm per call (the anchors' OpenBLAS), "mkl" Intel MKL's
-// (where libmkl_rt.so is installed; skipped otherwise). GFLOP/s over the whole list: the rate of
-// "the GEMMs of the step".
+// (where libmkl_rt.so is installed, on one thread; skipped otherwise). GFLOP/s over the whole list:
+// the rate of "the GEMMs of the step".
 struct StepCall {
   bool ta, tb;
   int64_t M, N, K, lda, ldb, ldc;
@@ -186,22 +186,25 @@ const std::vector<StepCall> kLlamaStep = {
 
 enum class StepEngine { own, blas, cblas, mkl };
 
-// Intel MKL's cblas_sgemm, loaded at run time from libmkl_rt.so where it is installed (Debian's
-// non-free libmkl-rt; MKL_NUM_THREADS=1 for one thread): the vendor's own GEMM as a second anchor.
-// Null where it is not. Prints MKL's version once.
-using MklSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int,
-                          float, float*, int);
-MklSgemm mkl_sgemm() {
-  static const MklSgemm f = [] {
+// A row-major SGEMM with cblas_sgemm's interface.
+using Sgemm = decltype(&cblas_sgemm);
+
+// Intel MKL's cblas_sgemm (the same interface and enum values), loaded at run time from
+// libmkl_rt.so where it is installed (Debian's non-free libmkl-rt), set to one thread: the vendor's
+// own GEMM as a second anchor. Null where it is not. Prints MKL's version once.
+Sgemm mkl_sgemm() {
+  static const Sgemm f = [] {
     void* lib = dlopen("libmkl_rt.so", RTLD_NOW | RTLD_LOCAL);
-    if (lib == nullptr) return MklSgemm{nullptr};
+    if (lib == nullptr) return Sgemm{nullptr};
+    if (auto threads = reinterpret_cast<void (*)(int)>(dlsym(lib, "MKL_Set_Num_Threads")))
+      threads(1);
     if (auto version =
             reinterpret_cast<void (*)(char*, int)>(dlsym(lib, "MKL_Get_Version_String"))) {
       char text[256] = {};
       version(text, sizeof text - 1);
       std::fprintf(stderr, "anchor: %s\n", text);
     }
-    return reinterpret_cast<MklSgemm>(dlsym(lib, "cblas_sgemm"));
+    return reinterpret_cast<Sgemm>(dlsym(lib, "cblas_sgemm"));
   }();
   return f;
 }
@@ -210,8 +213,11 @@ void BM_step_gemms(benchmark::State& state, const std::vector<StepCall>* calls, 
   scholar::kernels::set_own_f32_gemm(engine == StepEngine::own);
   if (engine == StepEngine::own && !scholar::kernels::has_own_f32_gemm())
     return state.SkipWithError("scholar's own f32 kernel needs AVX-512");
-  const MklSgemm mkl = engine == StepEngine::mkl ? mkl_sgemm() : nullptr;
-  if (engine == StepEngine::mkl && mkl == nullptr)
+  // The anchors' SGEMM: raw OpenBLAS or MKL (null: scholar's gemm()).
+  const Sgemm sgemm = engine == StepEngine::mkl     ? mkl_sgemm()
+                      : engine == StepEngine::cblas ? &cblas_sgemm
+                                                    : nullptr;
+  if (engine == StepEngine::mkl && sgemm == nullptr)
     return state.SkipWithError("libmkl_rt.so is not installed (Debian non-free: libmkl-rt)");
   int64_t a_size = 0, b_size = 0, c_size = 0;
   double flops = 0;
@@ -227,17 +233,11 @@ void BM_step_gemms(benchmark::State& state, const std::vector<StepCall>* calls, 
   for (auto _ : state) {
     for (const StepCall& k : *calls)
       for (int i = 0; i < k.count; ++i) {
-        if (engine == StepEngine::mkl)
-          mkl(CblasRowMajor, k.ta ? CblasTrans : CblasNoTrans, k.tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(k.M), static_cast<int>(k.N), static_cast<int>(k.K), 1.0f, a.data(),
-              static_cast<int>(k.lda), b.data(), static_cast<int>(k.ldb),
-              static_cast<float>(k.beta), c.data(), static_cast<int>(k.ldc));
-        else if (engine == StepEngine::cblas)
-          cblas_sgemm(CblasRowMajor, k.ta ? CblasTrans : CblasNoTrans,
-                      k.tb ? CblasTrans : CblasNoTrans, static_cast<int>(k.M),
-                      static_cast<int>(k.N), static_cast<int>(k.K), 1.0f, a.data(),
-                      static_cast<int>(k.lda), b.data(), static_cast<int>(k.ldb),
-                      static_cast<float>(k.beta), c.data(), static_cast<int>(k.ldc));
+        if (sgemm != nullptr)
+          sgemm(CblasRowMajor, k.ta ? CblasTrans : CblasNoTrans, k.tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(k.M), static_cast<int>(k.N), static_cast<int>(k.K), 1.0f, a.data(),
+                static_cast<int>(k.lda), b.data(), static_cast<int>(k.ldb),
+                static_cast<float>(k.beta), c.data(), static_cast<int>(k.ldc));
         else
           scholar::kernels::gemm(k.ta, k.tb, k.M, k.N, k.K, 1.0f, a.data(), k.lda, b.data(), k.ldb,
                                  static_cast<float>(k.beta), c.data(), k.ldc);
