@@ -18,7 +18,7 @@
 // written through masks; full tiles are written from the registers.
 //
 // Memory latency is hidden by software prefetches, each measured on a host where a miss to memory
-// costs 250-300 ns: the packers fetch the rows they will read next (a whole micro-panel ahead for
+// costs 250-300 ns: the packers fetch the rows they will read next (the next 16 rows for
 // op(A) and transposed op(B), kRowsAhead rows ahead otherwise), and a tile fetches its rows of C,
 // with intent to write, kCLate steps before it writes them. B's micro-panels are not prefetched:
 // they stream from L2 in order, and three prefetches per step took load slots from the loop (its
